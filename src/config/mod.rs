@@ -1,0 +1,571 @@
+//! Configuration in three stages: `raw` (what users write, serde types that
+//! reject unknown keys), `load` (the figment layers merged), and here the
+//! validated, immutable `Config` the daemon runs from. Every error names
+//! the key and the file or environment variable it came from.
+
+mod load;
+pub(crate) mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use regex::Regex;
+
+pub use load::{fragment_dir, ENV_PREFIX};
+use raw::{CheckType, CommandValue, RawCheck, RawConfig, RawHost};
+
+use crate::check::{Family, Instance, Probe, Target};
+
+/// Invalid configuration: one line per problem. Exits with EX_CONFIG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(problem: String) -> ConfigError {
+        ConfigError {
+            problems: vec![problem],
+        }
+    }
+
+    fn from_figment(err: figment::Error) -> ConfigError {
+        ConfigError {
+            problems: err.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid configuration")?;
+        for p in &self.problems {
+            write!(f, "\n -> {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+impl Host {
+    fn addr(&self, family: Family) -> Option<IpAddr> {
+        match family {
+            Family::V4 => self.ipv4.map(IpAddr::V4),
+            Family::V6 => self.ipv6.map(IpAddr::V6),
+        }
+    }
+
+    fn families(&self) -> Vec<Family> {
+        [Family::V4, Family::V6]
+            .into_iter()
+            .filter(|f| self.addr(*f).is_some())
+            .collect()
+    }
+}
+
+/// The whole validated configuration. Never changed once built: a reload
+/// builds a new one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub base_tick: Duration,
+    pub max_parallel: usize,
+    pub log_level: log::LevelFilter,
+    pub plugin_dir: PathBuf,
+    pub state_dir: Option<PathBuf>,
+    pub hosts: BTreeMap<String, Host>,
+    /// Every enabled check, expanded per host and family, sorted by id.
+    pub instances: Vec<Instance>,
+    /// Names of the checks switched off with `enabled = false`.
+    pub disabled: Vec<String>,
+    /// The files read, in the order they were merged.
+    pub files: Vec<PathBuf>,
+    pub(crate) raw: RawConfig,
+}
+
+impl Config {
+    /// Loads every layer for the main file `main`, then validates.
+    pub fn load(main: &Path) -> Result<Config, ConfigError> {
+        let layers = load::load(main)?;
+        Validator::new(&layers.figment).config(layers.raw, layers.files)
+    }
+
+    /// The number of enabled checks (before expansion).
+    pub fn check_count(&self) -> usize {
+        let mut names: Vec<&str> = self.instances.iter().map(|i| i.check.as_str()).collect();
+        names.dedup();
+        names.len()
+    }
+
+    /// The merged configuration as TOML that picomon accepts again, with
+    /// secrets left out.
+    pub fn dump(&self) -> Result<String, toml::ser::Error> {
+        let mut raw = self.raw.clone();
+        if raw.emails.smtp_password.is_some() {
+            raw.emails.smtp_password = Some("<hidden>".into());
+        }
+        toml::to_string(&raw)
+    }
+
+    /// `OK: N checks (M instances) on H hosts from: FILES`.
+    pub fn summary(&self) -> String {
+        let files: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        let mut s = format!(
+            "OK: {} checks ({} instances) on {} hosts",
+            self.check_count(),
+            self.instances.len(),
+            self.hosts.len()
+        );
+        if !self.disabled.is_empty() {
+            s.push_str(&format!(", {} disabled", self.disabled.len()));
+        }
+        s.push_str(&format!(" from: {}", files.join(", ")));
+        s
+    }
+}
+
+/// Collects every problem instead of stopping at the first, so that one
+/// `check-config` run shows them all.
+struct Validator<'a> {
+    figment: &'a Figment,
+    problems: Vec<String>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(figment: &'a Figment) -> Validator<'a> {
+        Validator {
+            figment,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Records a problem with `key`, naming the layer that set it.
+    fn bad(&mut self, key: &str, what: impl fmt::Display) {
+        let origin = self
+            .figment
+            .find_metadata(key)
+            .map(|md| {
+                let source = md.source.as_ref().map(|s| s.to_string());
+                match source {
+                    Some(s) if md.name.contains("TOML") => format!(" (in {s})"),
+                    Some(s) => format!(" (in {} {s})", md.name),
+                    None => format!(" (in {})", md.name),
+                }
+            })
+            .unwrap_or_default();
+        self.problems.push(format!("{key}: {what}{origin}"));
+    }
+
+    fn positive_secs(&mut self, key: &str, value: f64) -> Duration {
+        if value.is_finite() && value > 0.0 && value < 1e9 {
+            Duration::from_secs_f64(value)
+        } else {
+            self.bad(key, format!("must be a positive number of seconds, not {value}"));
+            Duration::from_secs(1)
+        }
+    }
+
+    fn count(&mut self, key: &str, value: i64, min: i64) -> u32 {
+        match u32::try_from(value) {
+            Ok(v) if value >= min => v,
+            _ => {
+                self.bad(key, format!("must be a whole number of at least {min}, not {value}"));
+                1
+            }
+        }
+    }
+
+    fn name(&mut self, key: &str, name: &str) {
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+            self.bad(key, "a name must be non-empty, without '/' or control characters");
+        }
+    }
+
+    fn config(mut self, raw: RawConfig, files: Vec<PathBuf>) -> Result<Config, ConfigError> {
+        let base_tick = self.positive_secs("base_tick", raw.base_tick);
+        let max_parallel = self.count("max_parallel", raw.max_parallel, 1) as usize;
+        self.positive_secs("emails.smtp_keepalive_timeout", raw.emails.smtp_keepalive_timeout);
+        self.positive_secs("emails.smtp_retry_timeout", raw.emails.smtp_retry_timeout);
+        if !(raw.emails.report.every >= 0.0 && raw.emails.report.every.is_finite()) {
+            let every = raw.emails.report.every;
+            self.bad("emails.report.every", format!("must be 0 (off) or a positive number of seconds, not {every}"));
+        }
+        let mut hosts = BTreeMap::new();
+        for (key, host) in &raw.hosts {
+            if let Some(host) = self.host(key, host) {
+                hosts.insert(key.clone(), host);
+            }
+        }
+        let mut instances = Vec::new();
+        let mut disabled = Vec::new();
+        for (name, check) in &raw.checks {
+            if check.enabled == Some(false) {
+                disabled.push(name.clone());
+                continue;
+            }
+            instances.extend(self.check(&raw, &hosts, name, check));
+        }
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        if !self.problems.is_empty() {
+            return Err(ConfigError {
+                problems: self.problems,
+            });
+        }
+        Ok(Config {
+            base_tick,
+            max_parallel,
+            log_level: raw.log_level.filter(),
+            plugin_dir: raw.plugin_dir.clone(),
+            state_dir: raw.state_dir.clone(),
+            hosts,
+            instances,
+            disabled,
+            files,
+            raw,
+        })
+    }
+
+    fn host(&mut self, key: &str, raw: &RawHost) -> Option<Host> {
+        let at = format!("hosts.{key}");
+        self.name(&at, key);
+        let ipv4 = raw.ipv4.as_ref().and_then(|a| match a.parse::<Ipv4Addr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.bad(&format!("{at}.ipv4"), format!("{a:?} is not an IPv4 address"));
+                None
+            }
+        });
+        let ipv6 = raw.ipv6.as_ref().and_then(|a| match a.parse::<Ipv6Addr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.bad(&format!("{at}.ipv6"), format!("{a:?} is not an IPv6 address"));
+                None
+            }
+        });
+        if raw.ipv4.is_none() && raw.ipv6.is_none() {
+            self.bad(&at, "a host needs ipv4, ipv6 or both");
+            return None;
+        }
+        let name = raw.name.clone().unwrap_or_else(|| key.to_string());
+        if name.chars().any(char::is_control) {
+            self.bad(&format!("{at}.name"), "must not contain control characters");
+        }
+        Some(Host { name, ipv4, ipv6 })
+    }
+
+    /// Validates one check and expands it into its instances.
+    fn check(
+        &mut self,
+        raw: &RawConfig,
+        hosts: &BTreeMap<String, Host>,
+        name: &str,
+        check: &RawCheck,
+    ) -> Vec<Instance> {
+        let at = format!("checks.{name}");
+        self.name(&at, name);
+        let kind = check.kind;
+        for option in check.options_set() {
+            if !kind.options().contains(&option) {
+                self.bad(
+                    &format!("{at}.{option}"),
+                    format!("is not an option of checks of type {:?}", kind.as_str()),
+                );
+            }
+        }
+        let every = self.count(&format!("{at}.every"), check.every.unwrap_or(raw.default_every), 1);
+        let error_every_raw = check.error_every.or(raw.default_error_every);
+        let error_every = match error_every_raw {
+            Some(v) => self.count(&format!("{at}.error_every"), v, 1),
+            None => every,
+        };
+        let retry = self.count(&format!("{at}.retry"), check.retry.unwrap_or(raw.default_retry), 0);
+        let timeout = self.positive_secs(&format!("{at}.timeout"), check.timeout.unwrap_or(raw.default_timeout));
+        let pattern = match (&check.pattern, kind) {
+            (Some(p), _) => match Regex::new(p) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    self.bad(&format!("{at}.pattern"), format!("invalid regular expression: {e}"));
+                    None
+                }
+            },
+            (None, CheckType::DnsRec) => Regex::new("status: NOERROR").ok(),
+            (None, _) => None,
+        };
+
+        let Some(probes) = self.probes(raw, name, check) else {
+            return Vec::new();
+        };
+        let targets = self.targets(hosts, name, check);
+        let mut out = Vec::new();
+        for (probe, label) in probes {
+            let mut push = |id: String, dest: String, target: Option<&Target>| {
+                out.push(Instance {
+                    id,
+                    check: name.to_string(),
+                    dest,
+                    argv: probe.argv(target, timeout, &raw.plugin_dir),
+                    pattern: pattern.clone(),
+                    every,
+                    error_every,
+                    retry,
+                    timeout,
+                });
+            };
+            match (&targets, label) {
+                (Some(targets), _) => {
+                    for (target, dest) in targets {
+                        let id = format!("{name}/{}/{}", target.host, target.family.id());
+                        push(id, dest.clone(), Some(target));
+                    }
+                }
+                (None, Some(label)) => push(format!("{name}/{label}"), label, None),
+                (None, None) => push(name.to_string(), name.to_string(), None),
+            }
+        }
+        out
+    }
+
+    /// The type-specific part: one probe, or one per zone for `dns-zone`
+    /// (with the zone as label).
+    fn probes(&mut self, raw: &RawConfig, name: &str, check: &RawCheck) -> Option<Vec<(Probe, Option<String>)>> {
+        let at = format!("checks.{name}");
+        let one = |p: Probe| Some(vec![(p, None)]);
+        match check.kind {
+            CheckType::Ping => one(Probe::Ping),
+            CheckType::Jabber => one(Probe::Jabber),
+            CheckType::Http | CheckType::Https => {
+                let status = match check.status {
+                    Some(s) if (100..=599).contains(&s) => Some(s as u16),
+                    Some(s) => {
+                        self.bad(&format!("{at}.status"), format!("{s} is not an HTTP status (100 to 599)"));
+                        None
+                    }
+                    None => None,
+                };
+                one(Probe::Http {
+                    ssl: check.kind == CheckType::Https,
+                    status,
+                    vhost: check.vhost.clone(),
+                    string: check.string.clone(),
+                    url: check.url.clone(),
+                })
+            }
+            CheckType::Smtp => {
+                let command = match &check.command {
+                    Some(CommandValue::Line(c)) => Some(c.clone()),
+                    Some(CommandValue::Argv(_)) => {
+                        self.bad(&format!("{at}.command"), "for smtp checks this is one SMTP command, a string");
+                        None
+                    }
+                    None => None,
+                };
+                let from_addr = check
+                    .from_addr
+                    .clone()
+                    .unwrap_or_else(|| address_of(&from_header(raw.emails.from.as_deref())));
+                one(Probe::Smtp {
+                    from_addr,
+                    command,
+                    response: check.response.clone(),
+                })
+            }
+            CheckType::DnsRec => one(Probe::DnsRec {
+                query: check.query.clone().unwrap_or_else(|| "www.example.org".into()),
+            }),
+            CheckType::Openvpn => {
+                let port = check.port.unwrap_or(1194);
+                match u16::try_from(port) {
+                    Ok(port) if port > 0 => one(Probe::Openvpn { port }),
+                    _ => {
+                        self.bad(&format!("{at}.port"), format!("{port} is not a port (1 to 65535)"));
+                        None
+                    }
+                }
+            }
+            CheckType::DnsZone => {
+                let family = match check.ip_version {
+                    None => None,
+                    Some(4) => Some(Family::V4),
+                    Some(6) => Some(Family::V6),
+                    Some(v) => {
+                        self.bad(&format!("{at}.ip_version"), format!("must be 4 or 6, not {v}"));
+                        None
+                    }
+                };
+                let zones = check.zones.clone().unwrap_or_default();
+                if zones.is_empty() {
+                    self.bad(&format!("{at}.zones"), "a dns-zone check needs at least one zone");
+                    return None;
+                }
+                let mut probes = Vec::new();
+                for zone in zones {
+                    self.name(&format!("{at}.zones"), &zone);
+                    probes.push((Probe::DnsZone { zone: zone.clone(), family }, Some(zone)));
+                }
+                Some(probes)
+            }
+            CheckType::Command => match &check.command {
+                Some(CommandValue::Argv(argv)) if argv.first().is_some_and(|a| !a.is_empty()) => {
+                    let uses_target = argv.iter().any(|a| a.contains("{addr}") || a.contains("{host}"));
+                    if uses_target && check.hosts.is_none() {
+                        self.bad(&format!("{at}.command"), "uses {addr} or {host} but the check has no hosts");
+                    }
+                    one(Probe::Command { argv: argv.clone() })
+                }
+                Some(CommandValue::Argv(_)) => {
+                    self.bad(&format!("{at}.command"), "must not be empty: give the program and its arguments");
+                    None
+                }
+                Some(CommandValue::Line(_)) => {
+                    self.bad(&format!("{at}.command"), "must be a list: [\"program\", \"argument\", …] (no shell is used)");
+                    None
+                }
+                None => {
+                    self.bad(&at, "a command check needs `command = [\"program\", …]`");
+                    None
+                }
+            },
+        }
+    }
+
+    /// The hosts and families a check runs against, each with its `{dest}`,
+    /// or None for checks without hosts.
+    fn targets(&mut self, hosts: &BTreeMap<String, Host>, name: &str, check: &RawCheck) -> Option<Vec<(Target, String)>> {
+        let at = format!("checks.{name}");
+        let needs_hosts = !matches!(check.kind, CheckType::Command | CheckType::DnsZone);
+        let Some(keys) = &check.hosts else {
+            if needs_hosts {
+                self.bad(&format!("{at}.hosts"), format!("a {} check needs hosts = [\"…\"]", check.kind.as_str()));
+            }
+            if check.ip.is_some() {
+                self.bad(&format!("{at}.ip"), "only applies to checks with hosts");
+            }
+            return None;
+        };
+        if check.kind == CheckType::DnsZone {
+            self.bad(&format!("{at}.hosts"), "dns-zone checks take zones, not hosts");
+            return None;
+        }
+        if keys.is_empty() {
+            self.bad(&format!("{at}.hosts"), "must name at least one host (or set enabled = false)");
+        }
+        let wanted: Option<Vec<Family>> = check.ip.as_ref().map(|ip| {
+            let mut families = Vec::new();
+            for v in ip {
+                match v {
+                    4 => families.push(Family::V4),
+                    6 => families.push(Family::V6),
+                    _ => self.bad(&format!("{at}.ip"), format!("address families are 4 and 6, not {v}")),
+                }
+            }
+            families.sort();
+            families.dedup();
+            if families.is_empty() {
+                self.bad(&format!("{at}.ip"), "must name at least one family: [4], [6] or [4, 6]");
+            }
+            families
+        });
+        let mut targets = Vec::new();
+        for key in keys {
+            let Some(host) = hosts.get(key) else {
+                self.bad(&format!("{at}.hosts"), format!("unknown host {key:?}: no [hosts.{key}] table"));
+                continue;
+            };
+            let families = match &wanted {
+                Some(w) => w.clone(),
+                None => host.families(),
+            };
+            for family in &families {
+                match host.addr(*family) {
+                    Some(addr) => {
+                        let dest = if families.len() > 1 {
+                            format!("{} ({})", host.name, family.label())
+                        } else {
+                            host.name.clone()
+                        };
+                        targets.push((
+                            Target {
+                                host: key.clone(),
+                                addr,
+                                family: *family,
+                            },
+                            dest,
+                        ));
+                    }
+                    None => self.bad(
+                        &format!("{at}.ip"),
+                        format!("host {key:?} has no {} address (hosts.{key}.{})", family.label(), family.id()),
+                    ),
+                }
+            }
+        }
+        Some(targets)
+    }
+}
+
+/// The `From:` header: as configured, else `Picomon <picomon@FQDN>`.
+pub fn from_header(configured: Option<&str>) -> String {
+    match configured {
+        Some(from) => from.to_string(),
+        None => format!("Picomon <picomon@{}>", fqdn()),
+    }
+}
+
+/// The bare address of a `Name <addr>` or `addr` mailbox.
+pub fn address_of(mailbox: &str) -> String {
+    match (mailbox.rfind('<'), mailbox.rfind('>')) {
+        (Some(start), Some(end)) if start < end => mailbox[start + 1..end].trim().to_string(),
+        _ => mailbox.trim().to_string(),
+    }
+}
+
+/// This machine's fully qualified name, as the resolver gives it, else its
+/// plain host name.
+pub fn fqdn() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let short = match ok {
+        true => String::from_utf8_lossy(&buf[..end]).into_owned(),
+        false => "localhost".to_string(),
+    };
+    canonical_name(&short).unwrap_or(short)
+}
+
+fn canonical_name(host: &str) -> Option<String> {
+    let c_host = std::ffi::CString::new(host).ok()?;
+    // SAFETY: zeroed addrinfo is a valid "no hints" value; we only set flags.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C strings and pointers; `res` is freed below.
+    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
+    }
+    // SAFETY: getaddrinfo succeeded, so `res` points to a valid list.
+    let name = unsafe {
+        let canon = (*res).ai_canonname;
+        let name = (!canon.is_null())
+            .then(|| std::ffi::CStr::from_ptr(canon).to_string_lossy().into_owned());
+        libc::freeaddrinfo(res);
+        name
+    };
+    name.filter(|n| !n.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

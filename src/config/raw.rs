@@ -1,0 +1,279 @@
+//! The configuration exactly as users write it: serde types that reject
+//! unknown keys, so that a typo is an error instead of a silently ignored
+//! (and therefore never alerting) setting.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawConfig {
+    pub base_tick: f64,
+    pub default_every: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_error_every: Option<i64>,
+    pub default_retry: i64,
+    pub default_timeout: f64,
+    pub max_parallel: i64,
+    pub plugin_dir: PathBuf,
+    pub log_level: LogLevel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    pub emails: RawEmails,
+    pub hosts: BTreeMap<String, RawHost>,
+    pub checks: BTreeMap<String, RawCheck>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            base_tick: 60.0,
+            default_every: 1,
+            default_error_every: None,
+            default_retry: 1,
+            default_timeout: 2.0,
+            max_parallel: 32,
+            plugin_dir: PathBuf::from("/usr/lib/nagios/plugins"),
+            log_level: LogLevel::Info,
+            state_dir: None,
+            emails: RawEmails::default(),
+            hosts: BTreeMap::new(),
+            checks: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawEmails {
+    pub to: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub smtp_host: String,
+    pub smtp_security: SmtpSecurity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_ca_file: Option<PathBuf>,
+    pub smtp_keepalive_timeout: f64,
+    pub smtp_retry_timeout: f64,
+    pub subject_tpl: String,
+    pub watchdog_subject: String,
+    pub report: RawReport,
+}
+
+impl Default for RawEmails {
+    fn default() -> Self {
+        RawEmails {
+            to: Vec::new(),
+            from: None,
+            smtp_host: "localhost:25".into(),
+            smtp_security: SmtpSecurity::None,
+            smtp_user: None,
+            smtp_password: None,
+            smtp_password_file: None,
+            smtp_ca_file: None,
+            smtp_keepalive_timeout: 60.0,
+            smtp_retry_timeout: 60.0,
+            subject_tpl: "[picomon] {state}: {check} on {dest}".into(),
+            watchdog_subject: "[picomon] picomon stopped".into(),
+            report: RawReport::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SmtpSecurity {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawReport {
+    pub every: f64,
+    pub subject: String,
+}
+
+impl Default for RawReport {
+    fn default() -> Self {
+        RawReport {
+            every: 0.0,
+            subject: "[picomon] error report".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHost {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum CheckType {
+    #[serde(rename = "ping")]
+    Ping,
+    #[serde(rename = "http")]
+    Http,
+    #[serde(rename = "https")]
+    Https,
+    #[serde(rename = "smtp")]
+    Smtp,
+    #[serde(rename = "dns-rec")]
+    DnsRec,
+    #[serde(rename = "dns-zone")]
+    DnsZone,
+    #[serde(rename = "openvpn")]
+    Openvpn,
+    #[serde(rename = "jabber")]
+    Jabber,
+    #[serde(rename = "command")]
+    Command,
+}
+
+impl CheckType {
+    /// The name users write in `type = "…"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckType::Ping => "ping",
+            CheckType::Http => "http",
+            CheckType::Https => "https",
+            CheckType::Smtp => "smtp",
+            CheckType::DnsRec => "dns-rec",
+            CheckType::DnsZone => "dns-zone",
+            CheckType::Openvpn => "openvpn",
+            CheckType::Jabber => "jabber",
+            CheckType::Command => "command",
+        }
+    }
+
+    /// The type-specific keys this type accepts (beyond the common ones).
+    pub fn options(self) -> &'static [&'static str] {
+        match self {
+            CheckType::Ping | CheckType::Jabber => &[],
+            CheckType::Http | CheckType::Https => &["status", "vhost", "string", "url"],
+            CheckType::Smtp => &["from_addr", "command", "response"],
+            CheckType::DnsRec => &["query"],
+            CheckType::DnsZone => &["zones", "ip_version"],
+            CheckType::Openvpn => &["port"],
+            CheckType::Command => &["command"],
+        }
+    }
+}
+
+/// One `[checks.NAME]` table. Type-specific keys are all optional here;
+/// validation rejects those that do not belong to the check's type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheck {
+    #[serde(rename = "type")]
+    pub kind: CheckType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Vec<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_every: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    // http, https
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vhost: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    // smtp (`command` is shared with the command type, as a different shape)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandValue>,
+    // dns-rec
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    // dns-zone
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zones: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_version: Option<i64>,
+    // openvpn
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+}
+
+/// `command` is an argv list for `type = "command"` and an SMTP command
+/// string for `type = "smtp"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum CommandValue {
+    Argv(Vec<String>),
+    Line(String),
+}
+
+impl RawCheck {
+    /// The type-specific keys that are set, by name.
+    pub fn options_set(&self) -> Vec<&'static str> {
+        let set = [
+            ("status", self.status.is_some()),
+            ("vhost", self.vhost.is_some()),
+            ("string", self.string.is_some()),
+            ("url", self.url.is_some()),
+            ("from_addr", self.from_addr.is_some()),
+            ("response", self.response.is_some()),
+            ("command", self.command.is_some()),
+            ("query", self.query.is_some()),
+            ("zones", self.zones.is_some()),
+            ("ip_version", self.ip_version.is_some()),
+            ("port", self.port.is_some()),
+        ];
+        set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
+    }
+}

@@ -1,0 +1,114 @@
+//! picomon: runs monitoring plugins on a schedule and alerts when a check
+//! fails and when it recovers. The library holds everything; the binaries
+//! only parse arguments and report errors, and the watchdog reuses the
+//! configuration loader.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+mod once;
+pub mod runner;
+pub mod scheduler;
+pub mod signals;
+pub mod state;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use cli::{Cli, Command};
+use config::Config;
+
+/// EX_CONFIG from sysexits.h: the configuration is invalid.
+pub const EX_CONFIG: u8 = 78;
+
+static DEBUG_FORCED: AtomicBool = AtomicBool::new(false);
+
+/// Logs to standard error. Under journald (`JOURNAL_STREAM` set) lines get
+/// a syslog priority prefix instead of a timestamp, since journald adds
+/// its own.
+pub fn init_logging(program: &'static str, debug: bool) {
+    DEBUG_FORCED.store(debug, Ordering::Relaxed);
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let result = fern::Dispatch::new()
+        .level(log::LevelFilter::Trace)
+        .format(move |out, message, record| {
+            let level = record.level();
+            if journald {
+                let priority = match level {
+                    log::Level::Error => 3,
+                    log::Level::Warn => 4,
+                    log::Level::Info => 6,
+                    log::Level::Debug | log::Level::Trace => 7,
+                };
+                out.finish(format_args!("<{priority}>{level:<5} {message}"))
+            } else {
+                let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+                out.finish(format_args!("{now} {program}: {level:<5} {message}"))
+            }
+        })
+        .chain(std::io::stderr())
+        .apply();
+    if result.is_err() {
+        eprintln!("{program}: warning: logging was already set up");
+    }
+    set_log_level(log::LevelFilter::Info);
+}
+
+/// Sets the log level from the configuration, unless `-D` forced DEBUG.
+pub fn set_log_level(level: log::LevelFilter) {
+    if DEBUG_FORCED.load(Ordering::Relaxed) {
+        log::set_max_level(log::LevelFilter::Debug.max(level));
+    } else {
+        log::set_max_level(level);
+    }
+}
+
+/// Prints an error and its causes the house way: `picomon: error: …`
+/// then one ` -> cause` line each. Returns the exit code it deserves.
+pub fn report_error(program: &str, err: &anyhow::Error) -> ExitCode {
+    eprintln!("{program}: error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!(" -> {cause}");
+    }
+    if err.chain().any(|c| c.downcast_ref::<config::ConfigError>().is_some()) {
+        ExitCode::from(EX_CONFIG)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs what the command line asks for.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::CheckConfig { dump, common }) => {
+            let config = Config::load(&common.config)?;
+            if dump {
+                print!("{}", config.dump().context("cannot print the configuration as TOML")?);
+            } else {
+                println!("{}", config.summary());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let config = Config::load(&cli.run.common.config)?;
+            set_log_level(config.log_level);
+            let runner = Arc::new(runner::Runner::new());
+            if cli.run.one {
+                return once::run(&config, &runner, cli.run.json);
+            }
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let signal_tx = tx.clone();
+            signals::spawn(move |s| {
+                let _ = signal_tx.send(scheduler::Msg::Signal(s));
+            })
+            .context("cannot install signal handlers")?;
+            let daemon = scheduler::Daemon::new(config, cli.run.common.config.clone(), runner, tx, rx)
+                .context("cannot start plugin workers")?;
+            daemon.run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The per-instance state machine of SPEC section 4: consecutive failed
+//! runs, the switch to failing after `retry + 1` of them, recovery at the
+//! first OK run. Each switch is an `Event`, the one place where alerting
+//! (logs now, email later) plugs in.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use crate::check::{Instance, RunResult, State};
+
+/// What is remembered about one check instance between runs.
+#[derive(Debug, Clone, Default)]
+pub struct CheckState {
+    /// Failed runs in a row, the current one included.
+    pub failed_runs: u32,
+    /// When the first of those failed runs started.
+    pub since: Option<SystemTime>,
+    /// True from the `retry + 1`-th failed run to the next OK one.
+    pub failing: bool,
+    pub last: Option<RunResult>,
+}
+
+/// A switch of a check instance, to be told to people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The instance is now failing.
+    Failing,
+    /// The instance was failing and its last run was OK.
+    Recovered {
+        /// From the first failed run to the OK one.
+        after: Duration,
+        /// How many runs failed in between.
+        failed_runs: u32,
+    },
+}
+
+/// A transition with everything needed to describe it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub check: String,
+    pub dest: String,
+    pub transition: Transition,
+    pub since: SystemTime,
+    pub result: RunResult,
+}
+
+impl CheckState {
+    /// Records a run; returns the switch it causes, if any.
+    pub fn record(&mut self, result: RunResult, retry: u32) -> Option<Transition> {
+        let ok = result.state == State::Ok;
+        let at = result.started;
+        self.last = Some(result);
+        if ok {
+            let was_failing = self.failing;
+            let failed_runs = self.failed_runs;
+            let since = self.since.take();
+            self.failed_runs = 0;
+            self.failing = false;
+            return was_failing.then(|| Transition::Recovered {
+                after: since
+                    .and_then(|s| at.duration_since(s).ok())
+                    .unwrap_or_default(),
+                failed_runs,
+            });
+        }
+        self.failed_runs = self.failed_runs.saturating_add(1);
+        self.since.get_or_insert(at);
+        if !self.failing && self.failed_runs > retry {
+            self.failing = true;
+            return Some(Transition::Failing);
+        }
+        None
+    }
+
+    /// Ticks until the next run: `error_every` while failing, else `every`.
+    pub fn interval(&self, instance: &Instance) -> u32 {
+        if self.failing {
+            instance.error_every
+        } else {
+            instance.every
+        }
+    }
+}
+
+/// Formats a duration for people: `45s`, `3m 05s`, `1h 02m 03s`, `2d 4h 00m`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (days, h, m) {
+        (0, 0, 0) => format!("{sec}s"),
+        (0, 0, _) => format!("{m}m {sec:02}s"),
+        (0, _, _) => format!("{h}h {m:02}m {sec:02}s"),
+        _ => format!("{days}d {h}h {m:02}m"),
+    }
+}
+
+/// A point in time for people (UTC, to the second).
+pub fn human_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The state of every instance, failing ones first with since-when and
+/// their last output, then the others: shared by SIGUSR1 and the reports.
+pub fn render_states<'a>(
+    entries: impl IntoIterator<Item = (&'a Instance, &'a CheckState)>,
+    now: SystemTime,
+) -> String {
+    let entries: Vec<_> = entries.into_iter().collect();
+    let (failing, others): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, s)| s.failing);
+    let mut out = String::new();
+    let _ = writeln!(out, "Failing checks: {}", failing.len());
+    for (inst, state) in &failing {
+        let since = state.since.unwrap_or(now);
+        let for_how_long = human_duration(now.duration_since(since).unwrap_or_default());
+        let severity = state.last.as_ref().map(|r| r.state).unwrap_or(State::Unknown);
+        let _ = writeln!(
+            out,
+            "  {severity:<8} {} on {}: failing since {} ({for_how_long}, {} failed runs)",
+            inst.check,
+            inst.dest,
+            human_time(since),
+            state.failed_runs
+        );
+        if let Some(last) = &state.last {
+            for line in last.output().lines() {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+    }
+    let _ = writeln!(out, "Other checks: {}", others.len());
+    for (inst, state) in &others {
+        let status = match (&state.last, state.failed_runs) {
+            (None, _) => "PENDING".to_string(),
+            (Some(_), 0) => "OK".to_string(),
+            (Some(last), n) => format!("{} (retrying, {n} failed runs)", last.state),
+        };
+        let _ = writeln!(out, "  {status:<8} {} on {}", inst.check, inst.dest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(state: State, at_secs: u64) -> RunResult {
+        RunResult {
+            state,
+            exit_code: Some(0),
+            summary: String::new(),
+            perfdata: String::new(),
+            details: String::new(),
+            duration: Duration::ZERO,
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(at_secs),
+        }
+    }
+
+    #[test]
+    fn failing_from_the_retry_plus_one_th_failed_run() {
+        let mut s = CheckState::default();
+        assert_eq!(s.record(result(State::Critical, 0), 2), None);
+        assert_eq!(s.record(result(State::Warning, 60), 2), None);
+        assert!(!s.failing);
+        assert_eq!(s.record(result(State::Unknown, 120), 2), Some(Transition::Failing));
+        assert!(s.failing);
+        // Staying down says nothing more.
+        assert_eq!(s.record(result(State::Critical, 180), 2), None);
+        assert_eq!(
+            s.record(result(State::Ok, 3723), 2),
+            Some(Transition::Recovered {
+                after: Duration::from_secs(3723),
+                failed_runs: 4
+            })
+        );
+        assert!(!s.failing);
+        assert_eq!(s.failed_runs, 0);
+    }
+
+    #[test]
+    fn retry_zero_fails_at_once_and_a_blip_below_retry_is_silent() {
+        let mut s = CheckState::default();
+        assert_eq!(s.record(result(State::Critical, 0), 0), Some(Transition::Failing));
+        let mut s = CheckState::default();
+        assert_eq!(s.record(result(State::Critical, 0), 1), None);
+        assert_eq!(s.record(result(State::Ok, 60), 1), None);
+        assert_eq!(s.record(result(State::Critical, 120), 1), None);
+        assert_eq!(s.since, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(Duration::from_secs(45)), "45s");
+        assert_eq!(human_duration(Duration::from_secs(185)), "3m 05s");
+        assert_eq!(human_duration(Duration::from_secs(3723)), "1h 02m 03s");
+        assert_eq!(human_duration(Duration::from_secs(2 * 86400 + 4 * 3600)), "2d 4h 00m");
+    }
+}
