@@ -95,12 +95,14 @@ pub enum Probe {
     Ping,
     Http {
         ssl: bool,
+        port: Option<u16>,
         status: Option<u16>,
         vhost: Option<String>,
         string: Option<String>,
         url: Option<String>,
     },
     Smtp {
+        port: Option<u16>,
         from_addr: String,
         command: Option<String>,
         response: Option<String>,
@@ -115,7 +117,9 @@ pub enum Probe {
     Openvpn {
         port: u16,
     },
-    Jabber,
+    Jabber {
+        port: Option<u16>,
+    },
     Command {
         argv: Vec<String>,
     },
@@ -153,6 +157,7 @@ impl Probe {
             }
             Probe::Http {
                 ssl,
+                port,
                 status,
                 vhost,
                 string,
@@ -163,6 +168,7 @@ impl Probe {
                 for a in ["-I", &addr, "-t", &t] {
                     push(a);
                 }
+                push_port(&mut push, *port);
                 if let Some(status) = status {
                     push("-e");
                     push(&status.to_string());
@@ -179,6 +185,7 @@ impl Probe {
                 }
             }
             Probe::Smtp {
+                port,
                 from_addr,
                 command,
                 response,
@@ -188,6 +195,7 @@ impl Probe {
                 for a in ["-H", &addr, "-f", from_addr, "-t", &t] {
                     push(a);
                 }
+                push_port(&mut push, *port);
                 for (flag, value) in [("-C", command), ("-R", response)] {
                     if let Some(value) = value {
                         push(flag);
@@ -219,12 +227,13 @@ impl Probe {
                 argv.push(OsString::from("-e"));
                 argv.push(OsString::from("@"));
             }
-            Probe::Jabber => {
+            Probe::Jabber { port } => {
                 argv.push(plugin("check_jabber"));
                 let mut push = |s: &str| argv.push(OsString::from(s));
                 for a in ["-H", &addr, "-t", &t] {
                     push(a);
                 }
+                push_port(&mut push, *port);
             }
             Probe::Command { argv: words } => {
                 let host = target.map(|t| t.host.as_str()).unwrap_or_default();
@@ -234,6 +243,14 @@ impl Probe {
             }
         }
         argv
+    }
+}
+
+/// `-p PORT` when a port is set; plugins know their protocol's default.
+fn push_port(push: &mut impl FnMut(&str), port: Option<u16>) {
+    if let Some(port) = port {
+        push("-p");
+        push(&port.to_string());
     }
 }
 
@@ -462,6 +479,7 @@ mod tests {
     fn http_and_https_argv() {
         let mut p = Probe::Http {
             ssl: false,
+            port: None,
             status: None,
             vhost: None,
             string: None,
@@ -473,6 +491,7 @@ mod tests {
         );
         p = Probe::Http {
             ssl: true,
+            port: Some(8443),
             status: Some(302),
             vhost: Some("www.example.org".into()),
             string: Some("Welcome".into()),
@@ -481,7 +500,7 @@ mod tests {
         assert_eq!(
             words(&p.argv(Some(&v6()), T, Path::new(DIR))),
             [
-                "/plug/check_http", "-I", "2001:db8::10", "-t", "3", "-e", "302", "-H",
+                "/plug/check_http", "-I", "2001:db8::10", "-t", "3", "-p", "8443", "-e", "302", "-H",
                 "www.example.org", "-s", "Welcome", "-u", "/login", "--ssl", "--sni"
             ]
         );
@@ -490,6 +509,7 @@ mod tests {
     #[test]
     fn smtp_argv() {
         let p = Probe::Smtp {
+            port: None,
             from_addr: "picomon@example.org".into(),
             command: Some("EHLO picomon".into()),
             response: Some("250".into()),
@@ -531,10 +551,10 @@ mod tests {
         assert_eq!(w[7], "-s");
         assert!(!OPENVPN_PROBE.contains(&0), "argv cannot carry NUL");
         assert_eq!(w[9..], ["-e", "@"]);
-        let jabber = Probe::Jabber;
+        let jabber = Probe::Jabber { port: Some(5222) };
         assert_eq!(
             words(&jabber.argv(Some(&v6()), T, Path::new(DIR))),
-            ["/plug/check_jabber", "-H", "2001:db8::10", "-t", "3"]
+            ["/plug/check_jabber", "-H", "2001:db8::10", "-t", "3", "-p", "5222"]
         );
     }
 

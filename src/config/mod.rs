@@ -33,10 +33,38 @@ impl ConfigError {
         }
     }
 
+    /// Rewrites figment's errors as `WHERE: KEY: WHAT`, where WHERE is the
+    /// file or the environment variable that set the key.
     fn from_figment(err: figment::Error) -> ConfigError {
-        ConfigError {
-            problems: err.into_iter().map(|e| e.to_string()).collect(),
-        }
+        let problems = err
+            .into_iter()
+            .map(|e| {
+                let key = e.path.join(".");
+                let origin = match &e.metadata {
+                    Some(md) if md.name.contains("environment") => {
+                        format!("{ENV_PREFIX}{}", e.path.join("__").to_uppercase())
+                    }
+                    Some(md) => md
+                        .source
+                        .as_ref()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| md.name.to_string()),
+                    None => "configuration".to_string(),
+                };
+                let what = match &e.kind {
+                    figment::error::Kind::UnknownField(found, known) => {
+                        format!("unknown key `{found}`; known keys here: {}", known.join(", "))
+                    }
+                    kind => kind.to_string().trim_end().replace('\n', "\n    "),
+                };
+                if key.is_empty() {
+                    format!("{origin}: {what}")
+                } else {
+                    format!("{origin}: {key}: {what}")
+                }
+            })
+            .collect();
+        ConfigError { problems }
     }
 }
 
@@ -153,19 +181,18 @@ impl<'a> Validator<'a> {
 
     /// Records a problem with `key`, naming the layer that set it.
     fn bad(&mut self, key: &str, what: impl fmt::Display) {
-        let origin = self
-            .figment
-            .find_metadata(key)
-            .map(|md| {
-                let source = md.source.as_ref().map(|s| s.to_string());
-                match source {
-                    Some(s) if md.name.contains("TOML") => format!(" (in {s})"),
-                    Some(s) => format!(" (in {} {s})", md.name),
-                    None => format!(" (in {})", md.name),
-                }
-            })
-            .unwrap_or_default();
-        self.problems.push(format!("{key}: {what}{origin}"));
+        let origin = match self.figment.find_metadata(key) {
+            Some(md) if md.name.contains("environment") => {
+                format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+            }
+            Some(md) => md
+                .source
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "built-in defaults".to_string()),
+            None => "configuration".to_string(),
+        };
+        self.problems.push(format!("{origin}: {key}: {what}"));
     }
 
     fn positive_secs(&mut self, key: &str, value: f64) -> Duration {
@@ -342,9 +369,19 @@ impl<'a> Validator<'a> {
     fn probes(&mut self, raw: &RawConfig, name: &str, check: &RawCheck) -> Option<Vec<(Probe, Option<String>)>> {
         let at = format!("checks.{name}");
         let one = |p: Probe| Some(vec![(p, None)]);
+        let port = match check.port {
+            None => None,
+            Some(port) => match u16::try_from(port) {
+                Ok(port) if port > 0 => Some(port),
+                _ => {
+                    self.bad(&format!("{at}.port"), format!("{port} is not a port (1 to 65535)"));
+                    return None;
+                }
+            },
+        };
         match check.kind {
             CheckType::Ping => one(Probe::Ping),
-            CheckType::Jabber => one(Probe::Jabber),
+            CheckType::Jabber => one(Probe::Jabber { port }),
             CheckType::Http | CheckType::Https => {
                 let status = match check.status {
                     Some(s) if (100..=599).contains(&s) => Some(s as u16),
@@ -356,6 +393,7 @@ impl<'a> Validator<'a> {
                 };
                 one(Probe::Http {
                     ssl: check.kind == CheckType::Https,
+                    port,
                     status,
                     vhost: check.vhost.clone(),
                     string: check.string.clone(),
@@ -376,6 +414,7 @@ impl<'a> Validator<'a> {
                     .clone()
                     .unwrap_or_else(|| address_of(&from_header(raw.emails.from.as_deref())));
                 one(Probe::Smtp {
+                    port,
                     from_addr,
                     command,
                     response: check.response.clone(),
@@ -384,16 +423,9 @@ impl<'a> Validator<'a> {
             CheckType::DnsRec => one(Probe::DnsRec {
                 query: check.query.clone().unwrap_or_else(|| "www.example.org".into()),
             }),
-            CheckType::Openvpn => {
-                let port = check.port.unwrap_or(1194);
-                match u16::try_from(port) {
-                    Ok(port) if port > 0 => one(Probe::Openvpn { port }),
-                    _ => {
-                        self.bad(&format!("{at}.port"), format!("{port} is not a port (1 to 65535)"));
-                        None
-                    }
-                }
-            }
+            CheckType::Openvpn => one(Probe::Openvpn {
+                port: port.unwrap_or(1194),
+            }),
             CheckType::DnsZone => {
                 let family = match check.ip_version {
                     None => None,

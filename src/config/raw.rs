@@ -186,9 +186,10 @@ impl CheckType {
     /// The type-specific keys this type accepts (beyond the common ones).
     pub fn options(self) -> &'static [&'static str] {
         match self {
-            CheckType::Ping | CheckType::Jabber => &[],
-            CheckType::Http | CheckType::Https => &["status", "vhost", "string", "url"],
-            CheckType::Smtp => &["from_addr", "command", "response"],
+            CheckType::Ping => &[],
+            CheckType::Jabber => &["port"],
+            CheckType::Http | CheckType::Https => &["port", "status", "vhost", "string", "url"],
+            CheckType::Smtp => &["port", "from_addr", "command", "response"],
             CheckType::DnsRec => &["query"],
             CheckType::DnsZone => &["zones", "ip_version"],
             CheckType::Openvpn => &["port"],
@@ -244,7 +245,7 @@ pub(crate) struct RawCheck {
     pub zones: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_version: Option<i64>,
-    // openvpn
+    // openvpn (default 1194), http, https, smtp, jabber (plugin's default)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
 }

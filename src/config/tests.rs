@@ -1,1 +1,211 @@
+//! Validation tests: every kind of bad input must be refused with the key
+//! and the file named; fragments must merge as documented.
 
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new(main: &str) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("site.toml"), main).expect("write main");
+        Site { dir }
+    }
+
+    fn fragment(&self, name: &str, text: &str) -> &Site {
+        let d = self.dir.path().join("site.d");
+        std::fs::create_dir_all(&d).expect("mkdir site.d");
+        std::fs::write(d.join(name), text).expect("write fragment");
+        self
+    }
+
+    fn main(&self) -> PathBuf {
+        self.dir.path().join("site.toml")
+    }
+
+    fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(&self.main())
+    }
+
+    /// The error, as one string, asserting that loading failed.
+    fn error(&self) -> String {
+        match self.load() {
+            Ok(_) => panic!("configuration was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+const HOSTS: &str = r#"
+[hosts.web]
+ipv4 = "192.0.2.10"
+ipv6 = "2001:db8::10"
+name = "front web server"
+
+[hosts.old]
+ipv4 = "192.0.2.20"
+"#;
+
+fn with_hosts(rest: &str) -> String {
+    format!("{HOSTS}\n{rest}")
+}
+
+fn assert_names(err: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(err.contains(p), "error does not mention {p:?}:\n{err}");
+    }
+}
+
+#[test]
+fn a_typo_in_a_check_key_is_an_error_naming_key_and_file() {
+    let site = Site::new(&with_hosts(
+        "[checks.homepage]\ntype = \"http\"\nhosts = [\"web\"]\nevry = 5\n",
+    ));
+    assert_names(&site.error(), &["evry", "checks.homepage", "site.toml"]);
+}
+
+#[test]
+fn a_typo_at_top_level_is_an_error() {
+    let site = Site::new("base_tik = 30\n");
+    assert_names(&site.error(), &["base_tik", "site.toml"]);
+}
+
+#[test]
+fn a_wrong_type_names_the_key() {
+    let site = Site::new(&with_hosts(
+        "[checks.homepage]\ntype = \"http\"\nhosts = [\"web\"]\nevery = \"5\"\n",
+    ));
+    assert_names(&site.error(), &["checks.homepage.every", "site.toml"]);
+}
+
+#[test]
+fn broken_toml_names_the_file() {
+    let site = Site::new("base_tick = 60\n");
+    site.fragment("10-broken.toml", "[checks.x\ntype = \"ping\"\n");
+    assert_names(&site.error(), &["10-broken.toml"]);
+}
+
+#[test]
+fn an_unknown_check_type_is_an_error() {
+    let site = Site::new(&with_hosts("[checks.x]\ntype = \"htp\"\nhosts = [\"web\"]\n"));
+    assert_names(&site.error(), &["htp", "checks.x.type"]);
+}
+
+#[test]
+fn an_unknown_host_names_the_fragment_that_used_it() {
+    let site = Site::new(HOSTS);
+    site.fragment("20-web.toml", "[checks.x]\ntype = \"ping\"\nhosts = [\"webb\"]\n");
+    assert_names(&site.error(), &["checks.x.hosts", "webb", "20-web.toml"]);
+}
+
+#[test]
+fn ipv6_on_a_host_without_ipv6_is_an_error() {
+    let site = Site::new(&with_hosts("[checks.x]\ntype = \"ping\"\nhosts = [\"old\"]\nip = [6]\n"));
+    assert_names(&site.error(), &["checks.x.ip", "old", "IPv6"]);
+}
+
+#[test]
+fn an_empty_command_is_an_error() {
+    let site = Site::new("[checks.x]\ntype = \"command\"\ncommand = []\n");
+    assert_names(&site.error(), &["checks.x.command", "empty"]);
+    let site = Site::new("[checks.x]\ntype = \"command\"\n");
+    assert_names(&site.error(), &["checks.x", "command"]);
+}
+
+#[test]
+fn a_zero_or_negative_tick_is_an_error() {
+    for tick in ["0", "-5", "-0.5"] {
+        let site = Site::new(&format!("base_tick = {tick}\n"));
+        assert_names(&site.error(), &["base_tick", "site.toml"]);
+    }
+}
+
+#[test]
+fn a_missing_main_file_is_an_error_naming_it() {
+    let err = Config::load(Path::new("/nonexistent/picomon.toml"))
+        .expect_err("missing file accepted")
+        .to_string();
+    assert_names(&err, &["/nonexistent/picomon.toml"]);
+}
+
+#[test]
+fn an_option_of_another_type_is_an_error() {
+    let site = Site::new(&with_hosts(
+        "[checks.x]\ntype = \"ping\"\nhosts = [\"web\"]\nvhost = \"a\"\n",
+    ));
+    assert_names(&site.error(), &["checks.x.vhost", "ping"]);
+}
+
+#[test]
+fn bad_numbers_and_addresses_are_errors() {
+    let site = Site::new(
+        "[hosts.h]\nipv4 = \"::1\"\n[checks.x]\ntype = \"http\"\nhosts = [\"h\"]\nstatus = 42\nevery = 0\nretry = -1\n",
+    );
+    assert_names(
+        &site.error(),
+        &["hosts.h.ipv4", "checks.x.status", "checks.x.every", "checks.x.retry"],
+    );
+    let site = Site::new("[checks.x]\ntype = \"command\"\ncommand = [\"a\"]\npattern = \"(\"\n");
+    assert_names(&site.error(), &["checks.x.pattern"]);
+}
+
+#[test]
+fn addr_in_a_command_without_hosts_is_an_error() {
+    let site = Site::new("[checks.x]\ntype = \"command\"\ncommand = [\"probe\", \"{addr}\"]\n");
+    assert_names(&site.error(), &["checks.x.command", "{addr}"]);
+}
+
+#[test]
+fn fragments_merge_in_lexical_order_and_switch_checks_off() {
+    let site = Site::new(&with_hosts(
+        "[checks.homepage]\ntype = \"http\"\nhosts = [\"web\"]\nevery = 5\n\n[checks.ping]\ntype = \"ping\"\nhosts = [\"web\", \"old\"]\n",
+    ));
+    site.fragment("10-a.toml", "[checks.homepage]\nevery = 10\n")
+        .fragment("20-b.toml", "[checks.homepage]\nevery = 20\n[checks.ping]\nenabled = false\n")
+        .fragment("ignored.txt", "this is not toml");
+    let config = site.load().expect("valid");
+    assert_eq!(config.files.len(), 3);
+    assert!(config.files[1].ends_with("site.d/10-a.toml"));
+    assert_eq!(config.disabled, ["ping"]);
+    let ids: Vec<&str> = config.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["homepage/web/ipv4", "homepage/web/ipv6"]);
+    assert!(config.instances.iter().all(|i| i.every == 20 && i.error_every == 20));
+    assert_eq!(config.instances[0].dest, "front web server (IPv4)");
+    assert!(config.summary().starts_with("OK: 1 checks (2 instances) on 2 hosts, 1 disabled"));
+}
+
+#[test]
+fn a_single_family_dest_has_no_family_label() {
+    let site = Site::new(&with_hosts(
+        "[checks.p]\ntype = \"ping\"\nhosts = [\"web\", \"old\"]\nip = [4]\n",
+    ));
+    let config = site.load().expect("valid");
+    let dests: Vec<&str> = config.instances.iter().map(|i| i.dest.as_str()).collect();
+    // Sorted by id: p/old/ipv4, then p/web/ipv4.
+    assert_eq!(dests, ["old", "front web server"]);
+}
+
+#[test]
+fn dump_is_accepted_again_and_hides_the_password() {
+    let site = Site::new(&with_hosts(
+        "[emails]\nsmtp_password = \"s3cret\"\n[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\", \"example.net\"]\n[checks.c]\ntype = \"command\"\ncommand = [\"/bin/true\"]\nerror_every = 3\n",
+    ));
+    let config = site.load().expect("valid");
+    let dumped = config.dump().expect("dump");
+    assert!(!dumped.contains("s3cret"));
+    let again = Site::new(&dumped);
+    let reloaded = again.load().expect("dump is valid");
+    let ids = |c: &Config| c.instances.iter().map(|i| (i.id.clone(), i.argv.clone())).collect::<Vec<_>>();
+    assert_eq!(ids(&config), ids(&reloaded));
+    assert_eq!(ids(&config)[1].0, "z/example.net");
+}
+
+#[test]
+fn address_of_a_mailbox() {
+    assert_eq!(address_of("Picomon <picomon@example.org>"), "picomon@example.org");
+    assert_eq!(address_of("ops@example.org"), "ops@example.org");
+}

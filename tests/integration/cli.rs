@@ -1,0 +1,165 @@
+//! `check-config`, `-1` and `--json` as a user runs them.
+
+use std::path::Path;
+
+use crate::harness::{closed_port, HttpServer, Site, PLUGINS};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn require_plugins() {
+    assert!(
+        Path::new(PLUGINS).join("check_http").exists(),
+        "monitoring-plugins-basic is not installed: run scripts/test, which installs it"
+    );
+}
+
+#[test]
+fn one_pass_reports_real_plugins_and_exits_1_on_failure() {
+    require_plugins();
+    let http = HttpServer::start();
+    let closed = closed_port();
+    let site = Site::new(&format!(
+        r#"
+[hosts.local]
+ipv4 = "127.0.0.1"
+name = "loopback"
+
+[checks.web]
+type = "http"
+hosts = ["local"]
+port = {port}
+string = "test page"
+url = "/index.html"
+
+[checks.closed]
+type = "command"
+hosts = ["local"]
+command = ["{PLUGINS}/check_tcp", "-H", "{{addr}}", "-p", "{closed}"]
+
+[checks.ping]
+type = "command"
+command = ["{PLUGINS}/check_ping", "-H", "127.0.0.1", "-w", "1000,50%", "-c", "2000,100%", "-p", "1"]
+"#,
+        port = http.port
+    ));
+    let out = site.run(&["-1"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "stdout:\n{text}\nstderr:\n{}", stderr(&out));
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no line for {id} in:\n{text}"))
+            .to_string()
+    };
+    assert!(line("web/local/ipv4").contains("OK"), "{text}");
+    assert!(line("ping ").contains("OK"), "{text}");
+    let closed_line = line("closed/local/ipv4");
+    assert!(closed_line.contains("CRITICAL"), "{text}");
+    assert!(closed_line.contains("loopback"), "{text}");
+    // The plugin's output is indented under the failure.
+    let after: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("closed/")).collect();
+    assert!(after[1].starts_with("    ") && after[1].contains("refused"), "{text}");
+
+    // Only the passing checks: exit 0.
+    http.status.store(200, std::sync::atomic::Ordering::Relaxed);
+    let site_ok = Site::new(&format!(
+        "[checks.web]\ntype = \"command\"\ncommand = [\"{PLUGINS}/check_http\", \"-I\", \"127.0.0.1\", \"-p\", \"{}\"]\n",
+        http.port
+    ));
+    let out = site_ok.run(&["-1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn json_lines_carry_every_field() {
+    require_plugins();
+    let closed = closed_port();
+    let site = Site::new(&format!(
+        "[checks.closed]\ntype = \"command\"\ncommand = [\"{PLUGINS}/check_tcp\", \"-H\", \"127.0.0.1\", \"-p\", \"{closed}\"]\n[checks.fine]\ntype = \"command\"\ncommand = [\"{PLUGINS}/check_dummy\", \"0\", \"all good|x=1\"]\n"
+    ));
+    let out = site.run(&["-1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let objs: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0]["name"], "closed");
+    assert_eq!(objs[0]["state"], "CRITICAL");
+    assert_eq!(objs[0]["exit_code"], 2);
+    assert_eq!(objs[1]["state"], "OK");
+    assert_eq!(objs[1]["output"], "OK: all good");
+    assert_eq!(objs[1]["perfdata"], "x=1");
+    assert!(objs[1]["duration"].as_f64().is_some());
+    assert_eq!(objs[1]["target"], "fine");
+}
+
+#[test]
+fn check_config_summarises_and_dump_is_accepted_again() {
+    let site = Site::new(
+        "[hosts.a]\nipv4 = \"127.0.0.1\"\nipv6 = \"::1\"\n[checks.p]\ntype = \"ping\"\nhosts = [\"a\"]\n",
+    );
+    site.write("site.d/10-more.toml", "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = stdout(&out);
+    assert!(summary.starts_with("OK: 2 checks (3 instances) on 1 hosts from: "), "{summary}");
+    assert!(summary.contains("10-more.toml"), "{summary}");
+
+    let out = site.run(&["check-config", "--dump"]);
+    assert_eq!(out.status.code(), Some(0));
+    let again = Site::new(&stdout(&out));
+    let out = again.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("OK: 2 checks (3 instances) on 1 hosts"));
+}
+
+#[test]
+fn bad_configuration_exits_78_naming_file_and_key() {
+    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nevry = 3\n");
+    for args in [&["check-config"][..], &["-1"], &[]] {
+        let out = site.run(args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.starts_with("picomon: error: invalid configuration"), "{err}");
+        assert!(err.contains("site.toml: checks.c.evry: unknown key"), "{err}");
+    }
+    let missing = site.picomon().args(["check-config", "-c", "nope.toml"]).output().expect("run");
+    assert_eq!(missing.status.code(), Some(78));
+    assert!(stderr(&missing).contains("nope.toml"));
+}
+
+#[test]
+fn environment_overrides_a_key_and_its_errors_name_the_variable() {
+    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let out = site
+        .picomon()
+        .env("PICOMON_CHECKS__C__ENABLED", "false")
+        .args(["check-config", "-c", "site.toml"])
+        .output()
+        .expect("run");
+    assert!(stdout(&out).starts_with("OK: 0 checks (0 instances) on 0 hosts, 1 disabled"), "{}", stdout(&out));
+    let out = site
+        .picomon()
+        .env("PICOMON_BASE_TICK", "-1")
+        .args(["check-config", "-c", "site.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(stderr(&out).contains("PICOMON_BASE_TICK: base_tick"), "{}", stderr(&out));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let site = Site::new("");
+    let out = site.picomon().arg("--no-such-flag").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let out = site.picomon().args(["--json"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "--json needs -1");
+}

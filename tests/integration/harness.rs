@@ -1,0 +1,236 @@
+//! Test harness: a temporary site directory, the real `picomon` binary,
+//! script plugins, a loopback HTTP server, and waiting on conditions with
+//! a deadline. Every child is stopped when its guard is dropped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const PLUGINS: &str = "/usr/lib/nagios/plugins";
+
+/// Waits until `cond` holds, polling, or panics after `limit` saying what
+/// was awaited.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some(Some('Z')) | Some(Some('X')))
+        }
+        Err(_) => false,
+    }
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: sending a signal to a child process of this test.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// A temporary directory holding a site configuration and plugins.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new(config: &str) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let site = Site { dir };
+        site.write("site.toml", config);
+        site
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("site.toml")
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, text).expect("write file");
+    }
+
+    /// Writes an executable shell script plugin and returns its path.
+    pub fn plugin(&self, name: &str, body: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write plugin");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    }
+
+    /// `picomon` with the site's config and no `PICOMON_*` from the
+    /// environment of the test run.
+    pub fn picomon(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_picomon"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PICOMON_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env_remove("JOURNAL_STREAM");
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Runs `picomon ARGS -c site.toml` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.picomon();
+        cmd.args(args).arg("-c").arg(self.config());
+        cmd.stdin(Stdio::null());
+        cmd.output().expect("run picomon")
+    }
+
+    /// Starts the daemon; its standard output and error go to files.
+    pub fn daemon(&self, args: &[&str]) -> Daemon {
+        let out = self.path("daemon.out");
+        let err = self.path("daemon.err");
+        let mut cmd = self.picomon();
+        cmd.args(args).arg("-c").arg(self.config());
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"));
+        let child = cmd.spawn().expect("start picomon");
+        Daemon { child, out, err }
+    }
+}
+
+/// A running daemon, stopped (SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub out: PathBuf,
+    pub err: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits until the log holds `needle` `times` times.
+    pub fn wait_log(&self, needle: &str, times: usize, limit: Duration) {
+        wait_for(&format!("{times} × {needle:?} in the log"), limit, || {
+            self.stderr().matches(needle).count() >= times
+        });
+    }
+
+    pub fn signal(&self, sig: i32) {
+        signal(self.pid(), sig);
+    }
+
+    /// Waits for the daemon to exit and returns its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "picomon did not exit within {limit:?}:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A minimal HTTP/1.0 server on loopback answering every request with the
+/// current status; stopped when dropped.
+pub struct HttpServer {
+    pub port: u16,
+    pub status: Arc<AtomicU16>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HttpServer {
+    pub fn start() -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind http");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let status = Arc::new(AtomicU16::new(200));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (Arc::clone(&status), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                        let mut line = String::new();
+                        while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                            line.clear();
+                        }
+                        let code = s.load(Ordering::Relaxed);
+                        let body = format!("picomon test page {code}\n");
+                        let _ = write!(
+                            conn,
+                            "HTTP/1.0 {code} Test\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        HttpServer { port, status, stop }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Reads a pid written by a plugin into `path`, waiting for it to appear.
+pub fn read_pid(path: &Path) -> u32 {
+    let mut pid = None;
+    wait_for(&format!("a pid in {}", path.display()), Duration::from_secs(10), || {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        pid = s.trim().parse().ok();
+        pid.is_some()
+    });
+    pid.unwrap_or_default()
+}
