@@ -139,7 +139,12 @@ fn whole_seconds(timeout: Duration) -> String {
 
 impl Probe {
     /// The plugin command line, an argv that is never given to a shell.
-    pub fn argv(&self, target: Option<&Target>, timeout: Duration, plugin_dir: &Path) -> Vec<OsString> {
+    pub fn argv(
+        &self,
+        target: Option<&Target>,
+        timeout: Duration,
+        plugin_dir: &Path,
+    ) -> Vec<OsString> {
         let plugin = |name: &str| plugin_dir.join(name).into_os_string();
         let addr = target.map(|t| t.addr.to_string()).unwrap_or_default();
         let t = whole_seconds(timeout);
@@ -306,8 +311,7 @@ impl Instance {
                 let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
                 match (done.timed_out, done.exit_code) {
                     (true, _) => {
-                        let mut text =
-                            format!("timed out after {} s", fmt_secs(self.timeout));
+                        let mut text = format!("timed out after {} s", fmt_secs(self.timeout));
                         if !stdout.trim().is_empty() {
                             text.push('\n');
                             text.push_str(&stdout);
@@ -320,10 +324,8 @@ impl Instance {
                         if let Some(pattern) = &self.pattern {
                             if state == State::Ok && !pattern.is_match(&text) {
                                 state = State::Critical;
-                                text = format!(
-                                    "output does not match /{}/\n{text}",
-                                    pattern.as_str()
-                                );
+                                text =
+                                    format!("output does not match /{}/\n{text}", pattern.as_str());
                             }
                         }
                         if text.trim().is_empty() {
@@ -445,7 +447,9 @@ mod tests {
     }
 
     fn words(argv: &[OsString]) -> Vec<String> {
-        argv.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        argv.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     const T: Duration = Duration::from_millis(2500);
@@ -500,8 +504,23 @@ mod tests {
         assert_eq!(
             words(&p.argv(Some(&v6()), T, Path::new(DIR))),
             [
-                "/plug/check_http", "-I", "2001:db8::10", "-t", "3", "-p", "8443", "-e", "302", "-H",
-                "www.example.org", "-s", "Welcome", "-u", "/login", "--ssl", "--sni"
+                "/plug/check_http",
+                "-I",
+                "2001:db8::10",
+                "-t",
+                "3",
+                "-p",
+                "8443",
+                "-e",
+                "302",
+                "-H",
+                "www.example.org",
+                "-s",
+                "Welcome",
+                "-u",
+                "/login",
+                "--ssl",
+                "--sni"
             ]
         );
     }
@@ -517,8 +536,17 @@ mod tests {
         assert_eq!(
             words(&p.argv(Some(&v4()), T, Path::new(DIR))),
             [
-                "/plug/check_smtp", "-H", "192.0.2.10", "-f", "picomon@example.org", "-t", "3",
-                "-C", "EHLO picomon", "-R", "250"
+                "/plug/check_smtp",
+                "-H",
+                "192.0.2.10",
+                "-f",
+                "picomon@example.org",
+                "-t",
+                "3",
+                "-C",
+                "EHLO picomon",
+                "-R",
+                "250"
             ]
         );
     }
@@ -547,14 +575,33 @@ mod tests {
         let vpn = Probe::Openvpn { port: 1194 };
         let argv = vpn.argv(Some(&v4()), T, Path::new(DIR));
         let w = words(&argv);
-        assert_eq!(&w[..7], ["/plug/check_udp", "-H", "192.0.2.10", "-p", "1194", "-t", "3"]);
+        assert_eq!(
+            &w[..7],
+            [
+                "/plug/check_udp",
+                "-H",
+                "192.0.2.10",
+                "-p",
+                "1194",
+                "-t",
+                "3"
+            ]
+        );
         assert_eq!(w[7], "-s");
         assert!(!OPENVPN_PROBE.contains(&0), "argv cannot carry NUL");
         assert_eq!(w[9..], ["-e", "@"]);
         let jabber = Probe::Jabber { port: Some(5222) };
         assert_eq!(
             words(&jabber.argv(Some(&v6()), T, Path::new(DIR))),
-            ["/plug/check_jabber", "-H", "2001:db8::10", "-t", "3", "-p", "5222"]
+            [
+                "/plug/check_jabber",
+                "-H",
+                "2001:db8::10",
+                "-t",
+                "3",
+                "-p",
+                "5222"
+            ]
         );
     }
 
@@ -621,7 +668,11 @@ mod tests {
         let err = std::io::Error::from(std::io::ErrorKind::NotFound);
         let r = instance(None).interpret(now, Err(RunError::Spawn(err)));
         assert_eq!(r.state, State::Unknown);
-        assert!(r.summary.starts_with("check not available: /bin/x"), "{}", r.summary);
+        assert!(
+            r.summary.starts_with("check not available: /bin/x"),
+            "{}",
+            r.summary
+        );
         let timed_out = Ok(Finished {
             exit_code: None,
             signal: Some(9),

@@ -73,7 +73,10 @@ pub fn report_error(program: &str, err: &anyhow::Error) -> ExitCode {
     for cause in err.chain().skip(1) {
         eprintln!(" -> {cause}");
     }
-    if err.chain().any(|c| c.downcast_ref::<config::ConfigError>().is_some()) {
+    if err
+        .chain()
+        .any(|c| c.downcast_ref::<config::ConfigError>().is_some())
+    {
         ExitCode::from(EX_CONFIG)
     } else {
         ExitCode::FAILURE
@@ -86,7 +89,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::CheckConfig { dump, common }) => {
             let config = Config::load(&common.config)?;
             if dump {
-                print!("{}", config.dump().context("cannot print the configuration as TOML")?);
+                print!(
+                    "{}",
+                    config
+                        .dump()
+                        .context("cannot print the configuration as TOML")?
+                );
             } else {
                 println!("{}", config.summary());
             }
@@ -105,8 +113,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let _ = signal_tx.send(scheduler::Msg::Signal(s));
             })
             .context("cannot install signal handlers")?;
-            let daemon = scheduler::Daemon::new(config, cli.run.common.config.clone(), runner, tx, rx)
-                .context("cannot start plugin workers")?;
+            let daemon =
+                scheduler::Daemon::new(config, cli.run.common.config.clone(), runner, tx, rx)
+                    .context("cannot start plugin workers")?;
             daemon.run()?;
             Ok(ExitCode::SUCCESS)
         }

@@ -59,5 +59,9 @@ pub(crate) fn run(config: &Config, runner: &Arc<Runner>, json: bool) -> anyhow::
         }
     }
     out.flush()?;
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -72,8 +72,14 @@ impl Pool {
 
 /// Runs every instance once, all at once (up to `max_parallel`), and
 /// returns the results in the instances' order.
-pub fn run_once(config: &Config, runner: &Arc<Runner>) -> std::io::Result<Vec<(Instance, RunResult)>> {
-    let pool = Pool::new(config.max_parallel.min(config.instances.len().max(1)), runner)?;
+pub fn run_once(
+    config: &Config,
+    runner: &Arc<Runner>,
+) -> std::io::Result<Vec<(Instance, RunResult)>> {
+    let pool = Pool::new(
+        config.max_parallel.min(config.instances.len().max(1)),
+        runner,
+    )?;
     let (tx, rx) = crossbeam_channel::unbounded();
     for instance in &config.instances {
         pool.submit(Arc::new(instance.clone()), &tx);
@@ -196,9 +202,13 @@ impl Daemon {
                     // After a suspend or a stall, skip the ticks already missed
                     // instead of running them back to back.
                     let elapsed = Instant::now().saturating_duration_since(start);
-                    let behind = (elapsed.as_secs_f64() / self.config.base_tick.as_secs_f64()) as u64;
+                    let behind =
+                        (elapsed.as_secs_f64() / self.config.base_tick.as_secs_f64()) as u64;
                     if behind > tick {
-                        log::warn!("{} ticks missed (was the machine suspended?)", behind - tick + 1);
+                        log::warn!(
+                            "{} ticks missed (was the machine suspended?)",
+                            behind - tick + 1
+                        );
                         tick = behind + 1;
                     }
                 }
@@ -224,14 +234,20 @@ impl Daemon {
                 continue;
             }
             slot.running = true;
-            log::debug!("{}: running {}", slot.instance.id, slot.instance.command_line());
+            log::debug!(
+                "{}: running {}",
+                slot.instance.id,
+                slot.instance.command_line()
+            );
             self.pool.submit(Arc::clone(&slot.instance), &self.tx);
         }
     }
 
     fn finished(&mut self, id: &str, result: RunResult) {
         // A result for an instance that a reload removed is dropped.
-        let Some(slot) = self.slots.get_mut(id) else { return };
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
         slot.running = false;
         log::debug!(
             "{id}: {} in {:.3} s: {}",
@@ -264,7 +280,11 @@ impl Daemon {
             SystemTime::now(),
         );
         let mut out = std::io::stdout().lock();
-        if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
             log::warn!("cannot write the status to standard output");
         }
     }

@@ -113,7 +113,11 @@ pub fn render_states<'a>(
     for (inst, state) in &failing {
         let since = state.since.unwrap_or(now);
         let for_how_long = human_duration(now.duration_since(since).unwrap_or_default());
-        let severity = state.last.as_ref().map(|r| r.state).unwrap_or(State::Unknown);
+        let severity = state
+            .last
+            .as_ref()
+            .map(|r| r.state)
+            .unwrap_or(State::Unknown);
         let _ = writeln!(
             out,
             "  {severity:<8} {} on {}: failing since {} ({for_how_long}, {} failed runs)",
@@ -162,7 +166,10 @@ mod tests {
         assert_eq!(s.record(result(State::Critical, 0), 2), None);
         assert_eq!(s.record(result(State::Warning, 60), 2), None);
         assert!(!s.failing);
-        assert_eq!(s.record(result(State::Unknown, 120), 2), Some(Transition::Failing));
+        assert_eq!(
+            s.record(result(State::Unknown, 120), 2),
+            Some(Transition::Failing)
+        );
         assert!(s.failing);
         // Staying down says nothing more.
         assert_eq!(s.record(result(State::Critical, 180), 2), None);
@@ -180,12 +187,18 @@ mod tests {
     #[test]
     fn retry_zero_fails_at_once_and_a_blip_below_retry_is_silent() {
         let mut s = CheckState::default();
-        assert_eq!(s.record(result(State::Critical, 0), 0), Some(Transition::Failing));
+        assert_eq!(
+            s.record(result(State::Critical, 0), 0),
+            Some(Transition::Failing)
+        );
         let mut s = CheckState::default();
         assert_eq!(s.record(result(State::Critical, 0), 1), None);
         assert_eq!(s.record(result(State::Ok, 60), 1), None);
         assert_eq!(s.record(result(State::Critical, 120), 1), None);
-        assert_eq!(s.since, Some(SystemTime::UNIX_EPOCH + Duration::from_secs(120)));
+        assert_eq!(
+            s.since,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(120))
+        );
     }
 
     #[test]
@@ -193,6 +206,9 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(45)), "45s");
         assert_eq!(human_duration(Duration::from_secs(185)), "3m 05s");
         assert_eq!(human_duration(Duration::from_secs(3723)), "1h 02m 03s");
-        assert_eq!(human_duration(Duration::from_secs(2 * 86400 + 4 * 3600)), "2d 4h 00m");
+        assert_eq!(
+            human_duration(Duration::from_secs(2 * 86400 + 4 * 3600)),
+            "2d 4h 00m"
+        );
     }
 }

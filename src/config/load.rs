@@ -111,7 +111,10 @@ mod tests {
             fragment_dir(Path::new("/etc/picomon.toml")),
             PathBuf::from("/etc/picomon.d")
         );
-        assert_eq!(fragment_dir(Path::new("site.toml")), PathBuf::from("site.d"));
+        assert_eq!(
+            fragment_dir(Path::new("site.toml")),
+            PathBuf::from("site.d")
+        );
         assert_eq!(fragment_dir(Path::new("conf")), PathBuf::from("conf.d"));
     }
 }

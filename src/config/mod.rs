@@ -53,7 +53,10 @@ impl ConfigError {
                 };
                 let what = match &e.kind {
                     figment::error::Kind::UnknownField(found, known) => {
-                        format!("unknown key `{found}`; known keys here: {}", known.join(", "))
+                        format!(
+                            "unknown key `{found}`; known keys here: {}",
+                            known.join(", ")
+                        )
                     }
                     kind => kind.to_string().trim_end().replace('\n', "\n    "),
                 };
@@ -199,7 +202,10 @@ impl<'a> Validator<'a> {
         if value.is_finite() && value > 0.0 && value < 1e9 {
             Duration::from_secs_f64(value)
         } else {
-            self.bad(key, format!("must be a positive number of seconds, not {value}"));
+            self.bad(
+                key,
+                format!("must be a positive number of seconds, not {value}"),
+            );
             Duration::from_secs(1)
         }
     }
@@ -208,7 +214,10 @@ impl<'a> Validator<'a> {
         match u32::try_from(value) {
             Ok(v) if value >= min => v,
             _ => {
-                self.bad(key, format!("must be a whole number of at least {min}, not {value}"));
+                self.bad(
+                    key,
+                    format!("must be a whole number of at least {min}, not {value}"),
+                );
                 1
             }
         }
@@ -216,18 +225,27 @@ impl<'a> Validator<'a> {
 
     fn name(&mut self, key: &str, name: &str) {
         if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
-            self.bad(key, "a name must be non-empty, without '/' or control characters");
+            self.bad(
+                key,
+                "a name must be non-empty, without '/' or control characters",
+            );
         }
     }
 
     fn config(mut self, raw: RawConfig, files: Vec<PathBuf>) -> Result<Config, ConfigError> {
         let base_tick = self.positive_secs("base_tick", raw.base_tick);
         let max_parallel = self.count("max_parallel", raw.max_parallel, 1) as usize;
-        self.positive_secs("emails.smtp_keepalive_timeout", raw.emails.smtp_keepalive_timeout);
+        self.positive_secs(
+            "emails.smtp_keepalive_timeout",
+            raw.emails.smtp_keepalive_timeout,
+        );
         self.positive_secs("emails.smtp_retry_timeout", raw.emails.smtp_retry_timeout);
         if !(raw.emails.report.every >= 0.0 && raw.emails.report.every.is_finite()) {
             let every = raw.emails.report.every;
-            self.bad("emails.report.every", format!("must be 0 (off) or a positive number of seconds, not {every}"));
+            self.bad(
+                "emails.report.every",
+                format!("must be 0 (off) or a positive number of seconds, not {every}"),
+            );
         }
         let mut hosts = BTreeMap::new();
         for (key, host) in &raw.hosts {
@@ -270,14 +288,20 @@ impl<'a> Validator<'a> {
         let ipv4 = raw.ipv4.as_ref().and_then(|a| match a.parse::<Ipv4Addr>() {
             Ok(ip) => Some(ip),
             Err(_) => {
-                self.bad(&format!("{at}.ipv4"), format!("{a:?} is not an IPv4 address"));
+                self.bad(
+                    &format!("{at}.ipv4"),
+                    format!("{a:?} is not an IPv4 address"),
+                );
                 None
             }
         });
         let ipv6 = raw.ipv6.as_ref().and_then(|a| match a.parse::<Ipv6Addr>() {
             Ok(ip) => Some(ip),
             Err(_) => {
-                self.bad(&format!("{at}.ipv6"), format!("{a:?} is not an IPv6 address"));
+                self.bad(
+                    &format!("{at}.ipv6"),
+                    format!("{a:?} is not an IPv6 address"),
+                );
                 None
             }
         });
@@ -311,19 +335,33 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        let every = self.count(&format!("{at}.every"), check.every.unwrap_or(raw.default_every), 1);
+        let every = self.count(
+            &format!("{at}.every"),
+            check.every.unwrap_or(raw.default_every),
+            1,
+        );
         let error_every_raw = check.error_every.or(raw.default_error_every);
         let error_every = match error_every_raw {
             Some(v) => self.count(&format!("{at}.error_every"), v, 1),
             None => every,
         };
-        let retry = self.count(&format!("{at}.retry"), check.retry.unwrap_or(raw.default_retry), 0);
-        let timeout = self.positive_secs(&format!("{at}.timeout"), check.timeout.unwrap_or(raw.default_timeout));
+        let retry = self.count(
+            &format!("{at}.retry"),
+            check.retry.unwrap_or(raw.default_retry),
+            0,
+        );
+        let timeout = self.positive_secs(
+            &format!("{at}.timeout"),
+            check.timeout.unwrap_or(raw.default_timeout),
+        );
         let pattern = match (&check.pattern, kind) {
             (Some(p), _) => match Regex::new(p) {
                 Ok(re) => Some(re),
                 Err(e) => {
-                    self.bad(&format!("{at}.pattern"), format!("invalid regular expression: {e}"));
+                    self.bad(
+                        &format!("{at}.pattern"),
+                        format!("invalid regular expression: {e}"),
+                    );
                     None
                 }
             },
@@ -366,7 +404,12 @@ impl<'a> Validator<'a> {
 
     /// The type-specific part: one probe, or one per zone for `dns-zone`
     /// (with the zone as label).
-    fn probes(&mut self, raw: &RawConfig, name: &str, check: &RawCheck) -> Option<Vec<(Probe, Option<String>)>> {
+    fn probes(
+        &mut self,
+        raw: &RawConfig,
+        name: &str,
+        check: &RawCheck,
+    ) -> Option<Vec<(Probe, Option<String>)>> {
         let at = format!("checks.{name}");
         let one = |p: Probe| Some(vec![(p, None)]);
         let port = match check.port {
@@ -374,7 +417,10 @@ impl<'a> Validator<'a> {
             Some(port) => match u16::try_from(port) {
                 Ok(port) if port > 0 => Some(port),
                 _ => {
-                    self.bad(&format!("{at}.port"), format!("{port} is not a port (1 to 65535)"));
+                    self.bad(
+                        &format!("{at}.port"),
+                        format!("{port} is not a port (1 to 65535)"),
+                    );
                     return None;
                 }
             },
@@ -386,7 +432,10 @@ impl<'a> Validator<'a> {
                 let status = match check.status {
                     Some(s) if (100..=599).contains(&s) => Some(s as u16),
                     Some(s) => {
-                        self.bad(&format!("{at}.status"), format!("{s} is not an HTTP status (100 to 599)"));
+                        self.bad(
+                            &format!("{at}.status"),
+                            format!("{s} is not an HTTP status (100 to 599)"),
+                        );
                         None
                     }
                     None => None,
@@ -404,7 +453,10 @@ impl<'a> Validator<'a> {
                 let command = match &check.command {
                     Some(CommandValue::Line(c)) => Some(c.clone()),
                     Some(CommandValue::Argv(_)) => {
-                        self.bad(&format!("{at}.command"), "for smtp checks this is one SMTP command, a string");
+                        self.bad(
+                            &format!("{at}.command"),
+                            "for smtp checks this is one SMTP command, a string",
+                        );
                         None
                     }
                     None => None,
@@ -421,7 +473,10 @@ impl<'a> Validator<'a> {
                 })
             }
             CheckType::DnsRec => one(Probe::DnsRec {
-                query: check.query.clone().unwrap_or_else(|| "www.example.org".into()),
+                query: check
+                    .query
+                    .clone()
+                    .unwrap_or_else(|| "www.example.org".into()),
             }),
             CheckType::Openvpn => one(Probe::Openvpn {
                 port: port.unwrap_or(1194),
@@ -432,36 +487,59 @@ impl<'a> Validator<'a> {
                     Some(4) => Some(Family::V4),
                     Some(6) => Some(Family::V6),
                     Some(v) => {
-                        self.bad(&format!("{at}.ip_version"), format!("must be 4 or 6, not {v}"));
+                        self.bad(
+                            &format!("{at}.ip_version"),
+                            format!("must be 4 or 6, not {v}"),
+                        );
                         None
                     }
                 };
                 let zones = check.zones.clone().unwrap_or_default();
                 if zones.is_empty() {
-                    self.bad(&format!("{at}.zones"), "a dns-zone check needs at least one zone");
+                    self.bad(
+                        &format!("{at}.zones"),
+                        "a dns-zone check needs at least one zone",
+                    );
                     return None;
                 }
                 let mut probes = Vec::new();
                 for zone in zones {
                     self.name(&format!("{at}.zones"), &zone);
-                    probes.push((Probe::DnsZone { zone: zone.clone(), family }, Some(zone)));
+                    probes.push((
+                        Probe::DnsZone {
+                            zone: zone.clone(),
+                            family,
+                        },
+                        Some(zone),
+                    ));
                 }
                 Some(probes)
             }
             CheckType::Command => match &check.command {
                 Some(CommandValue::Argv(argv)) if argv.first().is_some_and(|a| !a.is_empty()) => {
-                    let uses_target = argv.iter().any(|a| a.contains("{addr}") || a.contains("{host}"));
+                    let uses_target = argv
+                        .iter()
+                        .any(|a| a.contains("{addr}") || a.contains("{host}"));
                     if uses_target && check.hosts.is_none() {
-                        self.bad(&format!("{at}.command"), "uses {addr} or {host} but the check has no hosts");
+                        self.bad(
+                            &format!("{at}.command"),
+                            "uses {addr} or {host} but the check has no hosts",
+                        );
                     }
                     one(Probe::Command { argv: argv.clone() })
                 }
                 Some(CommandValue::Argv(_)) => {
-                    self.bad(&format!("{at}.command"), "must not be empty: give the program and its arguments");
+                    self.bad(
+                        &format!("{at}.command"),
+                        "must not be empty: give the program and its arguments",
+                    );
                     None
                 }
                 Some(CommandValue::Line(_)) => {
-                    self.bad(&format!("{at}.command"), "must be a list: [\"program\", \"argument\", …] (no shell is used)");
+                    self.bad(
+                        &format!("{at}.command"),
+                        "must be a list: [\"program\", \"argument\", …] (no shell is used)",
+                    );
                     None
                 }
                 None => {
@@ -474,12 +552,20 @@ impl<'a> Validator<'a> {
 
     /// The hosts and families a check runs against, each with its `{dest}`,
     /// or None for checks without hosts.
-    fn targets(&mut self, hosts: &BTreeMap<String, Host>, name: &str, check: &RawCheck) -> Option<Vec<(Target, String)>> {
+    fn targets(
+        &mut self,
+        hosts: &BTreeMap<String, Host>,
+        name: &str,
+        check: &RawCheck,
+    ) -> Option<Vec<(Target, String)>> {
         let at = format!("checks.{name}");
         let needs_hosts = !matches!(check.kind, CheckType::Command | CheckType::DnsZone);
         let Some(keys) = &check.hosts else {
             if needs_hosts {
-                self.bad(&format!("{at}.hosts"), format!("a {} check needs hosts = [\"…\"]", check.kind.as_str()));
+                self.bad(
+                    &format!("{at}.hosts"),
+                    format!("a {} check needs hosts = [\"…\"]", check.kind.as_str()),
+                );
             }
             if check.ip.is_some() {
                 self.bad(&format!("{at}.ip"), "only applies to checks with hosts");
@@ -487,11 +573,17 @@ impl<'a> Validator<'a> {
             return None;
         };
         if check.kind == CheckType::DnsZone {
-            self.bad(&format!("{at}.hosts"), "dns-zone checks take zones, not hosts");
+            self.bad(
+                &format!("{at}.hosts"),
+                "dns-zone checks take zones, not hosts",
+            );
             return None;
         }
         if keys.is_empty() {
-            self.bad(&format!("{at}.hosts"), "must name at least one host (or set enabled = false)");
+            self.bad(
+                &format!("{at}.hosts"),
+                "must name at least one host (or set enabled = false)",
+            );
         }
         let wanted: Option<Vec<Family>> = check.ip.as_ref().map(|ip| {
             let mut families = Vec::new();
@@ -499,20 +591,29 @@ impl<'a> Validator<'a> {
                 match v {
                     4 => families.push(Family::V4),
                     6 => families.push(Family::V6),
-                    _ => self.bad(&format!("{at}.ip"), format!("address families are 4 and 6, not {v}")),
+                    _ => self.bad(
+                        &format!("{at}.ip"),
+                        format!("address families are 4 and 6, not {v}"),
+                    ),
                 }
             }
             families.sort();
             families.dedup();
             if families.is_empty() {
-                self.bad(&format!("{at}.ip"), "must name at least one family: [4], [6] or [4, 6]");
+                self.bad(
+                    &format!("{at}.ip"),
+                    "must name at least one family: [4], [6] or [4, 6]",
+                );
             }
             families
         });
         let mut targets = Vec::new();
         for key in keys {
             let Some(host) = hosts.get(key) else {
-                self.bad(&format!("{at}.hosts"), format!("unknown host {key:?}: no [hosts.{key}] table"));
+                self.bad(
+                    &format!("{at}.hosts"),
+                    format!("unknown host {key:?}: no [hosts.{key}] table"),
+                );
                 continue;
             };
             let families = match &wanted {
@@ -538,7 +639,11 @@ impl<'a> Validator<'a> {
                     }
                     None => self.bad(
                         &format!("{at}.ip"),
-                        format!("host {key:?} has no {} address (hosts.{key}.{})", family.label(), family.id()),
+                        format!(
+                            "host {key:?} has no {} address (hosts.{key}.{})",
+                            family.label(),
+                            family.id()
+                        ),
                     ),
                 }
             }
@@ -591,8 +696,11 @@ fn canonical_name(host: &str) -> Option<String> {
     // SAFETY: getaddrinfo succeeded, so `res` points to a valid list.
     let name = unsafe {
         let canon = (*res).ai_canonname;
-        let name = (!canon.is_null())
-            .then(|| std::ffi::CStr::from_ptr(canon).to_string_lossy().into_owned());
+        let name = (!canon.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(canon)
+                .to_string_lossy()
+                .into_owned()
+        });
         libc::freeaddrinfo(res);
         name
     };

@@ -91,20 +91,27 @@ fn broken_toml_names_the_file() {
 
 #[test]
 fn an_unknown_check_type_is_an_error() {
-    let site = Site::new(&with_hosts("[checks.x]\ntype = \"htp\"\nhosts = [\"web\"]\n"));
+    let site = Site::new(&with_hosts(
+        "[checks.x]\ntype = \"htp\"\nhosts = [\"web\"]\n",
+    ));
     assert_names(&site.error(), &["htp", "checks.x.type"]);
 }
 
 #[test]
 fn an_unknown_host_names_the_fragment_that_used_it() {
     let site = Site::new(HOSTS);
-    site.fragment("20-web.toml", "[checks.x]\ntype = \"ping\"\nhosts = [\"webb\"]\n");
+    site.fragment(
+        "20-web.toml",
+        "[checks.x]\ntype = \"ping\"\nhosts = [\"webb\"]\n",
+    );
     assert_names(&site.error(), &["checks.x.hosts", "webb", "20-web.toml"]);
 }
 
 #[test]
 fn ipv6_on_a_host_without_ipv6_is_an_error() {
-    let site = Site::new(&with_hosts("[checks.x]\ntype = \"ping\"\nhosts = [\"old\"]\nip = [6]\n"));
+    let site = Site::new(&with_hosts(
+        "[checks.x]\ntype = \"ping\"\nhosts = [\"old\"]\nip = [6]\n",
+    ));
     assert_names(&site.error(), &["checks.x.ip", "old", "IPv6"]);
 }
 
@@ -147,7 +154,12 @@ fn bad_numbers_and_addresses_are_errors() {
     );
     assert_names(
         &site.error(),
-        &["hosts.h.ipv4", "checks.x.status", "checks.x.every", "checks.x.retry"],
+        &[
+            "hosts.h.ipv4",
+            "checks.x.status",
+            "checks.x.every",
+            "checks.x.retry",
+        ],
     );
     let site = Site::new("[checks.x]\ntype = \"command\"\ncommand = [\"a\"]\npattern = \"(\"\n");
     assert_names(&site.error(), &["checks.x.pattern"]);
@@ -165,7 +177,10 @@ fn fragments_merge_in_lexical_order_and_switch_checks_off() {
         "[checks.homepage]\ntype = \"http\"\nhosts = [\"web\"]\nevery = 5\n\n[checks.ping]\ntype = \"ping\"\nhosts = [\"web\", \"old\"]\n",
     ));
     site.fragment("10-a.toml", "[checks.homepage]\nevery = 10\n")
-        .fragment("20-b.toml", "[checks.homepage]\nevery = 20\n[checks.ping]\nenabled = false\n")
+        .fragment(
+            "20-b.toml",
+            "[checks.homepage]\nevery = 20\n[checks.ping]\nenabled = false\n",
+        )
         .fragment("ignored.txt", "this is not toml");
     let config = site.load().expect("valid");
     assert_eq!(config.files.len(), 3);
@@ -173,9 +188,14 @@ fn fragments_merge_in_lexical_order_and_switch_checks_off() {
     assert_eq!(config.disabled, ["ping"]);
     let ids: Vec<&str> = config.instances.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids, ["homepage/web/ipv4", "homepage/web/ipv6"]);
-    assert!(config.instances.iter().all(|i| i.every == 20 && i.error_every == 20));
+    assert!(config
+        .instances
+        .iter()
+        .all(|i| i.every == 20 && i.error_every == 20));
     assert_eq!(config.instances[0].dest, "front web server (IPv4)");
-    assert!(config.summary().starts_with("OK: 1 checks (2 instances) on 2 hosts, 1 disabled"));
+    assert!(config
+        .summary()
+        .starts_with("OK: 1 checks (2 instances) on 2 hosts, 1 disabled"));
 }
 
 #[test]
@@ -199,13 +219,21 @@ fn dump_is_accepted_again_and_hides_the_password() {
     assert!(!dumped.contains("s3cret"));
     let again = Site::new(&dumped);
     let reloaded = again.load().expect("dump is valid");
-    let ids = |c: &Config| c.instances.iter().map(|i| (i.id.clone(), i.argv.clone())).collect::<Vec<_>>();
+    let ids = |c: &Config| {
+        c.instances
+            .iter()
+            .map(|i| (i.id.clone(), i.argv.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&config), ids(&reloaded));
     assert_eq!(ids(&config)[1].0, "z/example.net");
 }
 
 #[test]
 fn address_of_a_mailbox() {
-    assert_eq!(address_of("Picomon <picomon@example.org>"), "picomon@example.org");
+    assert_eq!(
+        address_of("Picomon <picomon@example.org>"),
+        "picomon@example.org"
+    );
     assert_eq!(address_of("ops@example.org"), "ops@example.org");
 }

@@ -50,7 +50,12 @@ command = ["{PLUGINS}/check_ping", "-H", "127.0.0.1", "-w", "1000,50%", "-c", "2
     ));
     let out = site.run(&["-1"]);
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "stdout:\n{text}\nstderr:\n{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{text}\nstderr:\n{}",
+        stderr(&out)
+    );
     let line = |id: &str| {
         text.lines()
             .find(|l| l.starts_with(id))
@@ -63,8 +68,14 @@ command = ["{PLUGINS}/check_ping", "-H", "127.0.0.1", "-w", "1000,50%", "-c", "2
     assert!(closed_line.contains("CRITICAL"), "{text}");
     assert!(closed_line.contains("loopback"), "{text}");
     // The plugin's output is indented under the failure.
-    let after: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("closed/")).collect();
-    assert!(after[1].starts_with("    ") && after[1].contains("refused"), "{text}");
+    let after: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("closed/"))
+        .collect();
+    assert!(
+        after[1].starts_with("    ") && after[1].contains("refused"),
+        "{text}"
+    );
 
     // Only the passing checks: exit 0.
     http.status.store(200, std::sync::atomic::Ordering::Relaxed);
@@ -105,11 +116,17 @@ fn check_config_summarises_and_dump_is_accepted_again() {
     let site = Site::new(
         "[hosts.a]\nipv4 = \"127.0.0.1\"\nipv6 = \"::1\"\n[checks.p]\ntype = \"ping\"\nhosts = [\"a\"]\n",
     );
-    site.write("site.d/10-more.toml", "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    site.write(
+        "site.d/10-more.toml",
+        "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n",
+    );
     let out = site.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let summary = stdout(&out);
-    assert!(summary.starts_with("OK: 2 checks (3 instances) on 1 hosts from: "), "{summary}");
+    assert!(
+        summary.starts_with("OK: 2 checks (3 instances) on 1 hosts from: "),
+        "{summary}"
+    );
     assert!(summary.contains("10-more.toml"), "{summary}");
 
     let out = site.run(&["check-config", "--dump"]);
@@ -127,10 +144,20 @@ fn bad_configuration_exits_78_naming_file_and_key() {
         let out = site.run(args);
         assert_eq!(out.status.code(), Some(78), "{args:?}");
         let err = stderr(&out);
-        assert!(err.starts_with("picomon: error: invalid configuration"), "{err}");
-        assert!(err.contains("site.toml: checks.c.evry: unknown key"), "{err}");
+        assert!(
+            err.starts_with("picomon: error: invalid configuration"),
+            "{err}"
+        );
+        assert!(
+            err.contains("site.toml: checks.c.evry: unknown key"),
+            "{err}"
+        );
     }
-    let missing = site.picomon().args(["check-config", "-c", "nope.toml"]).output().expect("run");
+    let missing = site
+        .picomon()
+        .args(["check-config", "-c", "nope.toml"])
+        .output()
+        .expect("run");
     assert_eq!(missing.status.code(), Some(78));
     assert!(stderr(&missing).contains("nope.toml"));
 }
@@ -144,7 +171,11 @@ fn environment_overrides_a_key_and_its_errors_name_the_variable() {
         .args(["check-config", "-c", "site.toml"])
         .output()
         .expect("run");
-    assert!(stdout(&out).starts_with("OK: 0 checks (0 instances) on 0 hosts, 1 disabled"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("OK: 0 checks (0 instances) on 0 hosts, 1 disabled"),
+        "{}",
+        stdout(&out)
+    );
     let out = site
         .picomon()
         .env("PICOMON_BASE_TICK", "-1")
@@ -152,7 +183,11 @@ fn environment_overrides_a_key_and_its_errors_name_the_variable() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(78));
-    assert!(stderr(&out).contains("PICOMON_BASE_TICK: base_tick"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("PICOMON_BASE_TICK: base_tick"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -12,7 +12,10 @@ fn flag_plugin(site: &Site) -> String {
     let flag = site.path("down");
     site.plugin(
         "flag",
-        &format!("if [ -e {0} ]; then echo 'FLAG CRITICAL - down|t=1'; exit 2; fi\necho 'FLAG OK'", flag.display()),
+        &format!(
+            "if [ -e {0} ]; then echo 'FLAG CRITICAL - down|t=1'; exit 2; fi\necho 'FLAG OK'",
+            flag.display()
+        ),
     )
 }
 
@@ -31,12 +34,20 @@ fn failure_after_retries_then_recovery() {
     // Three failed runs (retry = 2) before the problem is declared.
     let before: &str = log.split("PROBLEM").next().unwrap_or_default();
     assert_eq!(before.matches("flag: CRITICAL in").count(), 3, "{log}");
-    assert!(!log.contains("t=1"), "perfdata leaked into the alert: {log}");
+    assert!(
+        !log.contains("t=1"),
+        "perfdata leaked into the alert: {log}"
+    );
 
     std::fs::remove_file(site.path("down")).expect("rm flag");
     daemon.wait_log("flag: RECOVERED", 1, LONG);
     let log = daemon.stderr();
-    let failed = log.split("RECOVERED").next().unwrap_or_default().matches("flag: CRITICAL in").count();
+    let failed = log
+        .split("RECOVERED")
+        .next()
+        .unwrap_or_default()
+        .matches("flag: CRITICAL in")
+        .count();
     assert!(log.contains(&format!("({failed} failed runs)")), "{log}");
     // Only one problem, only one recovery.
     assert_eq!(log.matches("PROBLEM").count(), 1, "{log}");
@@ -62,7 +73,11 @@ fn a_running_check_is_never_started_twice() {
     );
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("slow: OK in", 3, LONG);
-    assert!(daemon.stderr().contains("slow: previous run still going"), "{}", daemon.stderr());
+    assert!(
+        daemon.stderr().contains("slow: previous run still going"),
+        "{}",
+        daemon.stderr()
+    );
     assert!(!overlap.exists(), "two runs of one check overlapped");
 }
 
@@ -82,13 +97,18 @@ fn sigusr1_prints_failing_checks_first_and_ticks_now() {
     daemon.wait_log("zzz_flag: PROBLEM", 1, LONG);
     daemon.wait_log("aaa_ok: OK in", 1, LONG);
     daemon.signal(libc::SIGUSR1);
-    wait_for("the status on stdout", LONG, || daemon.stdout().contains("Other checks"));
+    wait_for("the status on stdout", LONG, || {
+        daemon.stdout().contains("Other checks")
+    });
     let out = daemon.stdout();
     let failing = out.find("zzz_flag").expect("failing check listed");
     let other = out.find("aaa_ok").expect("ok check listed");
     assert!(failing < other, "failing checks come first:\n{out}");
     assert!(out.contains("Failing checks: 1"), "{out}");
-    assert!(out.contains("FLAG CRITICAL - down"), "last output shown:\n{out}");
+    assert!(
+        out.contains("FLAG CRITICAL - down"),
+        "last output shown:\n{out}"
+    );
     // The tick is an hour long: a second run can only come from SIGUSR1.
     daemon.wait_log("aaa_ok: OK in", 2, LONG);
 }
@@ -97,7 +117,10 @@ fn sigusr1_prints_failing_checks_first_and_ticks_now() {
 fn sigterm_kills_running_plugins_and_exits_0() {
     let site = Site::new("");
     let pid_file = site.path("plugin.pid");
-    let plugin = site.plugin("hang", &format!("echo $$ > {}\nexec sleep 100", pid_file.display()));
+    let plugin = site.plugin(
+        "hang",
+        &format!("echo $$ > {}\nexec sleep 100", pid_file.display()),
+    );
     site.write(
         "site.toml",
         &format!("base_tick = 60\n[checks.hang]\ntype = \"command\"\ncommand = [\"{plugin}\"]\ntimeout = 100\n"),
@@ -123,10 +146,19 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_takes_a_good_one()
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("first: OK in", 1, LONG);
 
-    site.write("site.d/50-broken.toml", "[checks.second]\ntype = \"command\"\ncomand = []\n");
+    site.write(
+        "site.d/50-broken.toml",
+        "[checks.second]\ntype = \"command\"\ncomand = []\n",
+    );
     daemon.signal(libc::SIGHUP);
     daemon.wait_log("reload refused", 1, LONG);
-    assert!(daemon.stderr().contains("50-broken.toml: checks.second.comand"), "{}", daemon.stderr());
+    assert!(
+        daemon
+            .stderr()
+            .contains("50-broken.toml: checks.second.comand"),
+        "{}",
+        daemon.stderr()
+    );
     let runs = daemon.stderr().matches("first: OK in").count();
     daemon.wait_log("first: OK in", runs + 2, LONG);
 

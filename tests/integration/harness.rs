@@ -18,7 +18,10 @@ pub const PLUGINS: &str = "/usr/lib/nagios/plugins";
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -28,7 +31,9 @@ pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // The state follows the parenthesised command name.
-            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+            let state = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().chars().next());
             !matches!(state, Some(Some('Z')) | Some(Some('X')))
         }
         Err(_) => false,
@@ -151,7 +156,11 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "picomon did not exit within {limit:?}:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "picomon did not exit within {limit:?}:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -224,13 +233,17 @@ pub fn closed_port() -> u16 {
 /// Reads a pid written by a plugin into `path`, waiting for it to appear.
 pub fn read_pid(path: &Path) -> u32 {
     let mut pid = None;
-    wait_for(&format!("a pid in {}", path.display()), Duration::from_secs(10), || {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(path) {
-            let _ = f.read_to_string(&mut s);
-        }
-        pid = s.trim().parse().ok();
-        pid.is_some()
-    });
+    wait_for(
+        &format!("a pid in {}", path.display()),
+        Duration::from_secs(10),
+        || {
+            let mut s = String::new();
+            if let Ok(mut f) = std::fs::File::open(path) {
+                let _ = f.read_to_string(&mut s);
+            }
+            pid = s.trim().parse().ok();
+            pid.is_some()
+        },
+    );
     pid.unwrap_or_default()
 }

@@ -22,7 +22,10 @@ fn a_timeout_kills_the_whole_process_tree() {
     let child_pid = site.path("child.pid");
     let plugin = site.plugin(
         "hang",
-        &format!("sleep 100 &\necho $! > {}\necho still working\nsleep 100", child_pid.display()),
+        &format!(
+            "sleep 100 &\necho $! > {}\necho still working\nsleep 100",
+            child_pid.display()
+        ),
     );
     site.write("site.toml", &command_check("hang", &plugin, "timeout = 1"));
     let started = Instant::now();
@@ -34,9 +37,16 @@ fn a_timeout_kills_the_whole_process_tree() {
     assert_eq!(objs[0]["exit_code"], serde_json::Value::Null);
     let output = objs[0]["output"].as_str().unwrap_or_default();
     assert!(output.starts_with("timed out after 1 s"), "{output}");
-    assert!(output.contains("still working"), "partial output is kept: {output}");
+    assert!(
+        output.contains("still working"),
+        "partial output is kept: {output}"
+    );
     let pid = read_pid(&child_pid);
-    wait_for("the background sleep to be killed", Duration::from_secs(5), || !alive(pid));
+    wait_for(
+        "the background sleep to be killed",
+        Duration::from_secs(5),
+        || !alive(pid),
+    );
 }
 
 #[test]
@@ -45,27 +55,47 @@ fn a_plugin_that_leaves_a_child_holding_its_output_does_not_block() {
     let child_pid = site.path("child.pid");
     let plugin = site.plugin(
         "forker",
-        &format!("sleep 100 &\necho $! > {}\necho 'FORK OK'\nexit 0", child_pid.display()),
+        &format!(
+            "sleep 100 &\necho $! > {}\necho 'FORK OK'\nexit 0",
+            child_pid.display()
+        ),
     );
-    site.write("site.toml", &command_check("forker", &plugin, "timeout = 30"));
+    site.write(
+        "site.toml",
+        &command_check("forker", &plugin, "timeout = 30"),
+    );
     let started = Instant::now();
     let out = site.run(&["-1", "--json"]);
-    assert!(started.elapsed() < Duration::from_secs(10), "picomon waited on the leftover child's pipe");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "picomon waited on the leftover child's pipe"
+    );
     let objs = json(&out);
     assert_eq!(objs[0]["state"], "OK");
     assert_eq!(objs[0]["output"], "FORK OK");
     let pid = read_pid(&child_pid);
-    wait_for("the leftover child to be killed", Duration::from_secs(5), || !alive(pid));
+    wait_for(
+        "the leftover child to be killed",
+        Duration::from_secs(5),
+        || !alive(pid),
+    );
 }
 
 #[test]
 fn huge_output_is_capped_and_binary_output_is_survived() {
     let site = Site::new("");
-    let huge = site.plugin("huge", "echo 'BIG OK'\nhead -c 20000000 /dev/zero | tr '\\0' 'x'\nexit 0");
+    let huge = site.plugin(
+        "huge",
+        "echo 'BIG OK'\nhead -c 20000000 /dev/zero | tr '\\0' 'x'\nexit 0",
+    );
     let binary = site.plugin("binary", "head -c 100000 /dev/urandom\nexit 1");
     site.write(
         "site.toml",
-        &format!("{}{}", command_check("huge", &huge, ""), command_check("binary", &binary, "")),
+        &format!(
+            "{}{}",
+            command_check("huge", &huge, ""),
+            command_check("binary", &binary, "")
+        ),
     );
     let out = site.run(&["-1", "--json"]);
     let objs = json(&out);
@@ -74,8 +104,16 @@ fn huge_output_is_capped_and_binary_output_is_survived() {
     let huge = &objs[1];
     assert_eq!(huge["state"], "OK");
     let output = huge["output"].as_str().unwrap_or_default();
-    assert!(output.starts_with("BIG OK"), "{}", &output[..40.min(output.len())]);
-    assert!(output.len() < 70 * 1024, "output not capped: {} bytes", output.len());
+    assert!(
+        output.starts_with("BIG OK"),
+        "{}",
+        &output[..40.min(output.len())]
+    );
+    assert!(
+        output.len() < 70 * 1024,
+        "output not capped: {} bytes",
+        output.len()
+    );
     assert!(output.contains("more bytes of output dropped"));
 }
 
@@ -86,7 +124,10 @@ fn a_missing_plugin_is_unknown_not_a_crash() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("UNKNOWN"), "{text}");
-    assert!(text.contains("check not available: /nonexistent/check_gone"), "{text}");
+    assert!(
+        text.contains("check not available: /nonexistent/check_gone"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -94,15 +135,28 @@ fn exit_codes_map_to_states_and_a_pattern_must_match() {
     let site = Site::new("");
     let mut config = String::new();
     for code in [0, 1, 2, 3, 42] {
-        let p = site.plugin(&format!("exit{code}"), &format!("echo 'exit {code} | perf=1'\nexit {code}"));
+        let p = site.plugin(
+            &format!("exit{code}"),
+            &format!("echo 'exit {code} | perf=1'\nexit {code}"),
+        );
         config.push_str(&command_check(&format!("exit{code}"), &p, ""));
     }
     let p = site.plugin("pattern", "echo 'status: SERVFAIL'");
-    config.push_str(&command_check("pattern", &p, "pattern = \"status: NOERROR\""));
+    config.push_str(&command_check(
+        "pattern",
+        &p,
+        "pattern = \"status: NOERROR\"",
+    ));
     site.write("site.toml", &config);
     let objs = json(&site.run(&["-1", "--json"]));
-    let states: Vec<&str> = objs.iter().map(|o| o["state"].as_str().unwrap_or("?")).collect();
-    assert_eq!(states, ["OK", "WARNING", "CRITICAL", "UNKNOWN", "UNKNOWN", "CRITICAL"]);
+    let states: Vec<&str> = objs
+        .iter()
+        .map(|o| o["state"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        states,
+        ["OK", "WARNING", "CRITICAL", "UNKNOWN", "UNKNOWN", "CRITICAL"]
+    );
     assert_eq!(objs[0]["output"], "exit 0");
     assert_eq!(objs[0]["perfdata"], "perf=1");
 }
@@ -111,11 +165,17 @@ fn exit_codes_map_to_states_and_a_pattern_must_match() {
 fn checks_run_in_parallel() {
     let site = Site::new("");
     let p = site.plugin("slow", "sleep 1\necho SLOW OK");
-    let config: String = (0..20).map(|n| command_check(&format!("slow{n}"), &p, "")).collect();
+    let config: String = (0..20)
+        .map(|n| command_check(&format!("slow{n}"), &p, ""))
+        .collect();
     site.write("site.toml", &format!("max_parallel = 20\n{config}"));
     let started = Instant::now();
     let out = site.run(&["-1"]);
     assert_eq!(out.status.code(), Some(0));
     // Run one after another they would take 20 s.
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }
