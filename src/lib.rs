@@ -83,6 +83,17 @@ pub fn report_error(program: &str, err: &anyhow::Error) -> ExitCode {
     }
 }
 
+/// glibc gives each thread its own malloc arena, and each keeps freed
+/// memory around: with `max_parallel` workers that is most of a small
+/// daemon's memory. Workers allocate little, so two arenas are plenty.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before workers start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Runs what the command line asks for.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -107,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if cli.run.one {
                 return once::run(&config, &runner, cli.run.json);
             }
+            limit_malloc_arenas();
             let (tx, rx) = crossbeam_channel::unbounded();
             let signal_tx = tx.clone();
             signals::spawn(move |s| {

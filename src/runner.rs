@@ -56,6 +56,7 @@ struct Stream {
 
 impl Stream {
     fn new(fd: os_pipe::PipeReader) -> io::Result<Stream> {
+        // Only our end: the plugin's end stays blocking, as plugins expect.
         set_nonblocking(fd.as_raw_fd())?;
         Ok(Stream {
             fd: Some(fd),
@@ -67,7 +68,8 @@ impl Stream {
     /// Reads what is available now; closes the stream at end of file.
     fn drain(&mut self) {
         let Some(fd) = self.fd.as_mut() else { return };
-        let mut buf = [0u8; 16 * 1024];
+        // Small: every worker thread's stack keeps whatever it touched.
+        let mut buf = [0u8; 4096];
         loop {
             match fd.read(&mut buf) {
                 Ok(0) => {
@@ -98,10 +100,11 @@ impl Stream {
     }
 }
 
+/// Makes the read end of a fresh pipe non-blocking. Its only status flag
+/// is O_RDONLY, so there is nothing to read back first.
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own, with plain integer arguments.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_RDONLY | libc::O_NONBLOCK) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -208,7 +211,10 @@ impl Runner {
             kill_group(pid);
         }
         let watched = self.watch(pid, started, timeout, out_r, err_r);
-        kill_group(pid);
+        if watched.is_err() {
+            // watch() kills the group itself, except when it could not watch.
+            kill_group(pid);
+        }
         let reaped = handle.wait().map(|o| o.status);
         self.register(pid, false);
         let (timed_out, out, err, duration) = watched.map_err(RunError::Wait)?;

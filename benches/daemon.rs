@@ -1,0 +1,238 @@
+//! Figures for the daemon, printed, never asserted (machines are noisy):
+//! `cargo bench --bench daemon`. Runs the real release binary.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn picomon() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_picomon"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PICOMON_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env_remove("JOURNAL_STREAM");
+    cmd
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+fn commands(n: usize, argv: &str) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        let _ = writeln!(s, "[checks.c{i:04}]\ntype = \"command\"\ncommand = {argv}");
+    }
+    s
+}
+
+/// Field `n` (1-based, after the command name) of /proc/PID/stat.
+fn stat_field(pid: u32, n: usize) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    rest.split_whitespace()
+        .nth(n - 3)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0)
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf with a valid name.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_lines(path: &Path, needle: &str, count: usize, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.matches(needle).count() >= count || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Peak RSS with 1,000 instances, and the daemon's own CPU per plugin run
+/// (at the default log level) against a bare spawn-and-wait loop.
+fn rss_and_cpu(dir: &Path) {
+    let n = 1000;
+    let ticks = 6;
+    let config = write(
+        dir,
+        "rss.toml",
+        &format!(
+            "base_tick = 1\nmax_parallel = 32\n{}",
+            commands(n, "[\"/bin/true\"]")
+        ),
+    );
+    let err = dir.join("rss.err");
+    let child = picomon()
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("log"))
+        .spawn()
+        .expect("start picomon");
+    let pid = child.id();
+    let guard = Guard(child);
+    wait_lines(&err, "picomon started", 1, Duration::from_secs(10));
+    // Loading 1,000 checks is not per-run work.
+    let startup = (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / ticks_per_sec();
+    // Ticks 0 to 5 run every instance; stop just before tick 6.
+    std::thread::sleep(Duration::from_millis(ticks as u64 * 1000 - 300));
+    let runs = n * ticks;
+    let cpu = (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / ticks_per_sec() - startup;
+    let hwm = status_kib(pid, "VmHWM:");
+    drop(guard);
+    println!(
+        "peak RSS, 1000 instances:        {:.1} MiB (target < 10 MiB)",
+        hwm as f64 / 1024.0
+    );
+    let bare = bare_spawn();
+    let per_run = cpu / runs as f64;
+    println!(
+        "daemon CPU per plugin run:       {:.0} µs over {runs} runs; bare spawn+wait {:.0} µs; ratio {:.2} (target <= 1.5)",
+        per_run * 1e6,
+        bare * 1e6,
+        per_run / bare
+    );
+}
+
+/// CPU of this process per `/bin/true` run by a plain spawn-and-wait loop.
+fn bare_spawn() -> f64 {
+    let runs = 2000;
+    let started = cpu_self();
+    for _ in 0..runs {
+        let _ = Command::new("/bin/true")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output();
+    }
+    (cpu_self() - started) / runs as f64
+}
+
+/// The same loop through picomon's runner (process group, pidfd, capped
+/// output), without the daemon around it.
+fn runner_spawn() -> f64 {
+    let runs = 2000;
+    let runner = picomon::runner::Runner::new();
+    let argv = [std::ffi::OsString::from("/bin/true")];
+    let started = cpu_self();
+    for _ in 0..runs {
+        let _ = runner.run(&argv, Duration::from_secs(5));
+    }
+    (cpu_self() - started) / runs as f64
+}
+
+fn cpu_self() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+/// Wall time of `-1` for 100 checks that each sleep one second.
+fn parallel_once(dir: &Path) {
+    let config = write(
+        dir,
+        "sleep.toml",
+        &format!(
+            "max_parallel = 100\n{}",
+            commands(100, "[\"/bin/sleep\", \"1\"]")
+        ),
+    );
+    let started = Instant::now();
+    let out = picomon()
+        .arg("-1")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("run -1");
+    let took = started.elapsed();
+    println!(
+        "-1 with 100 × sleep 1:           {:.3} s, exit {:?} (target < 1.2 s)",
+        took.as_secs_f64(),
+        out.status.code()
+    );
+}
+
+/// Deviation of tick starts from start + k × tick over 100 ticks.
+fn tick_deviation(dir: &Path) {
+    let config = write(
+        dir,
+        "ticks.toml",
+        &format!("base_tick = 0.05\n{}", commands(20, "[\"/bin/true\"]")),
+    );
+    let err = dir.join("ticks.err");
+    let child = picomon()
+        .args(["-D", "-c"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("log"))
+        .spawn()
+        .expect("start picomon");
+    let guard = Guard(child);
+    let log = wait_lines(&err, " after its time", 101, Duration::from_secs(30));
+    drop(guard);
+    let late: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split(" started ").nth(1))
+        .filter_map(|l| l.split(' ').next())
+        .filter_map(|v| v.parse().ok())
+        .take(100)
+        .collect();
+    let max = |s: &[f64]| s.iter().cloned().fold(0.0, f64::max);
+    let half = late.len() / 2;
+    println!(
+        "tick lateness over {} ticks:     max {:.2} ms; first half max {:.2} ms, second half max {:.2} ms (target < 20 ms, not growing)",
+        late.len(),
+        max(&late),
+        max(&late[..half]),
+        max(&late[half..])
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; a filter argument is not supported.
+    let dir = tempfile::tempdir().expect("temp dir");
+    println!(
+        "picomon daemon benchmark ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    parallel_once(dir.path());
+    tick_deviation(dir.path());
+    rss_and_cpu(dir.path());
+    let (bare, runner) = (bare_spawn(), runner_spawn());
+    println!(
+        "runner alone, CPU per run:       {:.0} µs; bare spawn+wait {:.0} µs; ratio {:.2}",
+        runner * 1e6,
+        bare * 1e6,
+        runner / bare
+    );
+}
