@@ -6,6 +6,8 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod files;
+pub mod mail;
 mod once;
 pub mod runner;
 pub mod scheduler;

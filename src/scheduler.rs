@@ -11,12 +11,15 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::check::{Instance, RunResult};
 use crate::config::Config;
+use crate::mail::{Mail, Outbox};
 use crate::runner::Runner;
 use crate::signals::Signal;
 use crate::state::{self, CheckState, Event, Transition};
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopping daemon tries to deliver queued mail.
+const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 /// What the daemon loop is told.
 #[derive(Debug)]
@@ -116,8 +119,9 @@ pub struct Daemon {
     slots: BTreeMap<String, Slot>,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
-    /// Told of every switch to failing and every recovery.
-    on_events: Box<dyn FnMut(&Event)>,
+    outbox: Outbox,
+    /// When the next global report is due, if reports are on.
+    next_report: Option<Instant>,
 }
 
 impl Daemon {
@@ -127,8 +131,14 @@ impl Daemon {
         runner: Arc<Runner>,
         tx: Sender<Msg>,
         rx: Receiver<Msg>,
-    ) -> std::io::Result<Daemon> {
+    ) -> anyhow::Result<Daemon> {
         let pool = Pool::new(config.max_parallel, &runner)?;
+        let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
+        let outbox = Outbox::start(config.emails.clone(), spool.as_deref())?;
+        let next_report = config
+            .emails
+            .report_every
+            .map(|every| Instant::now() + every);
         let mut daemon = Daemon {
             config: Arc::new(config),
             main_file,
@@ -137,7 +147,8 @@ impl Daemon {
             slots: BTreeMap::new(),
             tx,
             rx,
-            on_events: Box::new(log_event),
+            outbox,
+            next_report,
         };
         daemon.install_instances();
         Ok(daemon)
@@ -198,6 +209,7 @@ impl Daemon {
                         now.saturating_duration_since(due).as_secs_f64() * 1000.0
                     );
                     self.tick();
+                    self.maybe_report();
                     tick += 1;
                     // After a suspend or a stall, skip the ticks already missed
                     // instead of running them back to back.
@@ -262,16 +274,62 @@ impl Daemon {
             slot.due_in = slot.state.interval(&slot.instance);
         }
         if let Some(transition) = transition {
+            let since = match &transition {
+                Transition::Failing => slot.state.since.unwrap_or(result.started),
+                Transition::Recovered { after, .. } => {
+                    result.started.checked_sub(*after).unwrap_or(result.started)
+                }
+            };
             let event = Event {
                 id: id.to_string(),
                 check: slot.instance.check.clone(),
                 dest: slot.instance.dest.clone(),
-                since: slot.state.since.unwrap_or(result.started),
+                since,
                 transition,
                 result,
             };
-            (self.on_events)(&event);
+            log_event(&event);
+            let thread = match event.transition {
+                Transition::Failing => None,
+                Transition::Recovered { .. } => slot.state.thread.take(),
+            };
+            let mail = Mail::alert(self.outbox.emails(), &event, thread.as_deref());
+            if event.transition == Transition::Failing {
+                slot.state.thread = Some(mail.message_id.clone());
+            }
+            self.outbox.send(mail);
         }
+    }
+
+    /// Sends the global report when it is due and some check has been
+    /// failing for longer than the report interval.
+    fn maybe_report(&mut self) {
+        let (Some(due), Some(every)) = (self.next_report, self.config.emails.report_every) else {
+            return;
+        };
+        let now = Instant::now();
+        if now < due {
+            return;
+        }
+        self.next_report = Some(now + every);
+        let wall = SystemTime::now();
+        let long_failing = self.slots.values().any(|s| {
+            s.state.failing
+                && s.state
+                    .since
+                    .and_then(|since| wall.duration_since(since).ok())
+                    .is_some_and(|d| d > every)
+        });
+        if !long_failing {
+            return;
+        }
+        let body = state::render_states(
+            self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
+            wall,
+        );
+        let emails = self.outbox.emails();
+        let mail = Mail::new(emails, emails.report_subject.clone(), body, wall);
+        self.outbox.send(mail);
     }
 
     fn print_status(&self) {
@@ -309,12 +367,19 @@ impl Daemon {
             }
         }
         crate::set_log_level(config.log_level);
+        self.outbox.reconfigure(config.emails.clone());
+        if config.emails.report_every != self.config.emails.report_every {
+            self.next_report = config
+                .emails
+                .report_every
+                .map(|every| Instant::now() + every);
+        }
         self.config = Arc::new(config);
         self.install_instances();
         log::info!("configuration reloaded: {}", self.config.summary());
     }
 
-    fn stop(&mut self) {
+    fn stop(mut self) {
         log::info!("stopping: killing running plugins");
         self.runner.stop();
         let deadline = Instant::now() + STOP_GRACE;
@@ -329,11 +394,12 @@ impl Daemon {
                 Err(_) => break,
             }
         }
+        self.outbox.stop(FLUSH_GRACE);
         log::info!("stopped");
     }
 }
 
-/// Until email exists, a switch is told in the log.
+/// Every switch is logged, whether or not mail goes out.
 fn log_event(event: &Event) {
     match &event.transition {
         Transition::Failing => log::warn!(

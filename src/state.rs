@@ -18,6 +18,8 @@ pub struct CheckState {
     /// True from the `retry + 1`-th failed run to the next OK one.
     pub failing: bool,
     pub last: Option<RunResult>,
+    /// The Message-ID of the Problem mail, for the recovery to reply to.
+    pub thread: Option<String>,
 }
 
 /// A switch of a check instance, to be told to people.

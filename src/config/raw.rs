@@ -112,7 +112,7 @@ impl Default for RawEmails {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum SmtpSecurity {
+pub enum SmtpSecurity {
     None,
     Starttls,
     Tls,

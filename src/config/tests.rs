@@ -212,7 +212,7 @@ fn a_single_family_dest_has_no_family_label() {
 #[test]
 fn dump_is_accepted_again_and_hides_the_password() {
     let site = Site::new(&with_hosts(
-        "[emails]\nsmtp_password = \"s3cret\"\n[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\", \"example.net\"]\n[checks.c]\ntype = \"command\"\ncommand = [\"/bin/true\"]\nerror_every = 3\n",
+        "[emails]\nsmtp_user = \"u\"\nsmtp_password = \"s3cret\"\n[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\", \"example.net\"]\n[checks.c]\ntype = \"command\"\ncommand = [\"/bin/true\"]\nerror_every = 3\n",
     ));
     let config = site.load().expect("valid");
     let dumped = config.dump().expect("dump");
@@ -236,4 +236,50 @@ fn address_of_a_mailbox() {
         "picomon@example.org"
     );
     assert_eq!(address_of("ops@example.org"), "ops@example.org");
+}
+
+#[test]
+fn smtp_host_forms() {
+    assert_eq!(split_host_port("mx"), Some(("mx".into(), None)));
+    assert_eq!(split_host_port("mx:2525"), Some(("mx".into(), Some(2525))));
+    assert_eq!(split_host_port("[::1]:25"), Some(("::1".into(), Some(25))));
+    assert_eq!(split_host_port("mx:0"), None);
+    assert_eq!(split_host_port("mx:smtp"), None);
+    assert_eq!(split_host_port(""), None);
+}
+
+#[test]
+fn bad_email_settings_name_their_keys() {
+    let site = Site::new(
+        "[emails]\nto = [\"not an address\"]\nsmtp_host = \"mx:99999\"\nsmtp_user = \"u\"\nsmtp_password_file = \"/nonexistent/pw\"\nsubject_tpl = \"a\\nb\"\n[emails.report]\nevery = -1\n",
+    );
+    assert_names(
+        &site.error(),
+        &[
+            "emails.to",
+            "emails.smtp_host",
+            "emails.smtp_password_file",
+            "/nonexistent/pw",
+            "emails.subject_tpl",
+            "emails.report.every",
+        ],
+    );
+    let site = Site::new("[emails]\nsmtp_user = \"u\"\n");
+    assert_names(&site.error(), &["emails.smtp_user"]);
+}
+
+#[test]
+fn the_password_file_is_read_and_the_port_follows_security() {
+    let site = Site::new("");
+    site.fragment("pw", "s3cret\n");
+    let pw = site.dir.path().join("site.d/pw");
+    std::fs::write(
+        site.main(),
+        format!("[emails]\nsmtp_host = \"mx\"\nsmtp_security = \"tls\"\nsmtp_user = \"u\"\nsmtp_password_file = \"{}\"\n", pw.display()),
+    )
+    .expect("write");
+    let config = site.load().expect("valid");
+    assert_eq!(config.emails.smtp_password.as_deref(), Some("s3cret"));
+    assert_eq!(config.emails.smtp_port, 465);
+    assert!(!format!("{:?}", config.emails).contains("s3cret"));
 }
