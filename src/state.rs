@@ -87,6 +87,9 @@ impl CheckState {
 
 /// Formats a duration for people: `45s`, `3m 05s`, `1h 02m 03s`, `2d 4h 00m`.
 pub fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
     let s = d.as_secs();
     let (days, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
     match (days, h, m) {
@@ -205,6 +208,7 @@ mod tests {
 
     #[test]
     fn human_durations() {
+        assert_eq!(human_duration(Duration::from_millis(500)), "0.5s");
         assert_eq!(human_duration(Duration::from_secs(45)), "45s");
         assert_eq!(human_duration(Duration::from_secs(185)), "3m 05s");
         assert_eq!(human_duration(Duration::from_secs(3723)), "1h 02m 03s");

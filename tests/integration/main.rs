@@ -2,7 +2,9 @@
 //! monitoring-plugins-basic, script plugins and loopback servers.
 
 mod harness;
+mod smtp;
 
 mod cli;
 mod daemon;
+mod mail;
 mod plugins;

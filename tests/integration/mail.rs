@@ -1,0 +1,341 @@
+//! Alert emails through a real SMTP server: threading, recipients, queueing
+//! while the server is down, the on-disk outbox across restarts, STARTTLS,
+//! refusals, reports and header injection.
+
+use std::time::Duration;
+
+use crate::harness::{Daemon, Site};
+use crate::smtp::{private_ca, SmtpServer};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A site with one check that fails while the file `down` exists.
+fn flag_site(emails: &str, extra: &str) -> Site {
+    let site = Site::new("");
+    let flag = site.path("down");
+    let plugin = site.plugin(
+        "flag",
+        &format!(
+            "if [ -e {0} ]; then cat {0}; exit 2; fi\necho 'FLAG OK - fine'",
+            flag.display()
+        ),
+    );
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.2\ndefault_retry = 1\n{extra}\n[emails]\nfrom = \"Picomon <picomon@monitor.example.org>\"\nsmtp_retry_timeout = 0.5\n{emails}\n[hosts.web]\nname = \"front web\"\nipv4 = \"127.0.0.1\"\n[checks.homepage]\ntype = \"command\"\nhosts = [\"web\"]\ncommand = [\"{plugin}\", \"{{addr}}\"]\n"
+        ),
+    );
+    site
+}
+
+fn down(site: &Site, output: &str) {
+    site.write("down", output);
+}
+
+fn up(site: &Site) {
+    std::fs::remove_file(site.path("down")).expect("remove flag");
+}
+
+fn emails_to(port: u16, to: &str) -> String {
+    format!("to = [{to}]\nsmtp_host = \"127.0.0.1:{port}\"\n")
+}
+
+#[test]
+fn problem_and_recovery_form_one_thread_to_every_recipient() {
+    let site = flag_site("", "");
+    let port = SmtpServer::free_port();
+    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config())
+            .expect("read")
+            .replace(
+                "[emails]\n",
+                &format!(
+                    "[emails]\n{}",
+                    emails_to(port, "\"ops@example.org\", \"Second <oncall@example.net>\"")
+                ),
+            ),
+    )
+    .expect("write");
+    down(
+        &site,
+        "FLAG CRITICAL - it broke|load=9\nsecond line of detail\n",
+    );
+    let daemon: Daemon = site.daemon(&[]);
+    let problem = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(
+        problem.header("subject"),
+        "[picomon] Problem: homepage on front web"
+    );
+    assert!(
+        problem.header("to").contains("ops@example.org"),
+        "{:?}",
+        problem.headers
+    );
+    assert!(problem.header("to").contains("oncall@example.net"));
+    let rcpt = problem.header("x-rcptto");
+    assert!(
+        rcpt.contains("ops@example.org") && rcpt.contains("oncall@example.net"),
+        "{rcpt}"
+    );
+    assert_eq!(problem.header("auto-submitted"), "auto-generated");
+    assert_eq!(problem.header("x-auto-response-suppress"), "All");
+    let id = problem.header("message-id").to_string();
+    assert!(
+        id.starts_with('<') && id.ends_with("@monitor.example.org>"),
+        "{id}"
+    );
+    assert!(
+        problem.body.contains("FLAG CRITICAL - it broke"),
+        "{}",
+        problem.body
+    );
+    assert!(problem.body.contains("second line of detail"));
+    assert!(problem.body.contains("Target:   front web"));
+
+    up(&site);
+    let msgs = smtp.wait_messages(2, LONG);
+    let ok = &msgs[1];
+    assert_eq!(ok.header("subject"), "[picomon] OK: homepage on front web");
+    assert_eq!(ok.header("in-reply-to"), id);
+    assert_eq!(ok.header("references"), id);
+    assert_ne!(ok.header("message-id"), id);
+    assert!(ok.body.contains("recovered after"), "{}", ok.body);
+    assert!(ok.body.contains("retries)"), "{}", ok.body);
+    // One connection carried both mails.
+    assert_eq!(smtp.ehlo_count(), 1, "the SMTP connection was not reused");
+    drop(daemon);
+    assert_eq!(
+        smtp.messages().len(),
+        2,
+        "exactly one problem and one recovery"
+    );
+}
+
+#[test]
+fn a_mail_queued_while_the_server_is_down_arrives_once_when_it_is_back() {
+    let port = SmtpServer::free_port();
+    let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
+    down(&site, "FLAG CRITICAL - down");
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("mail delivery to 127.0.0.1", 2, LONG);
+    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    let msgs = smtp.wait_messages(1, LONG);
+    assert!(msgs[0].body.starts_with("(queued "), "{}", msgs[0].body);
+    assert!(
+        msgs[0].body.contains("Connection refused"),
+        "{}",
+        msgs[0].body
+    );
+    assert!(
+        msgs[0].body.contains("FLAG CRITICAL - down"),
+        "{}",
+        msgs[0].body
+    );
+    daemon.wait_log("mail sent to", 1, LONG);
+    // Three more failed runs later, still the one mail.
+    let runs = daemon
+        .stderr()
+        .matches("homepage/web/ipv4: CRITICAL in")
+        .count();
+    daemon.wait_log("homepage/web/ipv4: CRITICAL in", runs + 3, LONG);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(daemon.stderr().matches("mail sent to").count(), 1);
+}
+
+#[test]
+fn a_mail_spooled_before_a_restart_is_sent_once_by_the_next_start() {
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let site = flag_site(
+        &emails_to(port, "\"ops@example.org\""),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    down(&site, "FLAG CRITICAL - down before restart");
+    let mut daemon = site.daemon(&[]);
+    daemon.wait_log("mail delivery to 127.0.0.1", 1, LONG);
+    let spooled = state.path().join("outbox");
+    let count = || {
+        std::fs::read_dir(&spooled)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(count(), 1, "the mail is on disk");
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
+    assert!(
+        daemon.stderr().contains("unsent; they stay in"),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(count(), 1, "the mail is still on disk after the stop");
+
+    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    up(&site);
+    let daemon = site.daemon(&[]);
+    let msgs = smtp.wait_messages(1, LONG);
+    assert!(
+        msgs[0].body.contains("down before restart"),
+        "{}",
+        msgs[0].body
+    );
+    daemon.wait_log("mail sent to", 1, LONG);
+    crate::harness::wait_for("the spool to empty", LONG, || count() == 0);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[test]
+fn starttls_with_a_server_certificate_from_a_private_ca_file() {
+    let port = SmtpServer::free_port();
+    let site = flag_site("", "");
+    let (ca, cert, key) = private_ca(site.dir.path());
+    let smtp = SmtpServer::start(site.dir.path(), port, Some((&cert, &key)));
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config())
+            .expect("read")
+            .replace(
+                "[emails]\n",
+                &format!(
+                    "[emails]\n{}smtp_security = \"starttls\"\nsmtp_ca_file = \"{}\"\n",
+                    emails_to(port, "\"ops@example.org\""),
+                    ca.display()
+                ),
+            ),
+    )
+    .expect("write");
+    down(&site, "FLAG CRITICAL - over TLS");
+    let _daemon = site.daemon(&[]);
+    let msgs = smtp.wait_messages(1, LONG);
+    assert!(msgs[0].body.contains("over TLS"));
+}
+
+#[test]
+fn starttls_without_trusting_the_certificate_is_refused_and_retried() {
+    let port = SmtpServer::free_port();
+    let site = flag_site("", "");
+    let (_ca, cert, key) = private_ca(site.dir.path());
+    let smtp = SmtpServer::start(site.dir.path(), port, Some((&cert, &key)));
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config())
+            .expect("read")
+            .replace(
+                "[emails]\n",
+                &format!(
+                    "[emails]\n{}smtp_security = \"starttls\"\n",
+                    emails_to(port, "\"ops@example.org\"")
+                ),
+            ),
+    )
+    .expect("write");
+    down(&site, "FLAG CRITICAL - untrusted");
+    let daemon = site.daemon(&[]);
+    daemon.wait_log("mail delivery to 127.0.0.1", 2, LONG);
+    assert!(smtp.messages().is_empty());
+}
+
+#[test]
+fn a_refused_recipient_is_logged_with_the_reply_and_kept_aside() {
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let site = flag_site(
+        &emails_to(port, "\"reject-me@example.org\""),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    let _smtp = SmtpServer::start(site.dir.path(), port, None);
+    down(&site, "FLAG CRITICAL - refused");
+    let daemon = site.daemon(&[]);
+    daemon.wait_log("mail refused by", 1, LONG);
+    assert!(
+        daemon.stderr().contains("no such user here"),
+        "{}",
+        daemon.stderr()
+    );
+    let rejected: Vec<_> = std::fs::read_dir(state.path().join("outbox/rejected"))
+        .expect("rejected dir")
+        .flatten()
+        .collect();
+    assert_eq!(rejected.len(), 1, "the refused mail is kept aside");
+}
+
+#[test]
+fn plugin_output_cannot_inject_headers() {
+    let port = SmtpServer::free_port();
+    let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
+    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    down(
+        &site,
+        "CRITICAL\r\nBcc: victim@example.org\r\nSubject: pwned\r\n\r\nbody",
+    );
+    let _daemon = site.daemon(&[]);
+    let msg = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(msg.header("bcc"), "");
+    assert_eq!(
+        msg.header("subject"),
+        "[picomon] Problem: homepage on front web"
+    );
+    assert_eq!(msg.header("x-rcptto"), "ops@example.org");
+}
+
+#[test]
+fn no_recipients_means_mails_are_only_logged() {
+    let site = flag_site("to = []\n", "");
+    down(&site, "FLAG CRITICAL - nobody told");
+    let daemon = site.daemon(&[]);
+    daemon.wait_log(
+        "mail not sent (emails.to is empty): [picomon] Problem: homepage on front web",
+        1,
+        LONG,
+    );
+}
+
+#[test]
+fn a_report_lists_failing_checks_first() {
+    let port = SmtpServer::free_port();
+    let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config()).expect("read")
+            + "[emails.report]\nevery = 1\nsubject = \"[picomon] still broken\"\n[checks.fine]\ntype = \"command\"\ncommand = [\"true\"]\n",
+    )
+    .expect("write");
+    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    down(&site, "FLAG CRITICAL - long outage");
+    let _daemon = site.daemon(&[]);
+    crate::harness::wait_for("a report", LONG, || {
+        smtp.messages()
+            .iter()
+            .any(|m| m.header("subject") == "[picomon] still broken")
+    });
+    let msgs = smtp.messages();
+    let report = msgs
+        .iter()
+        .find(|m| m.header("subject") == "[picomon] still broken")
+        .expect("report");
+    let failing = report
+        .body
+        .find("homepage")
+        .expect("failing check in the report");
+    let fine = report.body.find("fine").expect("ok check in the report");
+    assert!(failing < fine, "{}", report.body);
+    assert!(report.body.contains("long outage"), "{}", report.body);
+    assert_eq!(report.header("auto-submitted"), "auto-generated");
+}
+
+#[test]
+fn one_pass_never_sends_mail() {
+    let port = SmtpServer::free_port();
+    let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
+    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    down(&site, "FLAG CRITICAL - one pass");
+    let out = site.run(&["-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(smtp.ehlo_count(), 0, "-1 connected to the SMTP server");
+}

@@ -1,0 +1,264 @@
+//! A real SMTP server for the tests: Debian's aiosmtpd on a loopback port
+//! the test picks, writing a Maildir, with the small handler in
+//! tests/smtp/ (refuses `reject*` recipients, counts connections).
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::wait_for;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A received message: its headers (names lower-cased; repeated ones
+/// joined with ", ") and body.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(&name.to_lowercase())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    fn parse(text: &str) -> Received {
+        let text = text.replace("\r\n", "\n");
+        let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        let mut last: Option<String> = None;
+        for line in head.lines() {
+            if line.starts_with([' ', '\t']) {
+                if let Some(name) = &last {
+                    if let Some(v) = headers.get_mut(name) {
+                        v.push(' ');
+                        v.push_str(line.trim());
+                    }
+                }
+                continue;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let name = name.trim().to_lowercase();
+                let value = value.trim().to_string();
+                headers
+                    .entry(name.clone())
+                    .and_modify(|v| {
+                        v.push_str(", ");
+                        v.push_str(&value);
+                    })
+                    .or_insert(value);
+                last = Some(name);
+            }
+        }
+        Received {
+            headers,
+            body: decode_body(body, headers_cte(head)),
+        }
+    }
+}
+
+fn headers_cte(head: &str) -> bool {
+    head.to_lowercase()
+        .contains("content-transfer-encoding: quoted-printable")
+}
+
+/// Undoes quoted-printable, enough to read bodies in assertions.
+fn decode_body(body: &str, quoted_printable: bool) -> String {
+    if !quoted_printable {
+        return body.to_string();
+    }
+    let joined = body.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed (scripts/deps)");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A private CA and a server certificate it signed for 127.0.0.1 and
+/// localhost: (CA certificate, server certificate, server key).
+pub fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=picomon test CA",
+        ]
+        .iter()
+        .chain(&["-keyout", "ca.key", "-out", "ca.pem"])
+        .copied()
+        .collect::<Vec<_>>(),
+        dir,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        dir,
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write extensions");
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+        dir,
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// aiosmtpd on 127.0.0.1:`port`, stopped when dropped.
+pub struct SmtpServer {
+    child: Child,
+    pub dir: PathBuf,
+}
+
+impl SmtpServer {
+    /// A free port for a server that is not started yet.
+    pub fn free_port() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    }
+
+    pub fn start(dir: &Path, port: u16, starttls: Option<(&Path, &Path)>) -> SmtpServer {
+        assert!(
+            Path::new(PYTHON).exists()
+                && Path::new("/usr/lib/python3/dist-packages/aiosmtpd").exists(),
+            "python3-aiosmtpd is not installed: run scripts/test, which installs it"
+        );
+        let maildir = dir.join("Maildir");
+        let mut cmd = Command::new(PYTHON);
+        cmd.env(
+            "PYTHONPATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp"),
+        )
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "picomon_smtp.Handler"]);
+        if let Some((cert, key)) = starttls {
+            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        }
+        cmd.arg(&maildir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("smtpd.err")).expect("log"));
+        let child = cmd.spawn().expect("start aiosmtpd");
+        wait_for("the SMTP server to listen", Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        SmtpServer {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn messages(&self) -> Vec<Received> {
+        read_maildir(&self.dir.join("Maildir"))
+    }
+
+    /// How many SMTP sessions said EHLO.
+    pub fn ehlo_count(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("ehlo.log"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `n` messages have arrived and returns them.
+    pub fn wait_messages(&self, n: usize, limit: Duration) -> Vec<Received> {
+        wait_for(&format!("{n} messages at the SMTP server"), limit, || {
+            self.messages().len() >= n
+        });
+        self.messages()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn read_maildir(maildir: &Path) -> Vec<Received> {
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = std::fs::read_dir(maildir.join(sub)) {
+            for e in entries.flatten() {
+                let mtime = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                files.push((mtime, e.path()));
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .filter_map(|(_, p)| std::fs::read_to_string(p).ok())
+        .map(|t| Received::parse(&t))
+        .collect()
+}
