@@ -506,7 +506,9 @@ impl Delivery {
                 Err(e) => Attempt::Transient(e),
                 Ok(transport) => match transport.send(&message) {
                     Ok(_) => Attempt::Sent,
-                    Err(e) if e.is_permanent() => Attempt::Permanent(smtp_error(&e)),
+                    Err(e) if e.is_permanent() && !is_authentication(&e) => {
+                        Attempt::Permanent(smtp_error(&e))
+                    }
                     Err(e) => Attempt::Transient(smtp_error(&e)),
                 },
             },
@@ -529,7 +531,12 @@ impl Delivery {
                 self.queue.pop_front();
             }
             Attempt::Transient(e) => {
-                log::warn!(
+                let level = match e.contains("(53") {
+                    true => log::Level::Error,
+                    false => log::Level::Warn,
+                };
+                log::log!(
+                    level,
                     "mail delivery to {host} failed, retrying in {}: {e} ({} queued)",
                     human_duration(self.emails.retry),
                     queued
@@ -567,6 +574,15 @@ impl Delivery {
             }
         }
     }
+}
+
+/// 530 to 539 refuse the sender's credentials, not the message: a wrong
+/// password must not throw alerts away, so those are retried (and logged
+/// as errors) until the configuration is fixed.
+fn is_authentication(e: &lettre::transport::smtp::Error) -> bool {
+    use lettre::transport::smtp::response::Category;
+    e.status()
+        .is_some_and(|code| code.category == Category::Unspecified3)
 }
 
 fn smtp_error(e: &lettre::transport::smtp::Error) -> String {

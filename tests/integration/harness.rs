@@ -106,9 +106,14 @@ impl Site {
 
     /// Starts the daemon; its standard output and error go to files.
     pub fn daemon(&self, args: &[&str]) -> Daemon {
+        self.spawn_daemon(self.picomon(), args)
+    }
+
+    /// Starts `cmd` (from `picomon()`, maybe with more environment) as the
+    /// daemon of this site.
+    pub fn spawn_daemon(&self, mut cmd: Command, args: &[&str]) -> Daemon {
         let out = self.path("daemon.out");
         let err = self.path("daemon.err");
-        let mut cmd = self.picomon();
         cmd.args(args).arg("-c").arg(self.config());
         cmd.stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).expect("stdout file"))

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::harness::{Daemon, Site};
-use crate::smtp::{private_ca, SmtpServer};
+use crate::smtp::{private_ca, Security, SmtpServer};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -45,7 +45,7 @@ fn emails_to(port: u16, to: &str) -> String {
 fn problem_and_recovery_form_one_thread_to_every_recipient() {
     let site = flag_site("", "");
     let port = SmtpServer::free_port();
-    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     std::fs::write(
         site.config(),
         std::fs::read_to_string(site.config())
@@ -121,7 +121,7 @@ fn a_mail_queued_while_the_server_is_down_arrives_once_when_it_is_back() {
     down(&site, "FLAG CRITICAL - down");
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("mail delivery to 127.0.0.1", 2, LONG);
-    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     let msgs = smtp.wait_messages(1, LONG);
     assert!(msgs[0].body.starts_with("(queued "), "{}", msgs[0].body);
     assert!(
@@ -176,7 +176,7 @@ fn a_mail_spooled_before_a_restart_is_sent_once_by_the_next_start() {
     );
     assert_eq!(count(), 1, "the mail is still on disk after the stop");
 
-    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     up(&site);
     let daemon = site.daemon(&[]);
     let msgs = smtp.wait_messages(1, LONG);
@@ -195,7 +195,7 @@ fn starttls_with_a_server_certificate_from_a_private_ca_file() {
     let port = SmtpServer::free_port();
     let site = flag_site("", "");
     let (ca, cert, key) = private_ca(site.dir.path());
-    let smtp = SmtpServer::start(site.dir.path(), port, Some((&cert, &key)));
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Starttls(&cert, &key));
     std::fs::write(
         site.config(),
         std::fs::read_to_string(site.config())
@@ -217,11 +217,37 @@ fn starttls_with_a_server_certificate_from_a_private_ca_file() {
 }
 
 #[test]
+fn tls_from_the_start_smtps() {
+    let port = SmtpServer::free_port();
+    let site = flag_site("", "");
+    let (ca, cert, key) = private_ca(site.dir.path());
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Tls(&cert, &key));
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config())
+            .expect("read")
+            .replace(
+                "[emails]\n",
+                &format!(
+                    "[emails]\n{}smtp_security = \"tls\"\nsmtp_ca_file = \"{}\"\n",
+                    emails_to(port, "\"ops@example.org\""),
+                    ca.display()
+                ),
+            ),
+    )
+    .expect("write");
+    down(&site, "FLAG CRITICAL - over SMTPS");
+    let _daemon = site.daemon(&[]);
+    let msgs = smtp.wait_messages(1, LONG);
+    assert!(msgs[0].body.contains("over SMTPS"));
+}
+
+#[test]
 fn starttls_without_trusting_the_certificate_is_refused_and_retried() {
     let port = SmtpServer::free_port();
     let site = flag_site("", "");
     let (_ca, cert, key) = private_ca(site.dir.path());
-    let smtp = SmtpServer::start(site.dir.path(), port, Some((&cert, &key)));
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Starttls(&cert, &key));
     std::fs::write(
         site.config(),
         std::fs::read_to_string(site.config())
@@ -249,7 +275,7 @@ fn a_refused_recipient_is_logged_with_the_reply_and_kept_aside() {
         &emails_to(port, "\"reject-me@example.org\""),
         &format!("state_dir = \"{}\"", state.path().display()),
     );
-    let _smtp = SmtpServer::start(site.dir.path(), port, None);
+    let _smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     down(&site, "FLAG CRITICAL - refused");
     let daemon = site.daemon(&[]);
     daemon.wait_log("mail refused by", 1, LONG);
@@ -269,7 +295,7 @@ fn a_refused_recipient_is_logged_with_the_reply_and_kept_aside() {
 fn plugin_output_cannot_inject_headers() {
     let port = SmtpServer::free_port();
     let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
-    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     down(
         &site,
         "CRITICAL\r\nBcc: victim@example.org\r\nSubject: pwned\r\n\r\nbody",
@@ -306,7 +332,7 @@ fn a_report_lists_failing_checks_first() {
             + "[emails.report]\nevery = 1\nsubject = \"[picomon] still broken\"\n[checks.fine]\ntype = \"command\"\ncommand = [\"true\"]\n",
     )
     .expect("write");
-    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     down(&site, "FLAG CRITICAL - long outage");
     let _daemon = site.daemon(&[]);
     crate::harness::wait_for("a report", LONG, || {
@@ -333,9 +359,28 @@ fn a_report_lists_failing_checks_first() {
 fn one_pass_never_sends_mail() {
     let port = SmtpServer::free_port();
     let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
-    let smtp = SmtpServer::start(site.dir.path(), port, None);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     down(&site, "FLAG CRITICAL - one pass");
     let out = site.run(&["-1"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(smtp.ehlo_count(), 0, "-1 connected to the SMTP server");
+}
+
+#[test]
+fn smtp_auth_with_the_password_from_the_environment() {
+    let port = SmtpServer::free_port();
+    let site = flag_site(
+        &format!(
+            "{}smtp_user = \"picomon\"\n",
+            emails_to(port, "\"ops@example.org\"")
+        ),
+        "",
+    );
+    let smtp = SmtpServer::start_with_auth(site.dir.path(), port, "picomon", "s3cret");
+    down(&site, "FLAG CRITICAL - authenticated");
+    let mut cmd = site.picomon();
+    cmd.env("PICOMON_EMAILS__SMTP_PASSWORD", "s3cret");
+    let _daemon = site.spawn_daemon(cmd, &[]);
+    let msgs = smtp.wait_messages(1, LONG);
+    assert!(msgs[0].body.contains("authenticated"));
 }

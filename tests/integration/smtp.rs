@@ -170,6 +170,14 @@ pub fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+/// How the server talks: plain, STARTTLS or TLS from the start (SMTPS),
+/// with a certificate and its key.
+pub enum Security<'a> {
+    Plain,
+    Starttls(&'a Path, &'a Path),
+    Tls(&'a Path, &'a Path),
+}
+
 /// aiosmtpd on 127.0.0.1:`port`, stopped when dropped.
 pub struct SmtpServer {
     child: Child,
@@ -183,7 +191,24 @@ impl SmtpServer {
         l.local_addr().expect("addr").port()
     }
 
-    pub fn start(dir: &Path, port: u16, starttls: Option<(&Path, &Path)>) -> SmtpServer {
+    /// A server that requires AUTH as `user` with `password`.
+    pub fn start_with_auth(dir: &Path, port: u16, user: &str, password: &str) -> SmtpServer {
+        let mut cmd = Command::new(PYTHON);
+        cmd.env(
+            "PYTHONPATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp"),
+        )
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/smtp/auth_server.py"
+        ))
+        .args(["127.0.0.1", &port.to_string()])
+        .arg(dir.join("Maildir"))
+        .args([user, password]);
+        SmtpServer::spawn(cmd, dir, port)
+    }
+
+    pub fn start(dir: &Path, port: u16, tls: Security) -> SmtpServer {
         assert!(
             Path::new(PYTHON).exists()
                 && Path::new("/usr/lib/python3/dist-packages/aiosmtpd").exists(),
@@ -197,14 +222,26 @@ impl SmtpServer {
         )
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
         .args(["-c", "picomon_smtp.Handler"]);
-        if let Some((cert, key)) = starttls {
-            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        match tls {
+            Security::Plain => {}
+            Security::Starttls(cert, key) => {
+                cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+            }
+            Security::Tls(cert, key) => {
+                cmd.arg("--smtpscert").arg(cert).arg("--smtpskey").arg(key);
+            }
         }
-        cmd.arg(&maildir)
-            .stdin(Stdio::null())
+        cmd.arg(&maildir);
+        SmtpServer::spawn(cmd, dir, port)
+    }
+
+    fn spawn(mut cmd: Command, dir: &Path, port: u16) -> SmtpServer {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("smtpd.err")).expect("log"));
         let child = cmd.spawn().expect("start aiosmtpd");
+        // aiosmtpd opens its port after reading its certificate: once the port
+        // answers, the server is up whatever the security.
         wait_for("the SMTP server to listen", Duration::from_secs(20), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
