@@ -9,12 +9,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runner::{Finished, RunError};
 
 /// A plugin result, after the Nagios plugin API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum State {
     Ok,
@@ -393,7 +393,7 @@ pub fn split_output(text: &str) -> (String, String, String) {
 }
 
 /// The outcome of one plugin run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub state: State,
     /// None when the plugin timed out, was killed or never started.
@@ -404,14 +404,8 @@ pub struct RunResult {
     pub perfdata: String,
     /// Every line after the first.
     pub details: String,
-    #[serde(serialize_with = "ser_secs")]
     pub duration: Duration,
-    #[serde(skip)]
     pub started: SystemTime,
-}
-
-fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
 impl RunResult {

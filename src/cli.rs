@@ -33,6 +33,10 @@ pub struct RunArgs {
     #[arg(long, requires = "one")]
     pub json: bool,
 
+    /// A pipe to write a byte to after every tick (set by picomon-watchdog).
+    #[arg(long, value_name = "FD", hide = true)]
+    pub heartbeat_fd: Option<i32>,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }

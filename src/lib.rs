@@ -96,6 +96,22 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// The pipe the watchdog handed over for heartbeats, made non-blocking.
+fn heartbeat_file(fd: i32) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl only queries and sets flags of `fd`; it fails cleanly
+    // when `fd` is not open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fd < 3
+        || flags < 0
+        || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
+    {
+        anyhow::bail!("--heartbeat-fd {fd}: not an open descriptor picomon may write to");
+    }
+    // SAFETY: the descriptor is open, and picomon's arguments hand it over.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 /// Runs what the command line asks for.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -127,9 +143,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let _ = signal_tx.send(scheduler::Msg::Signal(s));
             })
             .context("cannot install signal handlers")?;
-            let daemon =
-                scheduler::Daemon::new(config, cli.run.common.config.clone(), runner, tx, rx)
-                    .context("cannot start plugin workers")?;
+            let heartbeat = cli.run.heartbeat_fd.map(heartbeat_file).transpose()?;
+            let main_file = cli.run.common.config.clone();
+            let daemon = scheduler::Daemon::new(config, main_file, runner, (tx, rx), heartbeat)?;
             daemon.run()?;
             Ok(ExitCode::SUCCESS)
         }

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::mail::{Mail, Outbox};
 use crate::runner::Runner;
 use crate::signals::Signal;
-use crate::state::{self, CheckState, Event, Transition};
+use crate::state::{self, CheckState, Event, StateStore, Transition};
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -122,6 +122,14 @@ pub struct Daemon {
     outbox: Outbox,
     /// When the next global report is due, if reports are on.
     next_report: Option<Instant>,
+    /// Where state is saved, with `state_dir`.
+    store: Option<StateStore>,
+    /// States loaded at start, waiting for their instances.
+    saved: BTreeMap<String, CheckState>,
+    /// Some state changed since the last save.
+    dirty: bool,
+    /// Written to after every tick, for the watchdog.
+    heartbeat: Option<std::fs::File>,
 }
 
 impl Daemon {
@@ -129,9 +137,17 @@ impl Daemon {
         config: Config,
         main_file: std::path::PathBuf,
         runner: Arc<Runner>,
-        tx: Sender<Msg>,
-        rx: Receiver<Msg>,
+        channel: (Sender<Msg>, Receiver<Msg>),
+        heartbeat: Option<std::fs::File>,
     ) -> anyhow::Result<Daemon> {
+        let (tx, rx) = channel;
+        // The lock comes first: it also guards the mail spool.
+        let store = config
+            .state_dir
+            .as_deref()
+            .map(StateStore::open)
+            .transpose()?;
+        let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
         let pool = Pool::new(config.max_parallel, &runner)?;
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
         let outbox = Outbox::start(config.emails.clone(), spool.as_deref())?;
@@ -149,8 +165,14 @@ impl Daemon {
             rx,
             outbox,
             next_report,
+            store,
+            saved,
+            dirty: false,
+            heartbeat,
         };
         daemon.install_instances();
+        daemon.saved.clear();
+        daemon.save();
         Ok(daemon)
     }
 
@@ -166,7 +188,7 @@ impl Daemon {
                 }
                 None => Slot {
                     instance: Arc::new(instance.clone()),
-                    state: CheckState::default(),
+                    state: self.saved.remove(&instance.id).unwrap_or_default(),
                     due_in: 0,
                     running: false,
                 },
@@ -174,7 +196,42 @@ impl Daemon {
             self.slots.insert(instance.id.clone(), slot);
         }
         for id in old.keys() {
-            log::info!("{id}: check removed by the new configuration");
+            log::info!("{id}: check removed by the new configuration, its state dropped");
+            self.dirty = true;
+        }
+        for id in self.saved.keys() {
+            log::info!("{id}: saved state of a check no longer configured, dropped");
+            self.dirty = true;
+        }
+    }
+
+    /// Writes every state to `state_dir`, if there is one and something
+    /// changed.
+    fn save(&mut self) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
+        let Some(store) = &self.store else { return };
+        let states = self.slots.iter().map(|(id, s)| (id.as_str(), &s.state));
+        if let Err(e) = store.save(states) {
+            log::error!(
+                "cannot save state in {}: {e}",
+                self.config
+                    .state_dir
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("?"))
+                    .display()
+            );
+            self.dirty = true;
+        }
+    }
+
+    /// Tells the watchdog that the loop is alive.
+    fn beat(&mut self) {
+        if let Some(fd) = &mut self.heartbeat {
+            // A full pipe (a slow watchdog) or a gone watchdog is no reason
+            // to stop monitoring.
+            let _ = fd.write(b".");
         }
     }
 
@@ -191,7 +248,13 @@ impl Daemon {
         loop {
             let due = start + self.config.base_tick.mul_f64(tick as f64);
             match self.rx.recv_deadline(due) {
-                Ok(Msg::Done { id, result }) => self.finished(&id, result),
+                Ok(Msg::Done { id, result }) => {
+                    self.finished(&id, result);
+                    // Save once a burst of results is in, not after each.
+                    if self.rx.is_empty() {
+                        self.save();
+                    }
+                }
                 Ok(Msg::Signal(Signal::Status)) => {
                     self.print_status();
                     start = Instant::now();
@@ -210,6 +273,7 @@ impl Daemon {
                     );
                     self.tick();
                     self.maybe_report();
+                    self.beat();
                     tick += 1;
                     // After a suspend or a stall, skip the ticks already missed
                     // instead of running them back to back.
@@ -269,6 +333,7 @@ impl Daemon {
         );
         let was_failing = slot.state.failing;
         let transition = slot.state.record(result.clone(), slot.instance.retry);
+        self.dirty = true;
         if slot.state.failing != was_failing {
             // Runs come at `error_every` while failing, `every` otherwise.
             slot.due_in = slot.state.interval(&slot.instance);
@@ -297,7 +362,10 @@ impl Daemon {
             if event.transition == Transition::Failing {
                 slot.state.thread = Some(mail.message_id.clone());
             }
+            // The mail is queued (spooled) before the state that says it
+            // was sent is saved: a crash in between repeats, never loses.
             self.outbox.send(mail);
+            self.save();
         }
     }
 
@@ -376,6 +444,7 @@ impl Daemon {
         }
         self.config = Arc::new(config);
         self.install_instances();
+        self.save();
         log::info!("configuration reloaded: {}", self.config.summary());
     }
 
@@ -394,6 +463,7 @@ impl Daemon {
                 Err(_) => break,
             }
         }
+        self.save();
         self.outbox.stop(FLUSH_GRACE);
         log::info!("stopped");
     }

@@ -3,13 +3,24 @@
 //! first OK run. Each switch is an `Event`, the one place where alerting
 //! (logs now, email later) plugs in.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::check::{Instance, RunResult, State};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
-/// What is remembered about one check instance between runs.
-#[derive(Debug, Clone, Default)]
+use crate::check::{Instance, RunResult, State};
+use crate::files;
+
+/// What is remembered about one check instance between runs (and, with
+/// `state_dir`, across restarts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CheckState {
     /// Failed runs in a row, the current one included.
     pub failed_runs: u32,
@@ -82,6 +93,126 @@ impl CheckState {
         } else {
             instance.every
         }
+    }
+}
+
+/// The state file's format version; another version is set aside, not
+/// misread.
+const STATE_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    instances: BTreeMap<String, CheckState>,
+}
+
+/// Per-instance state on disk in `state_dir`, guarded by a lock so that
+/// two picomons never share (and fight over) one directory.
+pub struct StateStore {
+    dir: PathBuf,
+    /// Held (flock) for as long as the store lives.
+    _lock: File,
+}
+
+impl StateStore {
+    /// Creates `dir` if needed and takes its lock.
+    pub fn open(dir: &Path) -> anyhow::Result<StateStore> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("state_dir {}: cannot create it", dir.display()))?;
+        let path = dir.join("picomon.lock");
+        let mut lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "state_dir {} is in use by another picomon (pid {}); give each instance its own state_dir",
+                dir.display(),
+                holder.trim()
+            );
+        }
+        use std::io::Write;
+        let _ = lock.set_len(0);
+        let _ = writeln!(lock, "{}", std::process::id());
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// The saved states. A missing file is a first start; an unreadable
+    /// or corrupt one is logged and set aside, and picomon starts afresh.
+    pub fn load(&self) -> BTreeMap<String, CheckState> {
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return BTreeMap::new(),
+            Err(e) => {
+                log::error!(
+                    "{}: cannot read saved state, starting afresh: {e}",
+                    path.display()
+                );
+                self.set_aside(&path);
+                return BTreeMap::new();
+            }
+        };
+        match serde_json::from_slice::<StateFile>(&bytes) {
+            Ok(file) if file.version == STATE_VERSION => file.instances,
+            Ok(file) => {
+                log::error!(
+                    "{}: saved state has version {}, this picomon reads {STATE_VERSION}; set aside, starting afresh",
+                    path.display(),
+                    file.version
+                );
+                self.set_aside(&path);
+                BTreeMap::new()
+            }
+            Err(e) => {
+                log::error!(
+                    "{}: corrupt saved state, set aside, starting afresh: {e}",
+                    path.display()
+                );
+                self.set_aside(&path);
+                BTreeMap::new()
+            }
+        }
+    }
+
+    fn set_aside(&self, path: &Path) {
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let aside = self.dir.join(format!("state.json.bad-{stamp}"));
+        match std::fs::rename(path, &aside) {
+            Ok(()) => log::warn!("bad state file kept as {}", aside.display()),
+            Err(e) => log::error!("{}: cannot set it aside: {e}", path.display()),
+        }
+    }
+
+    /// Saves every state atomically (write, fsync, rename).
+    pub fn save<'a>(
+        &self,
+        states: impl IntoIterator<Item = (&'a str, &'a CheckState)>,
+    ) -> io::Result<()> {
+        let file = StateFile {
+            version: STATE_VERSION,
+            instances: states
+                .into_iter()
+                .map(|(id, state)| (id.to_string(), state.clone()))
+                .collect(),
+        };
+        let json = serde_json::to_vec(&file).map_err(io::Error::other)?;
+        files::write_atomic(&self.path(), &json)
     }
 }
 
@@ -204,6 +335,46 @@ mod tests {
             s.since,
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(120))
         );
+    }
+
+    #[test]
+    fn state_survives_a_save_and_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::open(dir.path()).expect("open");
+        let mut s = CheckState::default();
+        s.record(result(State::Critical, 7), 0);
+        s.thread = Some("<a@b>".into());
+        store.save([("c/h/ipv4", &s)]).expect("save");
+        let loaded = store.load();
+        assert_eq!(loaded.get("c/h/ipv4"), Some(&s));
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_set_aside_not_fatal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("state.json"), b"{ not json").expect("write");
+        let store = StateStore::open(dir.path()).expect("open");
+        assert!(store.load().is_empty());
+        assert!(!dir.path().join("state.json").exists());
+        let aside = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("state.json.bad-")
+            });
+        assert!(aside);
+    }
+
+    #[test]
+    fn a_second_store_on_one_directory_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = StateStore::open(dir.path()).expect("open");
+        let second = StateStore::open(dir.path());
+        let err = second.err().expect("second open refused").to_string();
+        assert!(err.contains("in use by another picomon"), "{err}");
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn a_mail_queued_while_the_server_is_down_arrives_once_when_it_is_back() {
 }
 
 #[test]
-fn a_mail_spooled_before_a_restart_is_sent_once_by_the_next_start() {
+fn a_mail_spooled_before_a_restart_is_sent_once_and_the_recovery_threads_under_it() {
     let port = SmtpServer::free_port();
     let state = tempfile::tempdir().expect("state dir");
     let site = flag_site(
