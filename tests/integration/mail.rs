@@ -179,15 +179,18 @@ fn a_mail_spooled_before_a_restart_is_sent_once_and_the_recovery_threads_under_i
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     up(&site);
     let daemon = site.daemon(&[]);
-    let msgs = smtp.wait_messages(1, LONG);
+    // The spooled Problem, then the OK of the recovery seen after the
+    // restart, threaded under it thanks to the saved state.
+    let msgs = smtp.wait_messages(2, LONG);
     assert!(
         msgs[0].body.contains("down before restart"),
         "{}",
         msgs[0].body
     );
-    daemon.wait_log("mail sent to", 1, LONG);
+    assert_eq!(msgs[1].header("in-reply-to"), msgs[0].header("message-id"));
+    daemon.wait_log("mail sent to", 2, LONG);
     crate::harness::wait_for("the spool to empty", LONG, || count() == 0);
-    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.messages().len(), 2);
 }
 
 #[test]
