@@ -108,6 +108,10 @@ fn heartbeat_file(fd: i32) -> anyhow::Result<std::fs::File> {
     {
         anyhow::bail!("--heartbeat-fd {fd}: not an open descriptor picomon may write to");
     }
+    // Plugins must not inherit it: they would keep the pipe open after
+    // picomon died, hiding the death from the watchdog.
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: the descriptor is open, and picomon's arguments hand it over.
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }

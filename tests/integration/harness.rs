@@ -13,6 +13,23 @@ use std::time::{Duration, Instant};
 
 pub const PLUGINS: &str = "/usr/lib/nagios/plugins";
 
+/// A binary of this workspace, from the target directory the test runs
+/// from (`cargo test --workspace` builds them all).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
 /// Waits until `cond` holds, polling, or panics after `limit` saying what
 /// was awaited.
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
@@ -82,10 +99,15 @@ impl Site {
         path.display().to_string()
     }
 
-    /// `picomon` with the site's config and no `PICOMON_*` from the
+    /// `picomon` in the site's directory, with no `PICOMON_*` from the
     /// environment of the test run.
     pub fn picomon(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_picomon"));
+        self.command("picomon")
+    }
+
+    /// The workspace binary `name`, set up like `picomon()`.
+    pub fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("PICOMON_") {
                 cmd.env_remove(key);
@@ -141,6 +163,14 @@ impl Daemon {
 
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// The pid in the last `(pid N)` of the log: the current picomon of a
+    /// watchdog.
+    pub fn last_pid(&self) -> Option<u32> {
+        let log = self.stderr();
+        let at = log.rfind("(pid ")?;
+        log[at + 5..].split(')').next()?.parse().ok()
     }
 
     /// Waits until the log holds `needle` `times` times.

@@ -12,6 +12,15 @@ use crate::harness::wait_for;
 
 const PYTHON: &str = "/usr/bin/python3";
 
+/// tests/smtp of the workspace, from either package's tests.
+fn handlers() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [here.join("tests/smtp"), here.join("../tests/smtp")]
+        .into_iter()
+        .find(|p| p.is_dir())
+        .expect("tests/smtp of the workspace")
+}
+
 /// A received message: its headers (names lower-cased; repeated ones
 /// joined with ", ") and body.
 #[derive(Debug, Clone)]
@@ -194,17 +203,11 @@ impl SmtpServer {
     /// A server that requires AUTH as `user` with `password`.
     pub fn start_with_auth(dir: &Path, port: u16, user: &str, password: &str) -> SmtpServer {
         let mut cmd = Command::new(PYTHON);
-        cmd.env(
-            "PYTHONPATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp"),
-        )
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/smtp/auth_server.py"
-        ))
-        .args(["127.0.0.1", &port.to_string()])
-        .arg(dir.join("Maildir"))
-        .args([user, password]);
+        cmd.env("PYTHONPATH", handlers())
+            .arg(handlers().join("auth_server.py"))
+            .args(["127.0.0.1", &port.to_string()])
+            .arg(dir.join("Maildir"))
+            .args([user, password]);
         SmtpServer::spawn(cmd, dir, port)
     }
 
@@ -216,12 +219,9 @@ impl SmtpServer {
         );
         let maildir = dir.join("Maildir");
         let mut cmd = Command::new(PYTHON);
-        cmd.env(
-            "PYTHONPATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp"),
-        )
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "picomon_smtp.Handler"]);
+        cmd.env("PYTHONPATH", handlers())
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "picomon_smtp.Handler"]);
         match tls {
             Security::Plain => {}
             Security::Starttls(cert, key) => {

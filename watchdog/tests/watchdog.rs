@@ -1,0 +1,269 @@
+//! The real picomon-watchdog running the real picomon, with a real SMTP
+//! server: crashes, restarts with saved state, reloads, stops, crash loops
+//! and hangs. Shares the root package's harness.
+
+#[path = "../../tests/integration/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "../../tests/integration/smtp.rs"]
+#[allow(dead_code)]
+mod smtp;
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use harness::{alive, wait_for, Daemon, Site};
+use smtp::{Security, SmtpServer};
+
+const LONG: Duration = Duration::from_secs(40);
+const SUBJECT: &str = "[picomon] picomon stopped";
+
+/// A site with a check that fails while `down` exists, mail to a local
+/// SMTP server, and state in `state/`.
+fn site(port: u16, extra: &str) -> Site {
+    let site = Site::new("");
+    let flag = site.path("down");
+    let plugin = site.plugin(
+        "flag",
+        &format!(
+            "if [ -e {0} ]; then cat {0}; exit 2; fi\necho 'FLAG OK'",
+            flag.display()
+        ),
+    );
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n{extra}\n[emails]\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n[checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\n",
+            site.path("state").display()
+        ),
+    );
+    site
+}
+
+fn watchdog(site: &Site, args: &[&str]) -> Daemon {
+    site.spawn_daemon(site.command("picomon-watchdog"), args)
+}
+
+/// Waits for the watchdog to run a picomon other than `not` and returns
+/// its pid.
+fn picomon_pid(w: &Daemon, not: Option<u32>) -> u32 {
+    let mut pid = None;
+    wait_for("a picomon started by the watchdog", LONG, || {
+        pid = w.last_pid().filter(|p| Some(*p) != not && alive(*p));
+        pid.is_some()
+    });
+    pid.unwrap_or_default()
+}
+
+fn subjects(smtp: &SmtpServer) -> Vec<String> {
+    smtp.messages()
+        .iter()
+        .map(|m| m.header("subject").to_string())
+        .collect()
+}
+
+#[test]
+fn kill_9_of_picomon_is_mailed_and_picomon_restarted() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let w = watchdog(&site, &[]);
+    let first = picomon_pid(&w, None);
+    w.wait_log("picomon started", 1, LONG);
+    harness::signal(first, libc::SIGKILL);
+    let second = picomon_pid(&w, Some(first));
+    assert_ne!(first, second);
+    let msgs = smtp.wait_messages(1, LONG);
+    assert_eq!(msgs[0].header("subject"), SUBJECT);
+    assert!(
+        msgs[0].body.contains("was killed by SIGKILL (9)"),
+        "{}",
+        msgs[0].body
+    );
+    assert!(
+        msgs[0].body.contains("picomon started"),
+        "stderr tail quoted:\n{}",
+        msgs[0].body
+    );
+    assert!(
+        msgs[0].body.contains("started again in 1"),
+        "{}",
+        msgs[0].body
+    );
+    // picomon's stderr passes through the watchdog's.
+    assert!(
+        w.stderr().contains("picomon: INFO  picomon started"),
+        "{}",
+        w.stderr()
+    );
+}
+
+#[test]
+fn a_restart_repeats_no_problem_mail_and_the_recovery_is_threaded() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.write("down", "FLAG CRITICAL - broken");
+    let w = watchdog(&site, &["-D"]);
+    let first = picomon_pid(&w, None);
+    let problem = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(problem.header("subject"), "[picomon] Problem: flag on flag");
+    harness::signal(first, libc::SIGKILL);
+    let _second = picomon_pid(&w, Some(first));
+    // The new picomon runs the still failing check a few times.
+    let runs = w.stderr().matches("flag: CRITICAL in").count();
+    w.wait_log("flag: CRITICAL in", runs + 3, LONG);
+    std::fs::remove_file(site.path("down")).expect("rm");
+    wait_for("the OK mail", LONG, || {
+        subjects(&smtp).iter().any(|s| s.contains("OK: flag"))
+    });
+    let msgs = smtp.messages();
+    let problems = msgs
+        .iter()
+        .filter(|m| m.header("subject").contains("Problem"))
+        .count();
+    assert_eq!(problems, 1, "{:?}", subjects(&smtp));
+    let ok = msgs
+        .iter()
+        .find(|m| m.header("subject").contains("OK: flag"))
+        .expect("ok");
+    assert_eq!(ok.header("in-reply-to"), problem.header("message-id"));
+}
+
+#[test]
+fn sighup_through_the_watchdog_keeps_a_broken_config_out_and_takes_a_good_one() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let second = site.plugin("second", "echo 'SECOND OK'");
+    let w = watchdog(&site, &["-D"]);
+    let pid = picomon_pid(&w, None);
+    w.wait_log("flag: OK in", 1, LONG);
+    site.write(
+        "site.d/50-new.toml",
+        "[checks.second]\ntype = \"command\"\ncommand = \"not a list\"\n",
+    );
+    w.signal(libc::SIGHUP);
+    w.wait_log("reload refused", 1, LONG);
+    assert!(
+        w.stderr().contains("50-new.toml: checks.second.command"),
+        "{}",
+        w.stderr()
+    );
+    site.write(
+        "site.d/50-new.toml",
+        &format!("[checks.second]\ntype = \"command\"\ncommand = [\"{second}\"]\n"),
+    );
+    w.signal(libc::SIGHUP);
+    w.wait_log("second: OK in", 1, LONG);
+    assert_eq!(
+        w.last_pid(),
+        Some(pid),
+        "picomon was restarted instead of reloaded"
+    );
+    assert!(alive(pid));
+}
+
+#[test]
+fn sigterm_to_the_watchdog_stops_both_without_restart_or_mail() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let mut w = watchdog(&site, &[]);
+    let pid = picomon_pid(&w, None);
+    w.wait_log("picomon started", 1, LONG);
+    w.signal(libc::SIGTERM);
+    let status = w.wait_exit(LONG);
+    assert_eq!(status.code(), Some(0), "{}", w.stderr());
+    wait_for("picomon to be gone", LONG, || !alive(pid));
+    assert_eq!(
+        w.stderr().matches("started ").count(),
+        1,
+        "restarted:\n{}",
+        w.stderr()
+    );
+    assert!(subjects(&smtp).is_empty(), "{:?}", subjects(&smtp));
+}
+
+#[test]
+fn a_crash_loop_backs_off_and_mails_once() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    // Another holder of state_dir's lock makes every picomon exit 1.
+    std::fs::create_dir_all(site.path("state")).expect("mkdir");
+    let lock = std::fs::File::create(site.path("state/picomon.lock")).expect("lock file");
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    let started = Instant::now();
+    let w = watchdog(&site, &[]);
+    w.wait_log("restarting picomon in", 4, LONG);
+    let log = w.stderr();
+    let waits: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("restarting picomon in ").nth(1))
+        .collect();
+    assert_eq!(waits[..4], ["1s", "2s", "4s", "8s"], "{log}");
+    assert!(started.elapsed() >= Duration::from_secs(7), "no back-off");
+    assert!(log.contains("in use by another picomon"), "{log}");
+    let msgs = smtp.wait_messages(1, LONG);
+    assert_eq!(
+        msgs.len(),
+        1,
+        "a crash loop is one mail: {:?}",
+        subjects(&smtp)
+    );
+    assert!(
+        msgs[0].body.contains("exited with status 1"),
+        "{}",
+        msgs[0].body
+    );
+    drop(lock);
+}
+
+#[test]
+fn a_frozen_picomon_is_killed_mailed_and_restarted() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let w = watchdog(&site, &["--hang-timeout", "1"]);
+    let first = picomon_pid(&w, None);
+    w.wait_log("picomon started", 1, LONG);
+    harness::signal(first, libc::SIGSTOP);
+    let second = picomon_pid(&w, Some(first));
+    assert_ne!(first, second);
+    wait_for("the frozen picomon to be gone", LONG, || !alive(first));
+    let msgs = smtp.wait_messages(1, LONG);
+    assert!(
+        msgs[0].body.contains("hung: no tick reported for"),
+        "{}",
+        msgs[0].body
+    );
+}
+
+#[test]
+fn a_configuration_broken_between_runs_is_mailed_once_and_retried_slowly() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let w = watchdog(&site, &[]);
+    let first = picomon_pid(&w, None);
+    w.wait_log("picomon started", 1, LONG);
+    site.write("site.d/90-typo.toml", "base_tik = 3\n");
+    harness::signal(first, libc::SIGKILL);
+    w.wait_log("restarting picomon in 5m 00s", 1, LONG);
+    let msgs = smtp.wait_messages(2, LONG);
+    assert!(msgs[0].body.contains("SIGKILL"), "{}", msgs[0].body);
+    assert!(
+        msgs[1].body.contains("exited with status 78"),
+        "{}",
+        msgs[1].body
+    );
+    assert!(
+        msgs[1].body.contains("90-typo.toml: base_tik"),
+        "the reason is quoted:\n{}",
+        msgs[1].body
+    );
+}
