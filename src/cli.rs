@@ -1,17 +1,71 @@
-//! Command-line definitions, kept apart from behaviour so that the man pages
-//! and shell completions can be generated from exactly what users type.
+//! Command-line definitions of both binaries, kept apart from behaviour so
+//! that man pages and shell completions are generated from exactly what
+//! users type (`picomon generate`).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 /// The default main configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/picomon.toml";
 
+const PICOMON_AFTER_HELP: &str = "\
+Exit status:
+  0   all checks OK (-1), or stopped by SIGTERM/SIGINT
+  1   a check is not OK (-1), or picomon could not start (the reason is printed)
+  2   command-line usage error
+  78  invalid configuration (EX_CONFIG); the file or variable and the key are named
+
+Signals:
+  SIGUSR1  print failing checks (since when, last output), then the others, and tick now
+  SIGHUP   reload every configuration layer; an invalid one is logged and ignored
+  SIGTERM, SIGINT  stop: kill running plugins, flush mail for a few seconds, exit 0
+
+Files:
+  /etc/picomon.toml    main configuration (see picomon.toml(5))
+  /etc/picomon.d/      fragments, *.toml in lexical order
+  STATE_DIR/state.json per-check state; STATE_DIR/outbox/ mail not yet sent;
+  STATE_DIR/picomon.lock  held by the running picomon
+
+Environment:
+  PICOMON_KEY__SUBKEY=value overrides any key (e.g. PICOMON_BASE_TICK=30,
+  PICOMON_EMAILS__SMTP_PASSWORD=...). JOURNAL_STREAM (set by systemd) drops
+  timestamps from the log.";
+
+const WATCHDOG_AFTER_HELP: &str = "\
+Supervision:
+picomon-watchdog runs picomon (the one next to it, else the one on PATH)
+with its arguments, passes picomon's standard error through, and forwards
+SIGHUP and SIGUSR1. When picomon exits with a non-zero status or is killed,
+it mails watchdog_subject to the configured addresses, with the status or
+signal and the last 20 lines of picomon's standard error, and starts it
+again after 1 s, doubling up to 5 min (back to 1 s after 10 min of steady
+running). The same kind of failure is mailed at most every 15 minutes.
+Exit status 78 (invalid configuration) is mailed once and retried every
+5 minutes; SIGHUP to the watchdog retries at once.
+
+Hangs:
+picomon reports each tick on a pipe (--heartbeat-fd); with no report for
+--hang-timeout seconds, the watchdog kills it (SIGTERM, SIGKILL after 5 s),
+mails \"hung\", and restarts it.
+
+Signals:
+SIGTERM or SIGINT stops picomon and then the watchdog, without mail. A
+picomon that exits 0 was told to stop: the watchdog stops with it.
+SIGHUP and SIGUSR1 are forwarded to picomon.
+
+Exit status:
+  0   after a requested stop
+  1   it could not start (the reason is printed)
+  2   command-line usage error";
+
 /// A very small alerting daemon: runs monitoring plugins on a schedule and
 /// emails when a check fails and when it recovers.
 #[derive(Debug, Parser)]
 #[command(name = "picomon", version, about, long_about = None)]
+#[command(after_long_help = PICOMON_AFTER_HELP, disable_help_subcommand = true)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -65,4 +119,48 @@ pub enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Write the man pages and shell completions into DIR/man and
+    /// DIR/completions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// Runs picomon with the same arguments, emails the addresses of its
+/// configuration when picomon exits or stops answering, and starts it
+/// again.
+#[derive(Debug, Parser)]
+#[command(
+    name = "picomon-watchdog",
+    version,
+    about = "Runs picomon, emails when it exits or hangs, and starts it again",
+    long_about = None
+)]
+#[command(after_long_help = WATCHDOG_AFTER_HELP)]
+pub struct WatchdogCli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Consider picomon hung when it reports no tick for this many seconds
+    /// [default: 3 × base_tick, at least 30].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub hang_timeout: Option<Duration>,
+
+    /// The picomon to run [default: the one next to this program, else the
+    /// one on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub picomon: Option<PathBuf>,
+
+    /// More arguments for picomon, after `--`.
+    #[arg(last = true, value_name = "PICOMON_ARGS")]
+    pub rest: Vec<OsString>,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
 }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod files;
+mod generate;
 pub mod mail;
 mod once;
 pub mod runner;
@@ -119,6 +120,10 @@ fn heartbeat_file(fd: i32) -> anyhow::Result<std::fs::File> {
 /// Runs what the command line asks for.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Some(Command::Generate { dir }) => {
+            generate::write_all(&dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::CheckConfig { dump, common }) => {
             let config = Config::load(&common.config)?;
             if dump {

@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     let cli = picomon::cli::Cli::parse();
     let debug = match &cli.command {
         Some(picomon::cli::Command::CheckConfig { common, .. }) => common.debug,
+        Some(picomon::cli::Command::Generate { .. }) => false,
         None => cli.run.common.debug,
     };
     picomon::init_logging("picomon", debug);

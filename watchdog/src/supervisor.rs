@@ -20,7 +20,7 @@ use picomon::mail::{Mail, Outbox};
 use picomon::signals::{self, Signal};
 use picomon::state::human_duration;
 
-use crate::Args;
+use picomon::cli::WatchdogCli as Args;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

@@ -1,0 +1,40 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_picomon_global_optspecs
+    string join \n 1/one json heartbeat-fd= c/config= D/debug h/help V/version
+end
+
+function __fish_picomon_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_picomon_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_picomon_using_subcommand
+    set -l cmd (__fish_picomon_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c picomon -n "__fish_picomon_needs_command" -l heartbeat-fd -d 'A pipe to write a byte to after every tick (set by picomon-watchdog)' -r
+complete -c picomon -n "__fish_picomon_needs_command" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
+complete -c picomon -n "__fish_picomon_needs_command" -s 1 -l one -d 'Run every check once, now and in parallel, print the results and exit (0 when all are OK, 1 otherwise); sends no email'
+complete -c picomon -n "__fish_picomon_needs_command" -l json -d 'With --one: print one JSON object per check instead of text'
+complete -c picomon -n "__fish_picomon_needs_command" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
+complete -c picomon -n "__fish_picomon_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c picomon -n "__fish_picomon_needs_command" -s V -l version -d 'Print version'
+complete -c picomon -n "__fish_picomon_needs_command" -f -a "check-config" -d 'Load and validate every configuration layer, then print a summary'
+complete -c picomon -n "__fish_picomon_needs_command" -f -a "generate" -d 'Write the man pages and shell completions into DIR/man and DIR/completions (for packaging)'
+complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
+complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l dump -d 'Print the merged configuration as TOML instead of the summary'
+complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
+complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s h -l help -d 'Print help'
+complete -c picomon -n "__fish_picomon_using_subcommand generate" -s h -l help -d 'Print help'
