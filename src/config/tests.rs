@@ -283,3 +283,66 @@ fn the_password_file_is_read_and_the_port_follows_security() {
     assert_eq!(config.emails.smtp_port, 465);
     assert!(!format!("{:?}", config.emails).contains("s3cret"));
 }
+
+/// Every key a user can write, from the serde types themselves.
+fn every_key() -> Vec<String> {
+    let mut raw = RawConfig::default();
+    raw.default_error_every = Some(1);
+    raw.state_dir = Some("/s".into());
+    raw.emails.from = Some("a@b".into());
+    raw.emails.smtp_user = Some("u".into());
+    raw.emails.smtp_password = Some("p".into());
+    raw.emails.smtp_password_file = Some("/p".into());
+    raw.emails.smtp_ca_file = Some("/c".into());
+    raw.hosts.insert(
+        "h".into(),
+        RawHost {
+            ipv4: Some("192.0.2.1".into()),
+            ipv6: Some("::1".into()),
+            name: Some("n".into()),
+        },
+    );
+    let check: RawCheck = toml::from_str(
+        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\n",
+    )
+    .expect("a check with every key");
+    raw.checks.insert("c".into(), check);
+    let value = toml::Value::try_from(&raw).expect("to toml");
+    let mut keys = Vec::new();
+    fn walk(v: &toml::Value, user_table: bool, keys: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                // Under [hosts] and [checks] the keys are the user's names.
+                if !user_table && v.is_table() {
+                    walk(v, k == "hosts" || k == "checks", keys);
+                } else if user_table {
+                    walk(v, false, keys);
+                } else {
+                    keys.push(k.clone());
+                }
+            }
+        }
+    }
+    walk(&value, false, &mut keys);
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn the_man_page_documents_every_key() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/picomon.toml.5"))
+        .expect("man/picomon.toml.5");
+    let keys = every_key();
+    assert!(keys.len() > 40, "{keys:?}");
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            !page.contains(&format!("\n.B {k}\n")) && !page.contains(&format!("\n.BR {k} "))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys not documented in man/picomon.toml.5: {missing:?}"
+    );
+}
