@@ -286,9 +286,11 @@ fn the_password_file_is_read_and_the_port_follows_security() {
 
 /// Every key a user can write, from the serde types themselves.
 fn every_key() -> Vec<String> {
-    let mut raw = RawConfig::default();
-    raw.default_error_every = Some(1);
-    raw.state_dir = Some("/s".into());
+    let mut raw = RawConfig {
+        default_error_every: Some(1),
+        state_dir: Some("/s".into()),
+        ..RawConfig::default()
+    };
     raw.emails.from = Some("a@b".into());
     raw.emails.smtp_user = Some("u".into());
     raw.emails.smtp_password = Some("p".into());
