@@ -55,7 +55,7 @@ _picomon() {
             return 0
             ;;
         picomon__subcmd__check__subcmd__config)
-            opts="-c -D -h --dump --config --debug --help"
+            opts="-c -D -h --dump --no-secrets --config --debug --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -35,6 +35,7 @@ complete -c picomon -n "__fish_picomon_needs_command" -f -a "check-config" -d 'L
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "generate" -d 'Write the man pages and shell completions into DIR/man and DIR/completions (for packaging)'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l dump -d 'Print the merged configuration as TOML instead of the summary'
+complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l no-secrets -d 'Do not read smtp_password_file and smtp_ca_file, nor require a password: for checking a configuration where it is built, before its secrets are there'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s h -l help -d 'Print help'
 complete -c picomon -n "__fish_picomon_using_subcommand generate" -s h -l help -d 'Print help'

@@ -116,6 +116,12 @@ pub enum Command {
         #[arg(long)]
         dump: bool,
 
+        /// Do not read smtp_password_file and smtp_ca_file, nor require a
+        /// password: for checking a configuration where it is built, before
+        /// its secrets are there.
+        #[arg(long)]
+        no_secrets: bool,
+
         #[command(flatten)]
         common: CommonArgs,
     },

@@ -124,8 +124,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             generate::write_all(&dir)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::CheckConfig { dump, common }) => {
-            let config = Config::load(&common.config)?;
+        Some(Command::CheckConfig {
+            dump,
+            no_secrets,
+            common,
+        }) => {
+            let config = Config::load_with(&common.config, !no_secrets)?;
             if dump {
                 print!(
                     "{}",

@@ -170,8 +170,17 @@ pub struct Config {
 impl Config {
     /// Loads every layer for the main file `main`, then validates.
     pub fn load(main: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(main, true)
+    }
+
+    /// Like `load`; with `read_secrets` false, the password file and the
+    /// CA file are not read and no password is required: for validating a
+    /// configuration where it is built, before its secrets exist there.
+    pub fn load_with(main: &Path, read_secrets: bool) -> Result<Config, ConfigError> {
         let layers = load::load(main)?;
-        Validator::new(&layers.figment).config(layers.raw, layers.files)
+        let mut validator = Validator::new(&layers.figment);
+        validator.read_secrets = read_secrets;
+        validator.config(layers.raw, layers.files)
     }
 
     /// The number of enabled checks (before expansion).
@@ -213,6 +222,7 @@ impl Config {
 struct Validator<'a> {
     figment: &'a Figment,
     problems: Vec<String>,
+    read_secrets: bool,
 }
 
 impl<'a> Validator<'a> {
@@ -220,6 +230,7 @@ impl<'a> Validator<'a> {
         Validator {
             figment,
             problems: Vec::new(),
+            read_secrets: true,
         }
     }
 
@@ -356,6 +367,7 @@ impl<'a> Validator<'a> {
                 self.warn_if_world_readable("emails.smtp_password");
                 Some(p.clone())
             }
+            (None, Some(_)) if !self.read_secrets => None,
             (None, Some(file)) => match std::fs::read_to_string(file) {
                 Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_string()),
                 Err(e) => {
@@ -368,7 +380,7 @@ impl<'a> Validator<'a> {
             },
             (None, None) => None,
         };
-        if raw.smtp_user.is_some() != smtp_password.is_some() {
+        if self.read_secrets && raw.smtp_user.is_some() != smtp_password.is_some() {
             let key = match (&raw.smtp_user, &raw.smtp_password_file) {
                 (Some(_), _) => "emails.smtp_user",
                 (None, Some(_)) => "emails.smtp_password_file",
@@ -379,6 +391,7 @@ impl<'a> Validator<'a> {
         let smtp_ca_pem = raw
             .smtp_ca_file
             .as_ref()
+            .filter(|_| self.read_secrets)
             .and_then(|file| match std::fs::read(file) {
                 Ok(pem) => match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
                     Ok(_) => Some(pem),

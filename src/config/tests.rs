@@ -348,3 +348,16 @@ fn the_man_page_documents_every_key() {
         "keys not documented in man/picomon.toml.5: {missing:?}"
     );
 }
+
+#[test]
+fn without_secrets_a_missing_password_file_is_fine() {
+    let site = Site::new(
+        "[emails]\nsmtp_user = \"u\"\nsmtp_password_file = \"/run/secrets/none\"\nsmtp_ca_file = \"/none.pem\"\n",
+    );
+    assert_names(
+        &site.error(),
+        &["emails.smtp_password_file", "emails.smtp_ca_file"],
+    );
+    let config = Config::load_with(&site.main(), false).expect("valid without secrets");
+    assert_eq!(config.emails.smtp_password, None);
+}
