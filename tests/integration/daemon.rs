@@ -7,23 +7,11 @@ use crate::harness::{alive, read_pid, wait_for, Site};
 
 const LONG: Duration = Duration::from_secs(20);
 
-/// A plugin that fails while `flag` exists.
-fn flag_plugin(site: &Site) -> String {
-    let flag = site.path("down");
-    site.plugin(
-        "flag",
-        &format!(
-            "if [ -e {0} ]; then echo 'FLAG CRITICAL - down|t=1'; exit 2; fi\necho 'FLAG OK'",
-            flag.display()
-        ),
-    )
-}
-
 #[test]
 fn failure_after_retries_then_recovery() {
     let site = Site::new("");
-    let plugin = flag_plugin(&site);
-    site.write("down", "");
+    let plugin = site.flag_plugin();
+    site.down("FLAG CRITICAL - down|t=1");
     site.write(
         "site.toml",
         &format!("base_tick = 0.2\n[checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 2\n"),
@@ -39,7 +27,7 @@ fn failure_after_retries_then_recovery() {
         "perfdata leaked into the alert: {log}"
     );
 
-    std::fs::remove_file(site.path("down")).expect("rm flag");
+    site.up();
     daemon.wait_log("flag: RECOVERED", 1, LONG);
     let log = daemon.stderr();
     let failed = log
@@ -84,9 +72,9 @@ fn a_running_check_is_never_started_twice() {
 #[test]
 fn sigusr1_prints_failing_checks_first_and_ticks_now() {
     let site = Site::new("");
-    let plugin = flag_plugin(&site);
+    let plugin = site.flag_plugin();
     let ok = site.plugin("ok", "echo 'FINE OK'");
-    site.write("down", "");
+    site.down("FLAG CRITICAL - down|t=1");
     site.write(
         "site.toml",
         &format!(

@@ -99,6 +99,29 @@ impl Site {
         path.display().to_string()
     }
 
+    /// A plugin that fails (exit 2) while the file `down` exists, printing
+    /// its content, and prints `FLAG OK - fine` otherwise. See `down()`.
+    pub fn flag_plugin(&self) -> String {
+        let flag = self.path("down");
+        self.plugin(
+            "flag",
+            &format!(
+                "if [ -e {0} ]; then cat {0}; exit 2; fi\necho 'FLAG OK - fine'",
+                flag.display()
+            ),
+        )
+    }
+
+    /// Makes the flag plugin fail with `output`.
+    pub fn down(&self, output: &str) {
+        self.write("down", output);
+    }
+
+    /// Makes the flag plugin pass again.
+    pub fn up(&self) {
+        std::fs::remove_file(self.path("down")).expect("remove the flag");
+    }
+
     /// `picomon` in the site's directory, with no `PICOMON_*` from the
     /// environment of the test run.
     pub fn picomon(&self) -> Command {

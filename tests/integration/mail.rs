@@ -12,14 +12,7 @@ const LONG: Duration = Duration::from_secs(30);
 /// A site with one check that fails while the file `down` exists.
 fn flag_site(emails: &str, extra: &str) -> Site {
     let site = Site::new("");
-    let flag = site.path("down");
-    let plugin = site.plugin(
-        "flag",
-        &format!(
-            "if [ -e {0} ]; then cat {0}; exit 2; fi\necho 'FLAG OK - fine'",
-            flag.display()
-        ),
-    );
+    let plugin = site.flag_plugin();
     site.write(
         "site.toml",
         &format!(
@@ -29,12 +22,11 @@ fn flag_site(emails: &str, extra: &str) -> Site {
     site
 }
 
-fn down(site: &Site, output: &str) {
-    site.write("down", output);
-}
-
-fn up(site: &Site) {
-    std::fs::remove_file(site.path("down")).expect("remove flag");
+/// Adds `lines` to the site's [emails] table.
+fn set_emails(site: &Site, lines: &str) {
+    let config = std::fs::read_to_string(site.config()).expect("read config");
+    let config = config.replace("[emails]\n", &format!("[emails]\n{lines}"));
+    std::fs::write(site.config(), config).expect("write config");
 }
 
 fn emails_to(port: u16, to: &str) -> String {
@@ -46,23 +38,11 @@ fn problem_and_recovery_form_one_thread_to_every_recipient() {
     let site = flag_site("", "");
     let port = SmtpServer::free_port();
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
-    std::fs::write(
-        site.config(),
-        std::fs::read_to_string(site.config())
-            .expect("read")
-            .replace(
-                "[emails]\n",
-                &format!(
-                    "[emails]\n{}",
-                    emails_to(port, "\"ops@example.org\", \"Second <oncall@example.net>\"")
-                ),
-            ),
-    )
-    .expect("write");
-    down(
+    set_emails(
         &site,
-        "FLAG CRITICAL - it broke|load=9\nsecond line of detail\n",
+        &emails_to(port, "\"ops@example.org\", \"Second <oncall@example.net>\""),
     );
+    site.down("FLAG CRITICAL - it broke|load=9\nsecond line of detail\n");
     let daemon: Daemon = site.daemon(&[]);
     let problem = smtp.wait_messages(1, LONG).remove(0);
     assert_eq!(
@@ -95,7 +75,7 @@ fn problem_and_recovery_form_one_thread_to_every_recipient() {
     assert!(problem.body.contains("second line of detail"));
     assert!(problem.body.contains("Target:   front web"));
 
-    up(&site);
+    site.up();
     let msgs = smtp.wait_messages(2, LONG);
     let ok = &msgs[1];
     assert_eq!(ok.header("subject"), "[picomon] OK: homepage on front web");
@@ -118,7 +98,7 @@ fn problem_and_recovery_form_one_thread_to_every_recipient() {
 fn a_mail_queued_while_the_server_is_down_arrives_once_when_it_is_back() {
     let port = SmtpServer::free_port();
     let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
-    down(&site, "FLAG CRITICAL - down");
+    site.down("FLAG CRITICAL - down");
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("mail delivery to 127.0.0.1", 2, LONG);
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
@@ -153,7 +133,7 @@ fn a_mail_spooled_before_a_restart_is_sent_once_and_the_recovery_threads_under_i
         &emails_to(port, "\"ops@example.org\""),
         &format!("state_dir = \"{}\"", state.path().display()),
     );
-    down(&site, "FLAG CRITICAL - down before restart");
+    site.down("FLAG CRITICAL - down before restart");
     let mut daemon = site.daemon(&[]);
     daemon.wait_log("mail delivery to 127.0.0.1", 1, LONG);
     let spooled = state.path().join("outbox");
@@ -177,7 +157,7 @@ fn a_mail_spooled_before_a_restart_is_sent_once_and_the_recovery_threads_under_i
     assert_eq!(count(), 1, "the mail is still on disk after the stop");
 
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
-    up(&site);
+    site.up();
     let daemon = site.daemon(&[]);
     // The spooled Problem, then the OK of the recovery seen after the
     // restart, threaded under it thanks to the saved state.
@@ -199,21 +179,15 @@ fn starttls_with_a_server_certificate_from_a_private_ca_file() {
     let site = flag_site("", "");
     let (ca, cert, key) = private_ca(site.dir.path());
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Starttls(&cert, &key));
-    std::fs::write(
-        site.config(),
-        std::fs::read_to_string(site.config())
-            .expect("read")
-            .replace(
-                "[emails]\n",
-                &format!(
-                    "[emails]\n{}smtp_security = \"starttls\"\nsmtp_ca_file = \"{}\"\n",
-                    emails_to(port, "\"ops@example.org\""),
-                    ca.display()
-                ),
-            ),
-    )
-    .expect("write");
-    down(&site, "FLAG CRITICAL - over TLS");
+    set_emails(
+        &site,
+        &format!(
+            "{}smtp_security = \"starttls\"\nsmtp_ca_file = \"{}\"\n",
+            emails_to(port, "\"ops@example.org\""),
+            ca.display(),
+        ),
+    );
+    site.down("FLAG CRITICAL - over TLS");
     let _daemon = site.daemon(&[]);
     let msgs = smtp.wait_messages(1, LONG);
     assert!(msgs[0].body.contains("over TLS"));
@@ -225,21 +199,15 @@ fn tls_from_the_start_smtps() {
     let site = flag_site("", "");
     let (ca, cert, key) = private_ca(site.dir.path());
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Tls(&cert, &key));
-    std::fs::write(
-        site.config(),
-        std::fs::read_to_string(site.config())
-            .expect("read")
-            .replace(
-                "[emails]\n",
-                &format!(
-                    "[emails]\n{}smtp_security = \"tls\"\nsmtp_ca_file = \"{}\"\n",
-                    emails_to(port, "\"ops@example.org\""),
-                    ca.display()
-                ),
-            ),
-    )
-    .expect("write");
-    down(&site, "FLAG CRITICAL - over SMTPS");
+    set_emails(
+        &site,
+        &format!(
+            "{}smtp_security = \"tls\"\nsmtp_ca_file = \"{}\"\n",
+            emails_to(port, "\"ops@example.org\""),
+            ca.display(),
+        ),
+    );
+    site.down("FLAG CRITICAL - over SMTPS");
     let _daemon = site.daemon(&[]);
     let msgs = smtp.wait_messages(1, LONG);
     assert!(msgs[0].body.contains("over SMTPS"));
@@ -251,20 +219,14 @@ fn starttls_without_trusting_the_certificate_is_refused_and_retried() {
     let site = flag_site("", "");
     let (_ca, cert, key) = private_ca(site.dir.path());
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Starttls(&cert, &key));
-    std::fs::write(
-        site.config(),
-        std::fs::read_to_string(site.config())
-            .expect("read")
-            .replace(
-                "[emails]\n",
-                &format!(
-                    "[emails]\n{}smtp_security = \"starttls\"\n",
-                    emails_to(port, "\"ops@example.org\"")
-                ),
-            ),
-    )
-    .expect("write");
-    down(&site, "FLAG CRITICAL - untrusted");
+    set_emails(
+        &site,
+        &format!(
+            "{}smtp_security = \"starttls\"\n",
+            emails_to(port, "\"ops@example.org\""),
+        ),
+    );
+    site.down("FLAG CRITICAL - untrusted");
     let daemon = site.daemon(&[]);
     daemon.wait_log("mail delivery to 127.0.0.1", 2, LONG);
     assert!(smtp.messages().is_empty());
@@ -279,7 +241,7 @@ fn a_refused_recipient_is_logged_with_the_reply_and_kept_aside() {
         &format!("state_dir = \"{}\"", state.path().display()),
     );
     let _smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
-    down(&site, "FLAG CRITICAL - refused");
+    site.down("FLAG CRITICAL - refused");
     let daemon = site.daemon(&[]);
     daemon.wait_log("mail refused by", 1, LONG);
     assert!(
@@ -299,10 +261,7 @@ fn plugin_output_cannot_inject_headers() {
     let port = SmtpServer::free_port();
     let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
-    down(
-        &site,
-        "CRITICAL\r\nBcc: victim@example.org\r\nSubject: pwned\r\n\r\nbody",
-    );
+    site.down("CRITICAL\r\nBcc: victim@example.org\r\nSubject: pwned\r\n\r\nbody");
     let _daemon = site.daemon(&[]);
     let msg = smtp.wait_messages(1, LONG).remove(0);
     assert_eq!(msg.header("bcc"), "");
@@ -316,7 +275,7 @@ fn plugin_output_cannot_inject_headers() {
 #[test]
 fn no_recipients_means_mails_are_only_logged() {
     let site = flag_site("to = []\n", "");
-    down(&site, "FLAG CRITICAL - nobody told");
+    site.down("FLAG CRITICAL - nobody told");
     let daemon = site.daemon(&[]);
     daemon.wait_log(
         "mail not sent (emails.to is empty): [picomon] Problem: homepage on front web",
@@ -336,7 +295,7 @@ fn a_report_lists_failing_checks_first() {
     )
     .expect("write");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
-    down(&site, "FLAG CRITICAL - long outage");
+    site.down("FLAG CRITICAL - long outage");
     let _daemon = site.daemon(&[]);
     crate::harness::wait_for("a report", LONG, || {
         smtp.messages()
@@ -363,7 +322,7 @@ fn one_pass_never_sends_mail() {
     let port = SmtpServer::free_port();
     let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
-    down(&site, "FLAG CRITICAL - one pass");
+    site.down("FLAG CRITICAL - one pass");
     let out = site.run(&["-1"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(smtp.ehlo_count(), 0, "-1 connected to the SMTP server");
@@ -380,7 +339,7 @@ fn smtp_auth_with_the_password_from_the_environment() {
         "",
     );
     let smtp = SmtpServer::start_with_auth(site.dir.path(), port, "picomon", "s3cret");
-    down(&site, "FLAG CRITICAL - authenticated");
+    site.down("FLAG CRITICAL - authenticated");
     let mut cmd = site.picomon();
     cmd.env("PICOMON_EMAILS__SMTP_PASSWORD", "s3cret");
     let _daemon = site.spawn_daemon(cmd, &[]);

@@ -22,14 +22,7 @@ const SUBJECT: &str = "[picomon] picomon stopped";
 /// SMTP server, and state in `state/`.
 fn site(port: u16, extra: &str) -> Site {
     let site = Site::new("");
-    let flag = site.path("down");
-    let plugin = site.plugin(
-        "flag",
-        &format!(
-            "if [ -e {0} ]; then cat {0}; exit 2; fi\necho 'FLAG OK'",
-            flag.display()
-        ),
-    );
+    let plugin = site.flag_plugin();
     site.write(
         "site.toml",
         &format!(
@@ -103,7 +96,7 @@ fn a_restart_repeats_no_problem_mail_and_the_recovery_is_threaded() {
     let port = SmtpServer::free_port();
     let site = site(port, "");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
-    site.write("down", "FLAG CRITICAL - broken");
+    site.down("FLAG CRITICAL - broken");
     let w = watchdog(&site, &["-D"]);
     let first = picomon_pid(&w, None);
     let problem = smtp.wait_messages(1, LONG).remove(0);
@@ -113,7 +106,7 @@ fn a_restart_repeats_no_problem_mail_and_the_recovery_is_threaded() {
     // The new picomon runs the still failing check a few times.
     let runs = w.stderr().matches("flag: CRITICAL in").count();
     w.wait_log("flag: CRITICAL in", runs + 3, LONG);
-    std::fs::remove_file(site.path("down")).expect("rm");
+    site.up();
     wait_for("the OK mail", LONG, || {
         subjects(&smtp).iter().any(|s| s.contains("OK: flag"))
     });
