@@ -223,6 +223,16 @@ struct Validator<'a> {
     figment: &'a Figment,
     problems: Vec<String>,
     read_secrets: bool,
+    defaults: Defaults,
+}
+
+/// The validated `default_*` keys, for checks that do not set their own.
+#[derive(Clone, Copy)]
+struct Defaults {
+    every: u32,
+    error_every: Option<u32>,
+    retry: u32,
+    timeout: Duration,
 }
 
 impl<'a> Validator<'a> {
@@ -231,6 +241,12 @@ impl<'a> Validator<'a> {
             figment,
             problems: Vec::new(),
             read_secrets: true,
+            defaults: Defaults {
+                every: 1,
+                error_every: None,
+                retry: 1,
+                timeout: Duration::from_secs(2),
+            },
         }
     }
 
@@ -287,6 +303,14 @@ impl<'a> Validator<'a> {
     fn config(mut self, raw: RawConfig, files: Vec<PathBuf>) -> Result<Config, ConfigError> {
         let base_tick = self.positive_secs("base_tick", raw.base_tick);
         let max_parallel = self.count("max_parallel", raw.max_parallel, 1) as usize;
+        self.defaults = Defaults {
+            every: self.count("default_every", raw.default_every, 1),
+            error_every: raw
+                .default_error_every
+                .map(|v| self.count("default_error_every", v, 1)),
+            retry: self.count("default_retry", raw.default_retry, 0),
+            timeout: self.positive_secs("default_timeout", raw.default_timeout),
+        };
         let emails = self.emails(&raw.emails);
         let mut hosts = BTreeMap::new();
         for (key, host) in &raw.hosts {
@@ -520,25 +544,30 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        let every = self.count(
-            &format!("{at}.every"),
-            check.every.unwrap_or(raw.default_every),
-            1,
+        let defaults = &self.defaults;
+        let (d_every, d_error_every, d_retry, d_timeout) = (
+            defaults.every,
+            defaults.error_every,
+            defaults.retry,
+            defaults.timeout,
         );
-        let error_every_raw = check.error_every.or(raw.default_error_every);
-        let error_every = match error_every_raw {
-            Some(v) => self.count(&format!("{at}.error_every"), v, 1),
-            None => every,
+        let every = match check.every {
+            Some(v) => self.count(&format!("{at}.every"), v, 1),
+            None => d_every,
         };
-        let retry = self.count(
-            &format!("{at}.retry"),
-            check.retry.unwrap_or(raw.default_retry),
-            0,
-        );
-        let timeout = self.positive_secs(
-            &format!("{at}.timeout"),
-            check.timeout.unwrap_or(raw.default_timeout),
-        );
+        let error_every = match (check.error_every, d_error_every) {
+            (Some(v), _) => self.count(&format!("{at}.error_every"), v, 1),
+            (None, Some(v)) => v,
+            (None, None) => every,
+        };
+        let retry = match check.retry {
+            Some(v) => self.count(&format!("{at}.retry"), v, 0),
+            None => d_retry,
+        };
+        let timeout = match check.timeout {
+            Some(v) => self.positive_secs(&format!("{at}.timeout"), v),
+            None => d_timeout,
+        };
         let pattern = match (&check.pattern, kind) {
             (Some(p), _) => match Regex::new(p) {
                 Ok(re) => Some(re),

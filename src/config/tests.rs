@@ -361,3 +361,24 @@ fn without_secrets_a_missing_password_file_is_fine() {
     let config = Config::load_with(&site.main(), false).expect("valid without secrets");
     assert_eq!(config.emails.smtp_password, None);
 }
+
+#[test]
+fn bad_defaults_are_errors_of_their_own_key() {
+    let site = Site::new(
+        "default_every = 0\ndefault_retry = -1\ndefault_timeout = -2\ndefault_error_every = 0\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n",
+    );
+    let err = site.error();
+    assert_names(
+        &err,
+        &[
+            "default_every",
+            "default_retry",
+            "default_timeout",
+            "default_error_every",
+        ],
+    );
+    assert!(
+        !err.contains("checks.c"),
+        "a default is not the check's fault:\n{err}"
+    );
+}

@@ -198,3 +198,49 @@ fn usage_errors_exit_2() {
     let out = site.picomon().args(["--json"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2), "--json needs -1");
 }
+
+#[test]
+fn hostile_configuration_files_are_refused_without_a_panic() {
+    let deep = format!("a = {}1{}\n", "[".repeat(5000), "]".repeat(5000));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("binary garbage", (0u8..=255).cycle().take(4096).collect()),
+        ("deep nesting", deep.into_bytes()),
+        (
+            "huge integer",
+            b"max_parallel = 99999999999999999999999\n".to_vec(),
+        ),
+        ("huge tick", b"base_tick = 1e300\n".to_vec()),
+        ("not a number", b"base_tick = nan\n".to_vec()),
+        ("wrong table type", b"checks = 3\n".to_vec()),
+        (
+            "host as a list",
+            b"[[hosts]]\nipv4 = \"1.2.3.4\"\n".to_vec(),
+        ),
+        (
+            "command of numbers",
+            b"[checks.c]\ntype = \"command\"\ncommand = [1, 2]\n".to_vec(),
+        ),
+        (
+            "control characters in a name",
+            b"[checks.\"a\\nb\"]\ntype = \"command\"\ncommand = [\"true\"]\n".to_vec(),
+        ),
+        (
+            "slash in a host key",
+            b"[hosts.\"a/b\"]\nipv4 = \"192.0.2.1\"\n".to_vec(),
+        ),
+        ("negative timeout", b"default_timeout = -2\n".to_vec()),
+        ("zero max_parallel", b"max_parallel = 0\n".to_vec()),
+    ];
+    for (what, bytes) in cases {
+        let site = Site::new("");
+        std::fs::write(site.config(), &bytes).expect("write");
+        let out = site.run(&["check-config"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(78), "{what}: {err}");
+        assert!(
+            err.starts_with("picomon: error: invalid configuration"),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+}

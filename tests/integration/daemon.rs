@@ -158,3 +158,19 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_takes_a_good_one()
     daemon.wait_log("configuration reloaded", 1, LONG);
     daemon.wait_log("second: OK in", 1, LONG);
 }
+
+#[test]
+fn under_journald_log_lines_carry_a_priority_and_no_timestamp() {
+    let site = Site::new("base_tick = 60\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let mut cmd = site.picomon();
+    cmd.env("JOURNAL_STREAM", "8:12345");
+    let daemon = site.spawn_daemon(cmd, &[]);
+    daemon.wait_log("<6>INFO  picomon started", 1, LONG);
+    let first = daemon
+        .stderr()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(first.starts_with('<'), "{first}");
+}
