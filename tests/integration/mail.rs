@@ -346,3 +346,25 @@ fn smtp_auth_with_the_password_from_the_environment() {
     let msgs = smtp.wait_messages(1, LONG);
     assert!(msgs[0].body.contains("authenticated"));
 }
+
+#[test]
+fn an_idle_smtp_connection_is_closed_after_the_keepalive_timeout() {
+    let port = SmtpServer::free_port();
+    let site = flag_site(
+        &format!(
+            "{}smtp_keepalive_timeout = 0.5\n",
+            emails_to(port, "\"ops@example.org\"")
+        ),
+        "",
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("FLAG CRITICAL - keepalive");
+    let _daemon = site.daemon(&[]);
+    smtp.wait_messages(1, LONG);
+    crate::harness::wait_for("picomon to close the idle connection", LONG, || {
+        smtp.quit_count() == 1
+    });
+    site.up();
+    smtp.wait_messages(2, LONG);
+    assert_eq!(smtp.ehlo_count(), 2, "the OK mail needed a new connection");
+}

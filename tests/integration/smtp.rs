@@ -258,7 +258,16 @@ impl SmtpServer {
 
     /// How many SMTP sessions said EHLO.
     pub fn ehlo_count(&self) -> usize {
-        std::fs::read_to_string(self.dir.join("ehlo.log"))
+        self.log_lines("ehlo.log")
+    }
+
+    /// How many SMTP sessions said QUIT.
+    pub fn quit_count(&self) -> usize {
+        self.log_lines("quit.log")
+    }
+
+    fn log_lines(&self, name: &str) -> usize {
+        std::fs::read_to_string(self.dir.join(name))
             .map(|s| s.lines().count())
             .unwrap_or(0)
     }
