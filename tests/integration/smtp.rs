@@ -3,7 +3,7 @@
 //! tests/smtp/ (refuses `reject*` recipients, counts connections).
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -239,11 +239,15 @@ impl SmtpServer {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("smtpd.err")).expect("log"));
-        let child = cmd.spawn().expect("start aiosmtpd");
-        // aiosmtpd opens its port after reading its certificate: once the port
-        // answers, the server is up whatever the security.
+        let mut child = cmd.spawn().expect("start aiosmtpd");
+        // Ready when this very process listens on the port: another test's
+        // server that happened to pick the same free port must not count.
         wait_for("the SMTP server to listen", Duration::from_secs(20), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            if let Ok(Some(status)) = child.try_wait() {
+                let err = std::fs::read_to_string(dir.join("smtpd.err")).unwrap_or_default();
+                panic!("aiosmtpd on port {port} exited ({status}):\n{err}");
+            }
+            listens(child.id(), port)
         });
         SmtpServer {
             child,
@@ -286,6 +290,33 @@ impl Drop for SmtpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether process `pid` holds a socket listening on 127.0.0.1:`port`
+/// (from /proc/net/tcp and the process's descriptors).
+fn listens(pid: u32, port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let wanted = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 9 && f[1] == wanted && f[3] == "0A")
+        .map(|f| f[9].to_string())
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .map(|target| {
+                let target = target.to_string_lossy().into_owned();
+                inodes
+                    .iter()
+                    .any(|inode| target == format!("socket:[{inode}]"))
+            })
+            .unwrap_or(false)
+    })
 }
 
 pub fn read_maildir(maildir: &Path) -> Vec<Received> {
