@@ -214,14 +214,7 @@ impl Daemon {
         let Some(store) = &self.store else { return };
         let states = self.slots.iter().map(|(id, s)| (id.as_str(), &s.state));
         if let Err(e) = store.save(states) {
-            log::error!(
-                "cannot save state in {}: {e}",
-                self.config
-                    .state_dir
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new("?"))
-                    .display()
-            );
+            log::error!("cannot save state in {}: {e}", store.dir().display());
             self.dirty = true;
         }
     }
@@ -260,7 +253,15 @@ impl Daemon {
                     start = Instant::now();
                     tick = 0;
                 }
-                Ok(Msg::Signal(Signal::Reload)) => self.reload(),
+                Ok(Msg::Signal(Signal::Reload)) => {
+                    let old_tick = self.config.base_tick;
+                    self.reload();
+                    if self.config.base_tick != old_tick {
+                        // A new tick length starts a new schedule, one tick from now.
+                        start = Instant::now();
+                        tick = 1;
+                    }
+                }
                 Ok(Msg::Signal(Signal::Stop)) => {
                     self.stop();
                     return Ok(());
@@ -433,6 +434,11 @@ impl Daemon {
                     return;
                 }
             }
+        }
+        if config.state_dir != self.config.state_dir {
+            log::warn!(
+                "state_dir changed: picomon keeps using the previous one until it is restarted"
+            );
         }
         crate::set_log_level(config.log_level);
         self.outbox.reconfigure(config.emails.clone());

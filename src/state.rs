@@ -145,6 +145,11 @@ impl StateStore {
         })
     }
 
+    /// The state directory this store holds the lock of.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self) -> PathBuf {
         self.dir.join("state.json")
     }
