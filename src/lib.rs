@@ -89,11 +89,14 @@ pub fn report_error(program: &str, err: &anyhow::Error) -> ExitCode {
 /// glibc gives each thread its own malloc arena, and each keeps freed
 /// memory around: with `max_parallel` workers that is most of a small
 /// daemon's memory. Workers allocate little, so two arenas are plenty.
+/// Called once the configuration is loaded, before any worker starts.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before workers start.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // Give back what parsing the configuration used and freed.
+        libc::malloc_trim(0);
     }
 }
 

@@ -78,14 +78,14 @@ impl Pool {
 pub fn run_once(
     config: &Config,
     runner: &Arc<Runner>,
-) -> std::io::Result<Vec<(Instance, RunResult)>> {
+) -> std::io::Result<Vec<(Arc<Instance>, RunResult)>> {
     let pool = Pool::new(
         config.max_parallel.min(config.instances.len().max(1)),
         runner,
     )?;
     let (tx, rx) = crossbeam_channel::unbounded();
     for instance in &config.instances {
-        pool.submit(Arc::new(instance.clone()), &tx);
+        pool.submit(Arc::clone(instance), &tx);
     }
     drop(tx);
     let mut results: BTreeMap<String, RunResult> = BTreeMap::new();
@@ -97,7 +97,7 @@ pub fn run_once(
     Ok(config
         .instances
         .iter()
-        .filter_map(|i| results.remove(&i.id).map(|r| (i.clone(), r)))
+        .filter_map(|i| results.remove(&i.id).map(|r| (Arc::clone(i), r)))
         .collect())
 }
 
@@ -183,11 +183,11 @@ impl Daemon {
         for instance in &self.config.instances {
             let slot = match old.remove(&instance.id) {
                 Some(mut slot) => {
-                    slot.instance = Arc::new(instance.clone());
+                    slot.instance = Arc::clone(instance);
                     slot
                 }
                 None => Slot {
-                    instance: Arc::new(instance.clone()),
+                    instance: Arc::clone(instance),
                     state: self.saved.remove(&instance.id).unwrap_or_default(),
                     due_in: 0,
                     running: false,

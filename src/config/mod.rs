@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -158,8 +159,9 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     pub emails: Emails,
     pub hosts: BTreeMap<String, Host>,
-    /// Every enabled check, expanded per host and family, sorted by id.
-    pub instances: Vec<Instance>,
+    /// Every enabled check, expanded per host and family, sorted by id;
+    /// shared with the scheduler rather than copied.
+    pub instances: Vec<Arc<Instance>>,
     /// Names of the checks switched off with `enabled = false`.
     pub disabled: Vec<String>,
     /// The files read, in the order they were merged.
@@ -532,7 +534,7 @@ impl<'a> Validator<'a> {
         hosts: &BTreeMap<String, Host>,
         name: &str,
         check: &RawCheck,
-    ) -> Vec<Instance> {
+    ) -> Vec<Arc<Instance>> {
         let at = format!("checks.{name}");
         self.name(&at, name);
         let kind = check.kind;
@@ -590,7 +592,7 @@ impl<'a> Validator<'a> {
         let mut out = Vec::new();
         for (probe, label) in probes {
             let mut push = |id: String, dest: String, target: Option<&Target>| {
-                out.push(Instance {
+                out.push(Arc::new(Instance {
                     id,
                     check: name.to_string(),
                     dest,
@@ -600,7 +602,7 @@ impl<'a> Validator<'a> {
                     error_every,
                     retry,
                     timeout,
-                });
+                }));
             };
             match (&targets, label) {
                 (Some(targets), _) => {
