@@ -244,3 +244,26 @@ fn hostile_configuration_files_are_refused_without_a_panic() {
         assert!(!err.contains("panicked"), "{what}: {err}");
     }
 }
+
+#[test]
+fn a_password_in_a_world_readable_file_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new("[emails]\nsmtp_user = \"u\"\nsmtp_password = \"s3cret\"\n");
+    let mode = |m| {
+        std::fs::set_permissions(site.config(), std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    mode(0o644);
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("emails.smtp_password is set in a file anyone"),
+        "{}",
+        stderr(&out)
+    );
+    mode(0o600);
+    let out = site.run(&["check-config"]);
+    assert!(!stderr(&out).contains("anyone"), "{}", stderr(&out));
+    // And the password never appears in a dump.
+    let out = site.run(&["check-config", "--dump"]);
+    assert!(!stdout(&out).contains("s3cret"));
+}

@@ -174,3 +174,41 @@ fn under_journald_log_lines_carry_a_priority_and_no_timestamp() {
         .to_string();
     assert!(first.starts_with('<'), "{first}");
 }
+
+#[test]
+fn reload_keeps_the_state_of_a_changed_check_and_drops_a_removed_one() {
+    let site = Site::new("");
+    let flag = site.flag_plugin();
+    let gone = site.plugin("gone", "echo 'GONE CRITICAL'; exit 2");
+    site.down("FLAG CRITICAL - still down");
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.2\ndefault_retry = 0\n[checks.flag]\ntype = \"command\"\ncommand = [\"{flag}\"]\n[checks.gone]\ntype = \"command\"\ncommand = [\"{gone}\"]\n"
+        ),
+    );
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("flag: PROBLEM", 1, LONG);
+    daemon.wait_log("gone: PROBLEM", 1, LONG);
+
+    site.write(
+        "site.d/10-change.toml",
+        "[checks.flag]\ntimeout = 7\n[checks.gone]\nenabled = false\n",
+    );
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("configuration reloaded", 1, LONG);
+    assert!(daemon
+        .stderr()
+        .contains("gone: check removed by the new configuration, its state dropped"));
+    let runs = daemon.stderr().matches("flag: CRITICAL in").count();
+    daemon.wait_log("flag: CRITICAL in", runs + 2, LONG);
+    site.up();
+    daemon.wait_log("flag: RECOVERED", 1, LONG);
+    let log = daemon.stderr();
+    assert_eq!(
+        log.matches("flag: PROBLEM").count(),
+        1,
+        "the changed check kept its state:\n{log}"
+    );
+    assert!(!log.contains("gone: RECOVERED"), "{log}");
+}
