@@ -70,6 +70,8 @@ struct Supervisor {
     unmailed: u32,
     /// The current child reported at least one tick.
     ticked: bool,
+    /// The last generation whose standard error reached its end.
+    stderr_closed: u64,
 }
 
 /// The picomon next to this program, else the one on PATH.
@@ -143,6 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         last_mail: None,
         unmailed: 0,
         ticked: false,
+        stderr_closed: 0,
     };
     supervisor.load_config();
     let code = supervisor.supervise();
@@ -175,6 +178,17 @@ impl Supervisor {
                 Some(_) => log::error!("{e}; mailing with the previous configuration"),
                 None => log::error!("{e}; no mail can be sent until it is fixed"),
             },
+        }
+    }
+
+    /// The next event before `deadline`; the end of a child's standard
+    /// error is recorded here rather than returned, wherever it arrives.
+    fn next_event(&mut self, deadline: Instant) -> Result<Event, RecvTimeoutError> {
+        loop {
+            match self.rx.recv_deadline(deadline)? {
+                Event::StderrClosed(g) => self.stderr_closed = self.stderr_closed.max(g),
+                event => return Ok(event),
+            }
         }
     }
 
@@ -338,7 +352,7 @@ impl Supervisor {
         let mut last_beat = Instant::now();
         loop {
             let hang_at = last_beat + self.hang_timeout();
-            match self.rx.recv_deadline(hang_at) {
+            match self.next_event(hang_at) {
                 Ok(Event::Exited(g, status)) if g == generation => {
                     self.wait_stderr(generation);
                     log::error!("picomon (pid {pid}) {}", describe(&status));
@@ -392,7 +406,7 @@ impl Supervisor {
         let mut deadline = Instant::now() + grace;
         let mut killed = false;
         loop {
-            match self.rx.recv_deadline(deadline) {
+            match self.next_event(deadline) {
                 Ok(Event::Exited(g, status)) if g == generation => {
                     self.wait_stderr(generation);
                     return Some(status);
@@ -413,13 +427,14 @@ impl Supervisor {
     }
 
     /// Gives the stderr reader a moment to take picomon's last words.
-    fn wait_stderr(&self, generation: u64) {
+    /// Other events in the meantime are of no use to a child that exited.
+    fn wait_stderr(&mut self, generation: u64) {
         let deadline = Instant::now() + Duration::from_secs(2);
-        while let Ok(event) = self.rx.recv_deadline(deadline) {
-            if let Event::StderrClosed(g) = event {
-                if g == generation {
-                    return;
-                }
+        while self.stderr_closed < generation {
+            match self.rx.recv_deadline(deadline) {
+                Ok(Event::StderrClosed(g)) => self.stderr_closed = self.stderr_closed.max(g),
+                Ok(_) => {}
+                Err(_) => return,
             }
         }
     }
@@ -429,7 +444,7 @@ impl Supervisor {
     fn pause(&mut self, wait: Duration) -> bool {
         let until = Instant::now() + wait;
         loop {
-            match self.rx.recv_deadline(until) {
+            match self.next_event(until) {
                 Ok(Event::Signal(Signal::Stop)) => return true,
                 Ok(Event::Signal(Signal::Reload)) => return false,
                 Ok(_) => {}
