@@ -229,7 +229,14 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             eprintln!("--- picomon's standard error ---\n{}", self.stderr());
         }
+        // SIGTERM first, so that a watchdog stops its picomon too; SIGKILL
+        // if that takes too long.
         if let Ok(None) = self.child.try_wait() {
+            signal(self.child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
