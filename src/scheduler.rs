@@ -240,7 +240,13 @@ impl Daemon {
         let mut tick: u64 = 0;
         loop {
             let due = start + self.config.base_tick.mul_f64(tick as f64);
-            match self.rx.recv_deadline(due) {
+            // A due tick goes before queued results: a burst of them must
+            // not delay it.
+            let next = match Instant::now() >= due {
+                true => Err(RecvTimeoutError::Timeout),
+                false => self.rx.recv_deadline(due),
+            };
+            match next {
                 Ok(Msg::Done { id, result }) => {
                     self.finished(&id, result);
                     // Save once a burst of results is in, not after each.
