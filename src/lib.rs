@@ -88,9 +88,10 @@ pub fn report_error(program: &str, err: &anyhow::Error) -> ExitCode {
 
 /// glibc gives each thread its own malloc arena, and each keeps freed
 /// memory around: with `max_parallel` workers that is most of a small
-/// daemon's memory. Workers allocate little, so two arenas are plenty.
+/// daemon's memory. Workers allocate little, so two arenas are plenty;
+/// and what parsing the configuration freed goes back to the system.
 /// Called once the configuration is loaded, before any worker starts.
-fn limit_malloc_arenas() {
+fn settle_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before workers start.
     unsafe {
@@ -152,7 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if cli.run.one {
                 return once::run(&config, &runner, cli.run.json);
             }
-            limit_malloc_arenas();
+            settle_allocator();
             let (tx, rx) = crossbeam_channel::unbounded();
             let signal_tx = tx.clone();
             signals::spawn(move |s| {

@@ -42,17 +42,7 @@ impl ConfigError {
             .into_iter()
             .map(|e| {
                 let key = e.path.join(".");
-                let origin = match &e.metadata {
-                    Some(md) if md.name.contains("environment") => {
-                        format!("{ENV_PREFIX}{}", e.path.join("__").to_uppercase())
-                    }
-                    Some(md) => md
-                        .source
-                        .as_ref()
-                        .map(|s| s.to_string())
-                        .unwrap_or_else(|| md.name.to_string()),
-                    None => "configuration".to_string(),
-                };
+                let origin = origin(e.metadata.as_ref(), &key);
                 let what = match &e.kind {
                     figment::error::Kind::UnknownField(found, known) => {
                         format!(
@@ -70,6 +60,22 @@ impl ConfigError {
             })
             .collect();
         ConfigError { problems }
+    }
+}
+
+/// Where the value of `key` came from, for an error message: the
+/// environment variable that set it, or its file.
+fn origin(metadata: Option<&figment::Metadata>, key: &str) -> String {
+    match metadata {
+        Some(md) if md.name.contains("environment") => {
+            format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+        }
+        Some(md) => md
+            .source
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "built-in defaults".to_string()),
+        None => "configuration".to_string(),
     }
 }
 
@@ -254,17 +260,7 @@ impl<'a> Validator<'a> {
 
     /// Records a problem with `key`, naming the layer that set it.
     fn bad(&mut self, key: &str, what: impl fmt::Display) {
-        let origin = match self.figment.find_metadata(key) {
-            Some(md) if md.name.contains("environment") => {
-                format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
-            }
-            Some(md) => md
-                .source
-                .as_ref()
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "built-in defaults".to_string()),
-            None => "configuration".to_string(),
-        };
+        let origin = origin(self.figment.find_metadata(key), key);
         self.problems.push(format!("{origin}: {key}: {what}"));
     }
 
