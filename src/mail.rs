@@ -255,6 +255,7 @@ impl Mail {
 
 /// Spooled messages, one JSON file each, named so that lexical order is
 /// queueing order.
+#[derive(Clone)]
 struct Spool {
     dir: PathBuf,
 }
@@ -361,13 +362,12 @@ impl Outbox {
         if !queued.is_empty() {
             log::info!("{} mails still queued from before", queued.len());
         }
-        let spool_for_thread = spool.as_ref().map(|s| Spool { dir: s.dir.clone() });
         let (tx, rx) = crossbeam_channel::unbounded();
         let delivery = Delivery {
             emails: emails.clone(),
             transport: None,
             queue: queued.into(),
-            spool: spool_for_thread,
+            spool: spool.clone(),
             hello: crate::config::fqdn(),
         };
         let thread = std::thread::Builder::new()

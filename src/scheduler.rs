@@ -339,13 +339,14 @@ impl Daemon {
             result.summary
         );
         let was_failing = slot.state.failing;
-        let transition = slot.state.record(result.clone(), slot.instance.retry);
+        let transition = slot.state.record(result, slot.instance.retry);
         self.dirty = true;
         if slot.state.failing != was_failing {
             // Runs come at `error_every` while failing, `every` otherwise.
             slot.due_in = slot.state.interval(&slot.instance);
         }
-        if let Some(transition) = transition {
+        // Only a switch needs its own copy of the result, for the mail.
+        if let (Some(transition), Some(result)) = (transition, slot.state.last.clone()) {
             let since = match &transition {
                 Transition::Failing => slot.state.since.unwrap_or(result.started),
                 Transition::Recovered { after, .. } => {
