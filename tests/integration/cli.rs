@@ -77,14 +77,18 @@ command = ["{PLUGINS}/check_ping", "-H", "127.0.0.1", "-w", "1000,50%", "-c", "2
         "{text}"
     );
 
-    // Only the passing checks: exit 0.
-    http.status.store(200, std::sync::atomic::Ordering::Relaxed);
-    let site_ok = Site::new(&format!(
+    // Only the web check: exit 0 while the server answers 200, 1 when it
+    // answers 500.
+    let site_web = Site::new(&format!(
         "[checks.web]\ntype = \"command\"\ncommand = [\"{PLUGINS}/check_http\", \"-I\", \"127.0.0.1\", \"-p\", \"{}\"]\n",
         http.port
     ));
-    let out = site_ok.run(&["-1"]);
+    let out = site_web.run(&["-1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    http.status.store(500, std::sync::atomic::Ordering::Relaxed);
+    let out = site_web.run(&["-1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("CRITICAL"), "{}", stdout(&out));
 }
 
 #[test]
