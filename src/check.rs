@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::human::fmt_secs;
 use crate::runner::{Finished, RunError};
 
 /// A plugin result, after the Nagios plugin API.
@@ -366,16 +367,6 @@ impl Instance {
             .first()
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default()
-    }
-}
-
-/// Seconds as an operator writes them: `2`, `0.5`.
-pub fn fmt_secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s:.0}")
-    } else {
-        format!("{s}")
     }
 }
 

@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod files;
 mod generate;
+pub mod host;
+pub mod human;
 pub mod mail;
 mod once;
 pub mod runner;

@@ -23,9 +23,11 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{Message, SmtpTransport, Transport};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{address_of, Emails, SmtpSecurity};
+use crate::config::{Emails, SmtpSecurity};
 use crate::files;
-use crate::state::{human_duration, human_time, Event, Transition};
+use crate::host::address_of;
+use crate::human::{human_duration, human_time};
+use crate::state::{Event, Transition};
 
 /// What an unknown `{placeholder}` renders as.
 pub const NO_SUBSTITUTION: &str = "<no substitution>";
@@ -368,7 +370,7 @@ impl Outbox {
             transport: None,
             queue: queued.into(),
             spool: spool.clone(),
-            hello: crate::config::fqdn(),
+            hello: crate::host::fqdn().to_string(),
         };
         let thread = std::thread::Builder::new()
             .name("outbox".into())

@@ -234,7 +234,7 @@ impl Daemon {
             "picomon started: {} instances of {} checks, tick {} s",
             self.slots.len(),
             self.config.check_count(),
-            crate::check::fmt_secs(self.config.base_tick)
+            crate::human::fmt_secs(self.config.base_tick)
         );
         let mut start = Instant::now();
         let mut tick: u64 = 0;
@@ -491,13 +491,13 @@ fn log_event(event: &Event) {
             event.result.state,
             event.dest,
             event.result.summary,
-            state::human_time(event.since)
+            crate::human::human_time(event.since)
         ),
         Transition::Recovered { after, failed_runs } => log::info!(
             "{}: RECOVERED on {} after {} ({failed_runs} failed runs): {}",
             event.id,
             event.dest,
-            state::human_duration(*after),
+            crate::human::human_duration(*after),
             event.result.summary
         ),
     }

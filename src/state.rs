@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{Instance, RunResult, State};
 use crate::files;
+use crate::human::{human_duration, human_time};
 
 /// What is remembered about one check instance between runs (and, with
 /// `state_dir`, across restarts).
@@ -221,26 +222,6 @@ impl StateStore {
     }
 }
 
-/// Formats a duration for people: `45s`, `3m 05s`, `1h 02m 03s`, `2d 4h 00m`.
-pub fn human_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        return format!("{:.1}s", d.as_secs_f64());
-    }
-    let s = d.as_secs();
-    let (days, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
-    match (days, h, m) {
-        (0, 0, 0) => format!("{sec}s"),
-        (0, 0, _) => format!("{m}m {sec:02}s"),
-        (0, _, _) => format!("{h}h {m:02}m {sec:02}s"),
-        _ => format!("{days}d {h}h {m:02}m"),
-    }
-}
-
-/// A point in time for people (UTC, to the second).
-pub fn human_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// The state of every instance, failing ones first with since-when and
 /// their last output, then the others: shared by SIGUSR1 and the reports.
 pub fn render_states<'a>(
@@ -380,17 +361,5 @@ mod tests {
         let err = second.err().expect("second open refused").to_string();
         assert!(err.contains("in use by another picomon"), "{err}");
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human_duration(Duration::from_millis(500)), "0.5s");
-        assert_eq!(human_duration(Duration::from_secs(45)), "45s");
-        assert_eq!(human_duration(Duration::from_secs(185)), "3m 05s");
-        assert_eq!(human_duration(Duration::from_secs(3723)), "1h 02m 03s");
-        assert_eq!(
-            human_duration(Duration::from_secs(2 * 86400 + 4 * 3600)),
-            "2d 4h 00m"
-        );
     }
 }

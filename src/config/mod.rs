@@ -21,6 +21,7 @@ pub use raw::SmtpSecurity;
 use raw::{CheckType, CommandValue, RawCheck, RawConfig, RawEmails, RawHost};
 
 use crate::check::{Family, Instance, Probe, Target};
+use crate::host::{address_of, from_header};
 
 /// Invalid configuration: one line per problem. Exits with EX_CONFIG.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -887,61 +888,6 @@ fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
         None => None,
     };
     Some((host.to_string(), port))
-}
-
-/// The `From:` header: as configured, else `Picomon <picomon@FQDN>`.
-pub fn from_header(configured: Option<&str>) -> String {
-    match configured {
-        Some(from) => from.to_string(),
-        None => format!("Picomon <picomon@{}>", fqdn()),
-    }
-}
-
-/// The bare address of a `Name <addr>` or `addr` mailbox.
-pub fn address_of(mailbox: &str) -> String {
-    match (mailbox.rfind('<'), mailbox.rfind('>')) {
-        (Some(start), Some(end)) if start < end => mailbox[start + 1..end].trim().to_string(),
-        _ => mailbox.trim().to_string(),
-    }
-}
-
-/// This machine's fully qualified name, as the resolver gives it, else its
-/// plain host name.
-pub fn fqdn() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let short = match ok {
-        true => String::from_utf8_lossy(&buf[..end]).into_owned(),
-        false => "localhost".to_string(),
-    };
-    canonical_name(&short).unwrap_or(short)
-}
-
-fn canonical_name(host: &str) -> Option<String> {
-    let c_host = std::ffi::CString::new(host).ok()?;
-    // SAFETY: zeroed addrinfo is a valid "no hints" value; we only set flags.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_flags = libc::AI_CANONNAME;
-    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: valid C strings and pointers; `res` is freed below.
-    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
-    if rc != 0 || res.is_null() {
-        return None;
-    }
-    // SAFETY: getaddrinfo succeeded, so `res` points to a valid list.
-    let name = unsafe {
-        let canon = (*res).ai_canonname;
-        let name = (!canon.is_null()).then(|| {
-            std::ffi::CStr::from_ptr(canon)
-                .to_string_lossy()
-                .into_owned()
-        });
-        libc::freeaddrinfo(res);
-        name
-    };
-    name.filter(|n| !n.is_empty())
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use picomon::config::Config;
+use picomon::human::human_duration;
 use picomon::mail::{Mail, Outbox};
 use picomon::signals::{self, Signal};
-use picomon::state::human_duration;
 
 use picomon::cli::WatchdogCli as Args;
 
@@ -475,7 +475,7 @@ impl Supervisor {
             log::error!("picomon {what}; no valid configuration to mail it with");
             return;
         };
-        let host = picomon::config::fqdn();
+        let host = picomon::host::fqdn();
         let mut body = format!("picomon on {host} {what}");
         if let Some(ran) = ran {
             body.push_str(&format!(", after running {}", human_duration(ran)));
