@@ -281,6 +281,9 @@ pub struct Instance {
     pub error_every: u32,
     pub retry: u32,
     pub timeout: Duration,
+    /// Variables the operator set for this check's plugin (`env`), on top
+    /// of the minimal environment every plugin gets.
+    pub env: Vec<(OsString, OsString)>,
 }
 
 impl Instance {
@@ -622,6 +625,7 @@ mod tests {
             error_every: 1,
             retry: 0,
             timeout: Duration::from_secs(2),
+            env: Vec::new(),
         }
     }
 

@@ -599,6 +599,7 @@ impl<'a> Validator<'a> {
                     error_every,
                     retry,
                     timeout,
+                    env: Vec::new(),
                 }));
             };
             match (&targets, label) {
