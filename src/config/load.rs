@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
+use super::error::ConfigError;
 use super::raw::RawConfig;
-use super::ConfigError;
 
 /// Every `PICOMON_*` variable is configuration; `__` separates nested keys.
 pub const ENV_PREFIX: &str = "PICOMON_";

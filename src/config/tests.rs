@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::emails::split_host_port;
+use super::raw::{RawCheck, RawHost};
 use super::*;
+use crate::host::address_of;
 
 struct Site {
     dir: tempfile::TempDir,
