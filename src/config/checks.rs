@@ -9,7 +9,7 @@ use std::sync::Arc;
 use regex::Regex;
 
 use super::raw::{CheckType, CommandValue, RawCheck, RawConfig, RawHost};
-use super::validate::Validator;
+use super::validate::{Seconds, Validator};
 use crate::check::{Family, Instance, Probe, Target};
 use crate::host::{address_of, from_header};
 
@@ -99,20 +99,20 @@ impl Validator<'_> {
             defaults.timeout,
         );
         let every = match check.every {
-            Some(v) => self.count(&format!("{at}.every"), v, 1),
+            Some(v) => self.count(&format!("{at}.every"), v, 1, u32::MAX),
             None => d_every,
         };
         let error_every = match (check.error_every, d_error_every) {
-            (Some(v), _) => self.count(&format!("{at}.error_every"), v, 1),
+            (Some(v), _) => self.count(&format!("{at}.error_every"), v, 1, u32::MAX),
             (None, Some(v)) => v,
             (None, None) => every,
         };
         let retry = match check.retry {
-            Some(v) => self.count(&format!("{at}.retry"), v, 0),
+            Some(v) => self.count(&format!("{at}.retry"), v, 0, u32::MAX),
             None => d_retry,
         };
         let timeout = match check.timeout {
-            Some(v) => self.positive_secs(&format!("{at}.timeout"), v),
+            Some(v) => self.secs(&format!("{at}.timeout"), v, Seconds::DAY),
             None => d_timeout,
         };
         let pattern = match (&check.pattern, kind) {

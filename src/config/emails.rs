@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::raw::{RawEmails, SmtpSecurity};
-use super::validate::Validator;
+use super::validate::{Seconds, Validator};
 use crate::host::from_header;
 
 /// Where alerts go and how they are sent.
@@ -92,7 +92,7 @@ impl Validator<'_> {
                 self.warn_if_world_readable("emails.smtp_password");
                 Some(p.clone())
             }
-            (None, Some(_)) if !self.read_secrets => None,
+            (None, Some(_)) if !self.on_this_machine => None,
             (None, Some(file)) => match std::fs::read_to_string(file) {
                 Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_string()),
                 Err(e) => {
@@ -105,7 +105,7 @@ impl Validator<'_> {
             },
             (None, None) => None,
         };
-        if self.read_secrets && raw.smtp_user.is_some() != smtp_password.is_some() {
+        if self.on_this_machine && raw.smtp_user.is_some() != smtp_password.is_some() {
             let key = match (&raw.smtp_user, &raw.smtp_password_file) {
                 (Some(_), _) => "emails.smtp_user",
                 (None, Some(_)) => "emails.smtp_password_file",
@@ -116,7 +116,7 @@ impl Validator<'_> {
         let smtp_ca_pem = raw
             .smtp_ca_file
             .as_ref()
-            .filter(|_| self.read_secrets)
+            .filter(|_| self.on_this_machine)
             .and_then(|file| match std::fs::read(file) {
                 Ok(pem) => match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
                     Ok(_) => Some(pem),
@@ -136,14 +136,21 @@ impl Validator<'_> {
                     None
                 }
             });
-        let keepalive =
-            self.positive_secs("emails.smtp_keepalive_timeout", raw.smtp_keepalive_timeout);
-        let retry = self.positive_secs("emails.smtp_retry_timeout", raw.smtp_retry_timeout);
+        let keepalive = self.secs(
+            "emails.smtp_keepalive_timeout",
+            raw.smtp_keepalive_timeout,
+            Seconds::DAY,
+        );
+        let retry = self.secs(
+            "emails.smtp_retry_timeout",
+            raw.smtp_retry_timeout,
+            Seconds::DAY,
+        );
         let every = raw.report.every;
         let report_every = if every == 0.0 {
             None
         } else {
-            Some(self.positive_secs("emails.report.every", every))
+            Some(self.secs("emails.report.every", every, Seconds::YEAR))
         };
         for (key, value) in [
             ("emails.subject_tpl", &raw.subject_tpl),

@@ -93,7 +93,9 @@ pub(crate) fn load(main: &Path) -> Result<Layers, ConfigError> {
     }
     figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
 
-    let raw: RawConfig = figment.extract().map_err(ConfigError::from_figment)?;
+    let raw: RawConfig = figment
+        .extract()
+        .map_err(|e| ConfigError::from_figment(&figment, e))?;
     Ok(Layers {
         figment,
         raw,

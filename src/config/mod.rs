@@ -14,6 +14,7 @@ mod checks;
 mod emails;
 mod error;
 mod load;
+mod paths;
 pub(crate) mod raw;
 mod validate;
 
@@ -60,12 +61,13 @@ impl Config {
     }
 
     /// Like `load`; with `read_secrets` false, the password file and the
-    /// CA file are not read and no password is required: for validating a
-    /// configuration where it is built, before its secrets exist there.
+    /// CA file are not read, no password is required and `state_dir` is
+    /// only checked as text: for validating a configuration where it is
+    /// built, before its secrets and directories exist there.
     pub fn load_with(main: &Path, read_secrets: bool) -> Result<Config, ConfigError> {
         let layers = load::load(main)?;
         let mut validator = Validator::new(&layers.figment);
-        validator.read_secrets = read_secrets;
+        validator.on_this_machine = read_secrets;
         validator.config(layers.raw, layers.files)
     }
 

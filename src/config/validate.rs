@@ -11,15 +11,47 @@ use std::time::Duration;
 use figment::Figment;
 
 use super::error::{origin, ConfigError};
+use super::paths;
 use super::raw::RawConfig;
 use super::Config;
+
+/// The shortest duration picomon accepts, in seconds. A shorter tick or
+/// retry would keep the daemon loop busy; a tick that rounds down to
+/// nothing (1e-7 s) left SIGTERM unanswered.
+pub(super) const SHORTEST: f64 = 0.01;
+
+/// The most plugin workers: each is a thread with its own stack, so a
+/// ceiling keeps a typo (100000) from aborting the daemon at start.
+pub(super) const MAX_PARALLEL: u32 = 1024;
+
+/// The longest a duration key may be, with the words for the message.
+#[derive(Clone, Copy)]
+pub(super) struct Seconds {
+    max: f64,
+    words: &'static str,
+}
+
+impl Seconds {
+    /// Ticks, timeouts, keep-alive and retry delays.
+    pub(super) const DAY: Seconds = Seconds {
+        max: 86_400.0,
+        words: "one day",
+    };
+    /// The error report's period: a weekly report must fit.
+    pub(super) const YEAR: Seconds = Seconds {
+        max: 31_622_400.0,
+        words: "366 days",
+    };
+}
 
 /// Collects every problem instead of stopping at the first, so that one
 /// `check-config` run shows them all.
 pub(super) struct Validator<'a> {
     pub(super) figment: &'a Figment,
     pub(super) problems: Vec<String>,
-    pub(super) read_secrets: bool,
+    /// False when validating where the configuration is built, not where
+    /// it runs: secrets and `state_dir` are not looked at on this machine.
+    pub(super) on_this_machine: bool,
     pub(super) defaults: Defaults,
 }
 
@@ -37,7 +69,7 @@ impl<'a> Validator<'a> {
         Validator {
             figment,
             problems: Vec::new(),
-            read_secrets: true,
+            on_this_machine: true,
             defaults: Defaults {
                 every: 1,
                 error_every: None,
@@ -49,31 +81,37 @@ impl<'a> Validator<'a> {
 
     /// Records a problem with `key`, naming the layer that set it.
     pub(super) fn bad(&mut self, key: &str, what: impl fmt::Display) {
-        let origin = origin(self.figment.find_metadata(key), key);
+        let origin = origin(self.figment, key);
         self.problems.push(format!("{origin}: {key}: {what}"));
     }
 
-    pub(super) fn positive_secs(&mut self, key: &str, value: f64) -> Duration {
-        if value.is_finite() && value > 0.0 && value < 1e9 {
+    /// A duration in seconds within `range`, or a problem naming both
+    /// bounds.
+    pub(super) fn secs(&mut self, key: &str, value: f64, range: Seconds) -> Duration {
+        if value.is_finite() && value >= SHORTEST && value <= range.max {
             Duration::from_secs_f64(value)
         } else {
             self.bad(
                 key,
-                format!("must be a positive number of seconds, not {value}"),
+                format!(
+                    "must be a number of seconds from {SHORTEST} to {} ({}), not {value}",
+                    range.max, range.words
+                ),
             );
             Duration::from_secs(1)
         }
     }
 
-    pub(super) fn count(&mut self, key: &str, value: i64, min: i64) -> u32 {
+    /// A whole number from `min` to `max`.
+    pub(super) fn count(&mut self, key: &str, value: i64, min: u32, max: u32) -> u32 {
         match u32::try_from(value) {
-            Ok(v) if value >= min => v,
+            Ok(v) if (min..=max).contains(&v) => v,
             _ => {
                 self.bad(
                     key,
-                    format!("must be a whole number of at least {min}, not {value}"),
+                    format!("must be a whole number from {min} to {max}, not {value}"),
                 );
-                1
+                min.max(1)
             }
         }
     }
@@ -92,16 +130,21 @@ impl<'a> Validator<'a> {
         raw: RawConfig,
         files: Vec<PathBuf>,
     ) -> Result<Config, ConfigError> {
-        let base_tick = self.positive_secs("base_tick", raw.base_tick);
-        let max_parallel = self.count("max_parallel", raw.max_parallel, 1) as usize;
+        let base_tick = self.secs("base_tick", raw.base_tick, Seconds::DAY);
+        let max_parallel = self.count("max_parallel", raw.max_parallel, 1, MAX_PARALLEL) as usize;
         self.defaults = Defaults {
-            every: self.count("default_every", raw.default_every, 1),
+            every: self.count("default_every", raw.default_every, 1, u32::MAX),
             error_every: raw
                 .default_error_every
-                .map(|v| self.count("default_error_every", v, 1)),
-            retry: self.count("default_retry", raw.default_retry, 0),
-            timeout: self.positive_secs("default_timeout", raw.default_timeout),
+                .map(|v| self.count("default_error_every", v, 1, u32::MAX)),
+            retry: self.count("default_retry", raw.default_retry, 0, u32::MAX),
+            timeout: self.secs("default_timeout", raw.default_timeout, Seconds::DAY),
         };
+        if let Some(dir) = &raw.state_dir {
+            if let Some(problem) = paths::state_dir_problem(dir, self.on_this_machine) {
+                self.bad("state_dir", problem);
+            }
+        }
         let emails = self.emails(&raw.emails);
         let mut hosts = BTreeMap::new();
         for (key, host) in &raw.hosts {
