@@ -91,6 +91,8 @@ fn writable_dir(at: &Path, create: bool) -> Option<String> {
 /// The name of the pseudo filesystem `at` is on (proc, sys, …), where
 /// even root's writes fail although `access` allows them.
 #[cfg(target_os = "linux")]
+// f_type and the magic numbers are i64 here but other types elsewhere.
+#[allow(clippy::unnecessary_cast)]
 fn kernel_filesystem(at: &Path) -> Option<&'static str> {
     let c = CString::new(at.as_os_str().as_bytes()).ok()?;
     let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
