@@ -121,3 +121,68 @@ fn kernel_filesystem(at: &Path) -> Option<&'static str> {
 fn kernel_filesystem(_at: &Path) -> Option<&'static str> {
     None
 }
+
+/// How large a password file may be.
+pub(super) const PASSWORD_CAP: u64 = 64 * 1024;
+/// How large a CA bundle may be (the system's whole bundle is ~200 KiB).
+pub(super) const CA_CAP: u64 = 1024 * 1024;
+
+/// A small secret or certificate file, read whole: only a regular file,
+/// at most `cap` bytes, and never a blocking read. A FIFO used to block
+/// `check-config` forever (and a reload, the daemon), `/dev/zero` to eat
+/// memory until the machine ran out. Returns the bytes and the file's
+/// permission bits.
+pub(super) fn read_small_file(path: &Path, cap: u64) -> Result<(Vec<u8>, u32), String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = path.display();
+    // Look before opening: opening a device may already do something.
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    regular(path, &meta)?;
+    // O_NONBLOCK: should the path become a FIFO meanwhile, neither open
+    // nor read waits for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    regular(path, &meta)?;
+    let too_big = || format!("{shown} is larger than {} KiB", cap / 1024);
+    if meta.len() > cap {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_big());
+    }
+    Ok((bytes, meta.mode() & 0o7777))
+}
+
+/// Refuses anything but a regular file, saying what it is instead.
+fn regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(format!(
+        "{} is {what}; it must be a regular file",
+        path.display()
+    ))
+}
