@@ -308,7 +308,7 @@ fn every_key() -> Vec<String> {
         },
     );
     let check: RawCheck = toml::from_str(
-        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\n",
+        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\nenv = { A = \"b\" }\n",
     )
     .expect("a check with every key");
     raw.checks.insert("c".into(), check);
@@ -317,8 +317,11 @@ fn every_key() -> Vec<String> {
     fn walk(v: &toml::Value, user_table: bool, keys: &mut Vec<String>) {
         if let toml::Value::Table(t) = v {
             for (k, v) in t {
-                // Under [hosts] and [checks] the keys are the user's names.
-                if !user_table && v.is_table() {
+                // Under [hosts] and [checks] the keys are the user's names;
+                // so are those of a check's `env`, itself a key.
+                if k == "env" {
+                    keys.push(k.clone());
+                } else if !user_table && v.is_table() {
                     walk(v, k == "hosts" || k == "checks", keys);
                 } else if user_table {
                     walk(v, false, keys);
@@ -450,4 +453,41 @@ fn a_state_dir_that_cannot_hold_state_is_refused() {
     site.load().expect("a creatable state_dir");
     let site = Site::new(&format!("state_dir = {:?}\n", file));
     Config::load_with(&site.main(), false).expect("not looked at where it is built");
+}
+
+#[test]
+fn a_checks_env_reaches_its_instances_sorted() {
+    let site = Site::new(&with_hosts(
+        "[checks.c]\ntype = \"ping\"\nhosts = [\"web\"]\nenv = { LC_ALL = \"C\", HTTPS_PROXY = \"\" }\n",
+    ));
+    let config = site.load().expect("valid");
+    assert_eq!(config.instances.len(), 2);
+    for instance in &config.instances {
+        assert_eq!(
+            instance.env,
+            vec![
+                ("HTTPS_PROXY".into(), "".into()),
+                ("LC_ALL".into(), "C".into())
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_bad_env_name_or_value_is_refused_naming_the_variable() {
+    for (env, why) in [
+        ("{ \"\" = \"x\" }", "non-empty"),
+        ("{ \"A=B\" = \"x\" }", "'='"),
+        ("{ \"A\\u0000\" = \"x\" }", "NUL"),
+        ("{ A = \"x\\u0000y\" }", "NUL"),
+        ("{ PICOMON_EMAILS__SMTP_PASSWORD = \"x\" }", "PICOMON_"),
+        ("{ picomon_base_tick = \"1\" }", "PICOMON_"),
+    ] {
+        let site = Site::new(&format!(
+            "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = {env}\n"
+        ));
+        assert_names(&site.error(), &["site.toml", "checks.c.env.", why]);
+    }
+    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = \"A=B\"\n");
+    assert_names(&site.error(), &["site.toml", "checks.c.env"]);
 }
