@@ -491,3 +491,55 @@ fn a_bad_env_name_or_value_is_refused_naming_the_variable() {
     let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = \"A=B\"\n");
     assert_names(&site.error(), &["site.toml", "checks.c.env"]);
 }
+
+#[test]
+fn hidden_fragments_are_skipped_as_documented() {
+    let site = Site::new("base_tick = 5\n");
+    site.fragment(".draft.toml", "base_tick = 7\n");
+    // Emacs' lock file: a dangling link with a hidden name.
+    std::os::unix::fs::symlink("root@host.1234", site.dir.path().join("site.d/.#a.toml"))
+        .expect("symlink");
+    let config = site.load().expect("hidden fragments are not read");
+    assert_eq!(config.base_tick, Duration::from_secs(5));
+    assert_eq!(config.files, vec![site.main()]);
+}
+
+#[test]
+fn a_fragment_that_cannot_be_read_is_an_error_never_skipped() {
+    let site = Site::new("");
+    site.fragment("10-ok.toml", "");
+    let d = site.dir.path().join("site.d");
+    std::os::unix::fs::symlink("/nonexistent/x.toml", d.join("20-gone.toml")).expect("symlink");
+    std::fs::create_dir(d.join("30-dir.toml")).expect("mkdir");
+    assert_names(
+        &site.error(),
+        &[
+            "site.d/20-gone.toml: a symbolic link to nothing",
+            "site.d/30-dir.toml: not a regular file",
+        ],
+    );
+}
+
+#[test]
+fn configuration_anyone_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let site = Site::new("");
+    chmod(&site.main(), 0o666);
+    assert_names(
+        &site.error(),
+        &["site.toml: writable by anyone (mode 0666)"],
+    );
+    chmod(&site.main(), 0o664);
+    site.load().expect("group-writable is only warned about");
+
+    site.fragment("a.toml", "");
+    let d = site.dir.path().join("site.d");
+    chmod(&d.join("a.toml"), 0o646);
+    assert_names(&site.error(), &["site.d/a.toml: writable by anyone"]);
+    chmod(&d.join("a.toml"), 0o644);
+    chmod(&d, 0o1777);
+    assert_names(&site.error(), &["site.d: writable by anyone (mode 1777)"]);
+}

@@ -389,3 +389,28 @@ fn a_password_file_anyone_can_read_is_warned_about() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("anyone"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_group_writable_configuration_is_warned_about_and_a_world_writable_one_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let chmod = |m| {
+        std::fs::set_permissions(site.config(), std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    chmod(0o664);
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("site.toml: writable by its group (mode 0664)"),
+        "{}",
+        stderr(&out)
+    );
+    chmod(0o666);
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("site.toml: writable by anyone (mode 0666)"),
+        "{}",
+        stderr(&out)
+    );
+}
