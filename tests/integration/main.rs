@@ -9,5 +9,6 @@ mod smtp;
 
 mod cli;
 mod daemon;
+mod fuzz;
 mod mail;
 mod plugins;
