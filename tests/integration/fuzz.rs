@@ -207,6 +207,8 @@ const ENV_KEYS: &[&str] = &[
     "CHECKS",
     "CHECKS__TRUE",
     "CHECKS__TRUE__TIMEOUT",
+    "CHECKS__TRUE__EVERY",
+    "DEFAULT_RETRY",
     "CHECKS__TRUE__COMMAND",
     "CHECKS__TRUE__ENV__X",
     "CHECKS__NEW__TYPE",
@@ -239,6 +241,8 @@ struct Case {
     env: Vec<(String, String)>,
     main_mode: Option<u32>,
     odd_fragment: Option<&'static str>,
+    /// Whether a value was changed: those accepted are run as daemons.
+    values: bool,
     what: Vec<String>,
 }
 
@@ -246,7 +250,9 @@ fn mutate(rng: &mut Rng, case: &mut Case) {
     let n = case.lines.len().max(1);
     let at = rng.below(n).min(case.lines.len().saturating_sub(1));
     let value = rng.pick(VALUES).to_string();
-    match rng.below(9) {
+    // Changed values reach validation (most other edits stop at parsing),
+    // so they are the likeliest.
+    match rng.below(12) {
         0 if !case.lines.is_empty() => {
             let gone = case.lines.remove(at);
             case.what.push(format!("delete {gone:?}"));
@@ -256,7 +262,7 @@ fn mutate(rng: &mut Rng, case: &mut Case) {
             case.what.push(format!("duplicate {line:?}"));
             case.lines.insert(at, line);
         }
-        2 | 3 if !case.lines.is_empty() => {
+        2..=5 if !case.lines.is_empty() => {
             let line = &mut case.lines[at];
             if let Some((key, _)) = line.split_once(" = ") {
                 *line = format!("{key} = {value}");
@@ -264,26 +270,28 @@ fn mutate(rng: &mut Rng, case: &mut Case) {
                 *line = rng.pick(TABLES).to_string();
             }
             case.what.push(format!("set {line:?}"));
+            case.values = true;
         }
-        4 => {
+        6 => {
             let line = format!("{} = {value}", rng.pick(KEYS));
             case.what.push(format!("insert {line:?} at {at}"));
             case.lines.insert(at, line);
         }
-        5 if !case.lines.is_empty() => {
+        7 if !case.lines.is_empty() => {
             let line = &mut case.lines[at];
             if let Some((_, v)) = line.split_once(" = ") {
                 *line = format!("{} = {v}", rng.pick(KEYS));
                 case.what.push(format!("rename to {line:?}"));
             }
         }
-        6 => {
+        8 | 9 => {
             let key = format!("PICOMON_{}", rng.pick(ENV_KEYS));
             let value = rng.pick(ENV_VALUES).to_string();
             case.what.push(format!("{key}={value:?}"));
             case.env.push((key, value));
+            case.values = true;
         }
-        7 => {
+        10 => {
             let line = format!("{} = {value}", rng.pick(KEYS));
             let table = rng.pick(TABLES);
             case.what.push(format!("fragment {table} {line:?}"));
@@ -383,7 +391,7 @@ fn mutated_configurations_are_refused_clearly_or_run_and_stop() {
     let mut rng = Rng(seed | 1);
     let closed = closed_port();
     let started = Instant::now();
-    let (mut accepted, mut refused, mut daemons) = (0, 0, 0);
+    let (mut refused, mut accepted) = (0, Vec::new());
     for n in 0..MUTATIONS {
         let mut case = Case {
             lines: BASE.lines().map(str::to_string).collect(),
@@ -391,9 +399,10 @@ fn mutated_configurations_are_refused_clearly_or_run_and_stop() {
             env: Vec::new(),
             main_mode: None,
             odd_fragment: None,
+            values: false,
             what: Vec::new(),
         };
-        for _ in 0..1 + rng.below(3) {
+        for _ in 0..[1, 1, 1, 2, 2, 3][rng.below(6)] {
             mutate(&mut rng, &mut case);
         }
         let what = format!("mutation {n}: {}", case.what.join("; "));
@@ -403,20 +412,21 @@ fn mutated_configurations_are_refused_clearly_or_run_and_stop() {
         let err = check.stderr();
         assert!(!err.contains("panicked"), "{what}: {err}");
         match status.code() {
-            Some(0) => accepted += 1,
+            Some(0) => accepted.push((case, site, what)),
             Some(78) => {
                 refused += 1;
                 assert_every_problem_is_placed(&err, &what);
-                continue;
             }
             other => panic!("{what}: check-config exited {other:?}:\n{err}"),
         }
-        if daemons >= DAEMONS {
-            continue;
-        }
-        daemons += 1;
+    }
+    // The daemon runs a sample of what was accepted, changed values first.
+    let total = accepted.len();
+    accepted.sort_by_key(|(case, _, _)| !case.values);
+    let daemons = total.min(DAEMONS);
+    for (case, site, what) in accepted.iter().take(DAEMONS) {
         // -D logs "picomon started" whatever log_level says.
-        let mut daemon = site.spawn_daemon(command(&site, &case, closed), &["-D"]);
+        let mut daemon = site.spawn_daemon(command(site, case, closed), &["-D"]);
         let deadline = Instant::now() + ANSWER_WITHIN;
         while !daemon.stderr().contains("picomon started") {
             if let Some(status) = daemon.child.try_wait().expect("try_wait") {
@@ -436,6 +446,7 @@ fn mutated_configurations_are_refused_clearly_or_run_and_stop() {
         let status = daemon.wait_exit(Duration::from_secs(30));
         assert_eq!(status.code(), Some(0), "{what}: {}", daemon.stderr());
     }
+    let accepted = total;
     eprintln!(
         "{MUTATIONS} mutations: {accepted} accepted ({daemons} run as daemons), {refused} refused, in {:.1} s",
         started.elapsed().as_secs_f64()
