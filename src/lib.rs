@@ -12,6 +12,7 @@ pub mod host;
 pub mod human;
 pub mod mail;
 mod once;
+pub mod plugin;
 pub mod runner;
 pub mod scheduler;
 pub mod signals;
@@ -130,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             generate::write_all(&dir)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Plugin { plugin }) => Ok(plugin::run(plugin)),
         Some(Command::CheckConfig {
             dump,
             no_secrets,

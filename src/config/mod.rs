@@ -20,7 +20,7 @@ pub use load::{fragment_dir, ENV_PREFIX};
 pub use raw::SmtpSecurity;
 use raw::{CheckType, CommandValue, RawCheck, RawConfig, RawEmails, RawHost};
 
-use crate::check::{Family, Instance, Probe, Target};
+use crate::check::{Family, Instance, Probe, Target, Tls};
 use crate::host::{address_of, from_header};
 
 /// Invalid configuration: one line per problem. Exits with EX_CONFIG.
@@ -578,7 +578,6 @@ impl<'a> Validator<'a> {
                     None
                 }
             },
-            (None, CheckType::DnsRec) => Regex::new("status: NOERROR").ok(),
             (None, _) => None,
         };
 
@@ -594,6 +593,7 @@ impl<'a> Validator<'a> {
                     check: name.to_string(),
                     dest,
                     argv: probe.argv(target, timeout, &raw.plugin_dir),
+                    reading: probe.reading(target),
                     pattern: pattern.clone(),
                     every,
                     error_every,
@@ -661,6 +661,7 @@ impl<'a> Validator<'a> {
                     vhost: check.vhost.clone(),
                     string: check.string.clone(),
                     url: check.url.clone(),
+                    tls: Tls::default(),
                 })
             }
             CheckType::Smtp => {
@@ -694,6 +695,7 @@ impl<'a> Validator<'a> {
             }),
             CheckType::Openvpn => one(Probe::Openvpn {
                 port: port.unwrap_or(1194),
+                key: None,
             }),
             CheckType::DnsZone => {
                 let family = match check.ip_version {
@@ -723,6 +725,7 @@ impl<'a> Validator<'a> {
                         Probe::DnsZone {
                             zone: zone.clone(),
                             family,
+                            servers: Vec::new(),
                         },
                         Some(zone),
                     ));
