@@ -941,6 +941,8 @@ mod tests {
             stdout: out.as_bytes().to_vec(),
             stderr: err.as_bytes().to_vec(),
             duration: Duration::from_millis(5),
+            escaped: Vec::new(),
+            output_held_open: false,
         })
     }
 

@@ -513,7 +513,11 @@ impl Validator<'_> {
                 file,
                 "tls_auth",
             ),
-            (None, Some(file)) => (OpenvpnKey::TlsCrypt { file: file.clone() }, file, "tls_crypt"),
+            (None, Some(file)) => (
+                OpenvpnKey::TlsCrypt { file: file.clone() },
+                file,
+                "tls_crypt",
+            ),
         };
         if self.on_this_machine {
             if let Err(e) = crate::plugin::read_static_key(file) {
