@@ -11,3 +11,7 @@ mod cli;
 mod daemon;
 mod mail;
 mod plugins;
+mod checks_dns;
+#[allow(dead_code)]
+mod netns;
+mod checks_ping;
