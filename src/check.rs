@@ -183,6 +183,9 @@ pub enum Reading {
         query: String,
         server: String,
     },
+    /// check_curl with `-C … --continue-after-certificate` exits with the
+    /// HTTP result only; its first line tells the certificate's state.
+    Curl,
 }
 
 /// This very executable, for the built-in plugins (`picomon plugin …`).
@@ -274,10 +277,12 @@ impl Probe {
                     push("--sni");
                     if tls.verify {
                         push("--verify-cert");
-                    }
-                    if let Some(ca) = &tls.ca_file {
-                        argv.push(OsString::from("--ca-cert"));
-                        argv.push(ca.clone().into_os_string());
+                        // check_curl checks against a CA file whenever it
+                        // has one, so it goes with verification only.
+                        if let Some(ca) = &tls.ca_file {
+                            argv.push(OsString::from("--ca-cert"));
+                            argv.push(ca.clone().into_os_string());
+                        }
                     }
                     if let Some((warn, crit)) = tls.certificate_days {
                         let mut push = |s: &str| argv.push(OsString::from(s));
@@ -398,6 +403,7 @@ impl Probe {
                 query: query.clone(),
                 server: addr,
             },
+            Probe::Http { ssl: true, .. } => Reading::Curl,
             _ => Reading::Nagios,
         }
     }
@@ -528,6 +534,21 @@ impl Reading {
     fn read(&self, code: i32, stdout: &str, timeout: Duration) -> (State, String) {
         match self {
             Reading::Nagios => (State::from_exit_code(code), stdout.to_string()),
+            Reading::Curl => {
+                let state = State::from_exit_code(code);
+                let cert = if stdout.starts_with("CRITICAL - Certificate") {
+                    State::Critical
+                } else if stdout.starts_with("WARNING - Certificate") {
+                    State::Warning
+                } else {
+                    State::Ok
+                };
+                let state = match state {
+                    State::Ok | State::Warning => state.max(cert),
+                    _ => state,
+                };
+                (state, stdout.to_string())
+            }
             Reading::Ping { addr } => match code {
                 0 => {
                     let rtt = Regex::new(r"time=(\S+ ms)")
@@ -1039,6 +1060,31 @@ mod tests {
         assert_eq!(
             r.summary,
             "DNS CRITICAL - no answer from 192.0.2.10 for www.example.org"
+        );
+    }
+
+    #[test]
+    fn an_expiring_certificate_warns_although_check_curl_exits_with_the_http_result() {
+        let now = SystemTime::now();
+        let mut i = instance(None);
+        i.reading = Reading::Curl;
+        let out = "WARNING - Certificate 'www' expires in 10 day(s).\nHTTP OK: HTTP/1.1 200 OK\n";
+        assert_eq!(
+            i.interpret(now, run(Some(0), out, "")).state,
+            State::Warning
+        );
+        let out = "CRITICAL - Certificate 'www' expired on x.\nHTTP OK: HTTP/1.1 200 OK\n";
+        assert_eq!(
+            i.interpret(now, run(Some(0), out, "")).state,
+            State::Critical
+        );
+        assert_eq!(
+            i.interpret(now, run(Some(0), "HTTP OK\n", "")).state,
+            State::Ok
+        );
+        assert_eq!(
+            i.interpret(now, run(Some(2), "HTTP CRITICAL\n", "")).state,
+            State::Critical
         );
     }
 }

@@ -30,7 +30,11 @@ fn nsd(ns: &Netns, site: &Site, name: &str, addrs: &[&str], serial: u32) -> Serv
         ),
     );
     let conf = site.path(&format!("{name}.conf")).display().to_string();
-    let served = ns.serve("nsd", &["-d", "-c", &conf], &site.path(&format!("{name}.log")));
+    let served = ns.serve(
+        "nsd",
+        &["-d", "-c", &conf],
+        &site.path(&format!("{name}.log")),
+    );
     for addr in addrs {
         ns.wait_listening("udp", addr, 53);
     }
@@ -38,8 +42,7 @@ fn nsd(ns: &Netns, site: &Site, name: &str, addrs: &[&str], serial: u32) -> Serv
 }
 
 #[test]
-fn dns_zone_is_ok_when_serials_agree_warns_when_they_differ_and_is_critical_when_a_server_stops(
-) {
+fn dns_zone_is_ok_when_serials_agree_warns_when_they_differ_and_is_critical_when_a_server_stops() {
     let ns = Netns::new();
     let site = Site::new(
         "[hosts.ns1]\nipv4 = \"127.0.0.1\"\nipv6 = \"::1\"\n\

@@ -7,11 +7,12 @@ mod harness;
 #[allow(dead_code)]
 mod smtp;
 
+mod checks_dns;
+mod checks_https;
+mod checks_ping;
 mod cli;
 mod daemon;
 mod mail;
-mod plugins;
-mod checks_dns;
 #[allow(dead_code)]
 mod netns;
-mod checks_ping;
+mod plugins;
