@@ -103,7 +103,7 @@ fn openvpn_with_tls_auth_or_tls_crypt_is_ok_when_up_and_critical_when_stopped() 
         let (state, output) = result(&objs, &format!("{check}/vpn/ipv4"));
         assert_eq!(state, "OK", "{check}: {output}");
         assert!(
-            output.starts_with(&format!("OPENVPN OK - 127.0.0.1:"))
+            output.starts_with("OPENVPN OK - 127.0.0.1:")
                 && output.contains(&format!("answered the hard reset ({wrap})")),
             "{check}: {output}"
         );
