@@ -6,8 +6,9 @@
 //! Plugins get a clean environment (no `PICOMON_*` configuration or
 //! secret reaches them), and picomon is the subreaper of what they leave
 //! behind: a process that escaped the group with `setsid` becomes a child
-//! of the worker thread that ran its plugin, which kills and reaps it
-//! after the run.
+//! of picomon's main thread (the kernel hands orphans to the first thread
+//! of the reaper), where plugins themselves never are, since workers
+//! start them; the worker that ran the plugin kills and reaps it.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -298,13 +299,20 @@ impl Runner {
     }
 }
 
-/// Kills and reaps the children this thread has besides its plugin
-/// `leader` (already reaped): orphans of its plugins, which the subreaper
-/// setting handed to this thread. Those outside the plugin's group had
-/// escaped it (`setsid`); they are returned for the log. Members of the
-/// group were already killed with it and are only reaped.
+/// Kills and reaps the main thread's children after the run of plugin
+/// `leader` (already reaped): orphans of plugins, which the subreaper
+/// setting handed to us. Those outside the plugin's group had escaped it
+/// (`setsid`); they are returned for the log (with several plugins ending
+/// at once, one may be blamed for another's). Members of the group were
+/// already killed with it and are only reaped.
 fn kill_leftovers(leader: i32) -> Vec<String> {
-    let Ok(list) = std::fs::read_to_string("/proc/thread-self/children") else {
+    // One scan at a time: two workers must not both kill and reap one pid
+    // (the second kill could hit a reused one).
+    static SCAN: Mutex<()> = Mutex::new(());
+    let _scan = SCAN.lock().unwrap_or_else(|e| e.into_inner());
+    let main_thread = std::process::id();
+    let Ok(list) = std::fs::read_to_string(format!("/proc/self/task/{main_thread}/children"))
+    else {
         return Vec::new();
     };
     let mut escaped = Vec::new();

@@ -13,7 +13,9 @@ mod checks_openvpn;
 mod checks_ping;
 mod cli;
 mod daemon;
+mod durability;
 mod mail;
 #[allow(dead_code)]
 mod netns;
 mod plugins;
+mod runaway;
