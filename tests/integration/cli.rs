@@ -414,3 +414,35 @@ fn a_group_writable_configuration_is_warned_about_and_a_world_writable_one_refus
         stderr(&out)
     );
 }
+
+#[test]
+fn a_fifo_as_a_checks_ca_or_key_file_is_refused_at_once() {
+    use std::time::Duration;
+    let site = Site::new("");
+    let fifo = site.path("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    for (kind, key) in [
+        ("https", "ca_file"),
+        ("openvpn", "tls_auth"),
+        ("openvpn", "tls_crypt"),
+    ] {
+        site.write(
+            "site.toml",
+            &format!(
+                "[hosts.h]\nipv4 = \"127.0.0.1\"\n[checks.c]\ntype = \"{kind}\"\nhosts = [\"h\"]\n{key} = {fifo:?}\n"
+            ),
+        );
+        let mut run = site.daemon(&["check-config"]);
+        let status = run.wait_exit(Duration::from_secs(20));
+        let err = run.stderr();
+        assert_eq!(status.code(), Some(78), "{key}: {err}");
+        assert!(
+            err.contains(&format!("site.toml: checks.c.{key}: ")) && err.contains("FIFO"),
+            "{key}: {err}"
+        );
+    }
+}

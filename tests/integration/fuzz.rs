@@ -117,6 +117,8 @@ const KEYS: &[&str] = &[
     "status",
     "zones",
     "query",
+    "ca_file",
+    "tls_auth",
     "evry",
     "\"\"",
     "\"a.b\"",
