@@ -3,7 +3,6 @@
 //! that whatever `check-config` accepts also starts. Checked here, at
 //! validation, because `check-config` and the daemon share that path.
 
-use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -78,11 +77,7 @@ fn writable_dir(at: &Path, create: bool) -> Option<String> {
             "{what} on the kernel's {fs} filesystem, where picomon cannot keep files"
         ));
     }
-    let c = CString::new(at.as_os_str().as_bytes()).ok()?;
-    // SAFETY: `c` is a NUL-terminated path that outlives the call; access
-    // only reads it.
-    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = crate::sys::may_write_in(at) {
         return Some(format!("{what} not writable by picomon: {e}"));
     }
     None
@@ -91,19 +86,11 @@ fn writable_dir(at: &Path, create: bool) -> Option<String> {
 /// The name of the pseudo filesystem `at` is on (proc, sys, …), where
 /// even root's writes fail although `access` allows them.
 #[cfg(target_os = "linux")]
-// f_type and the magic numbers are i64 here but other types elsewhere.
-#[allow(clippy::unnecessary_cast)]
 fn kernel_filesystem(at: &Path) -> Option<&'static str> {
-    let c = CString::new(at.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path; statfs fills `st`, which is
-    // read only when it succeeded.
-    if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: statfs returned 0, so it initialised `st`.
-    let kind = unsafe { st.assume_init() }.f_type as i64;
-    [
+    let kind = crate::sys::filesystem_magic(at).ok()?;
+    // The constants' type differs between targets.
+    #[allow(clippy::unnecessary_cast)]
+    let known = [
         (libc::PROC_SUPER_MAGIC as i64, "proc"),
         (libc::SYSFS_MAGIC as i64, "sysfs"),
         (libc::CGROUP_SUPER_MAGIC as i64, "cgroup"),
@@ -111,10 +98,11 @@ fn kernel_filesystem(at: &Path) -> Option<&'static str> {
         (libc::DEBUGFS_MAGIC as i64, "debugfs"),
         (libc::SECURITYFS_MAGIC as i64, "securityfs"),
         (libc::DEVPTS_SUPER_MAGIC as i64, "devpts"),
-    ]
-    .into_iter()
-    .find(|(magic, _)| *magic == kind)
-    .map(|(_, name)| name)
+    ];
+    known
+        .into_iter()
+        .find(|(magic, _)| *magic == kind)
+        .map(|(_, name)| name)
 }
 
 #[cfg(not(target_os = "linux"))]
