@@ -187,15 +187,21 @@ fn bare_spawn() -> f64 {
     (cpu_self() - started) / runs as f64
 }
 
-/// The same loop through picomon's runner (process group, pidfd, capped
-/// output), without the daemon around it.
+/// The same loop through picomon's plugin loop (process group, pidfd and
+/// pipes in one epoll, capped output), without the daemon around it.
 fn runner_spawn() -> f64 {
     let runs = 2000;
-    let runner = picomon::runner::Runner::new();
+    let runner = std::sync::Arc::new(picomon::runner::Runner::new());
+    let mut watch = picomon::runner::Watch::new(runner).expect("epoll");
     let argv = [std::ffi::OsString::from("/bin/true")];
+    let mut done = Vec::with_capacity(1);
     let started = cpu_self();
     for _ in 0..runs {
-        let _ = runner.run(&argv, Duration::from_secs(5), &[]);
+        watch.start(&argv, Duration::from_secs(5), &[], ());
+        while done.is_empty() {
+            watch.turn(&mut done).expect("epoll_wait");
+        }
+        done.clear();
     }
     (cpu_self() - started) / runs as f64
 }
