@@ -221,6 +221,25 @@ impl Running {
     }
 }
 
+thread_local! {
+    /// Whether this thread unblocked SIGCHLD already.
+    static SIGCHLD_THROUGH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Unblocks SIGCHLD in a thread that starts plugins (see `Runner::new`):
+/// they must not start with it blocked, and their parent is the thread
+/// that should receive (and drop) it.
+fn let_sigchld_through() {
+    SIGCHLD_THROUGH.with(|through| {
+        if !through.get() {
+            if let Err(e) = sys::block_sigchld(false) {
+                log::warn!("cannot unblock SIGCHLD for plugins: {e}");
+            }
+            through.set(true);
+        }
+    });
+}
+
 /// Gives up on a plugin that was started but cannot be watched: its group
 /// is killed, forgotten, and it is reaped (at once: it was just killed).
 fn give_up(runner: &Runner, pid: i32, handle: &duct::Handle, e: io::Error) -> RunError {
@@ -235,9 +254,22 @@ fn give_up(runner: &Runner, pid: i32, handle: &duct::Handle, e: io::Error) -> Ru
 impl Runner {
     /// A runner for this process, which becomes the subreaper of every
     /// plugin's leftovers.
+    ///
+    /// Made on the main thread before any other thread starts, it blocks
+    /// SIGCHLD there, so that every thread started afterwards has it
+    /// blocked but the one that starts plugins (`let_sigchld_through`).
+    /// SIGCHLD is ignored, and the kernel drops an ignored signal unless
+    /// the thread it is sent to (the plugin's parent) blocks it; but glibc's
+    /// spawn blocks every signal for a moment, and a plugin that ended just
+    /// then had its SIGCHLD handed to some idle thread, waking it for
+    /// nothing: about once per run. Now it waits for the plugins' thread,
+    /// which drops it as soon as its spawn is over.
     pub fn new() -> Runner {
         if let Err(e) = sys::become_child_subreaper() {
             log::warn!("cannot become the reaper of plugins' leftovers: {e}");
+        }
+        if let Err(e) = sys::block_sigchld(true) {
+            log::warn!("cannot block SIGCHLD (idle threads will wake as plugins end): {e}");
         }
         Runner {
             base_env: plugin_env(),
@@ -298,6 +330,8 @@ impl Runner {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(RunError::Spawn(io::Error::other("picomon is stopping")));
         }
+        // A plugin inherits this thread's signal mask (std keeps it).
+        let_sigchld_through();
         let (out_r, out_w) = os_pipe::pipe().map_err(RunError::Spawn)?;
         let (err_r, err_w) = os_pipe::pipe().map_err(RunError::Spawn)?;
         let started = Instant::now();
@@ -602,6 +636,118 @@ impl<T> Drop for Watch<T> {
                 &run.handle,
                 io::Error::other("no longer watched"),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Orphans go to the process's main thread and every run's leftovers
+    /// scan kills them: runs of concurrent tests would kill each other's.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_plugin_starts_with_no_signal_blocked_though_picomon_blocks_sigchld() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let runner = Arc::new(Runner::new());
+        let run = runner.run(
+            &argv(&["/bin/grep", "^SigBlk", "/proc/self/status"]),
+            Duration::from_secs(10),
+            &[],
+        );
+        let run = run.map_err(|e| format!("{e:?}"));
+        let out = run.map(|f| String::from_utf8_lossy(&f.stdout).into_owned());
+        assert_eq!(out.as_deref(), Ok("SigBlk:\t0000000000000000\n"));
+    }
+
+    #[test]
+    fn a_process_outside_the_group_holding_the_output_is_given_up_on_and_killed() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let runner = Arc::new(Runner::new());
+        let started = Instant::now();
+        let run = runner.run(
+            // The plugin waits until its child has left the group (its
+            // session id is its own pid), or killing the group at its
+            // exit could catch it before it escapes.
+            &argv(&[
+                "/bin/sh",
+                "-c",
+                "setsid sleep 30 & until [ \"$(cut -d' ' -f6 /proc/$!/stat)\" = $! ]; do :; done; echo held",
+            ]),
+            Duration::from_secs(20),
+            &[],
+        );
+        let took = started.elapsed();
+        let Ok(finished) = run else {
+            panic!("run failed: {run:?}")
+        };
+        assert!(finished.output_held_open, "{finished:?}");
+        assert_eq!(finished.stdout, b"held\n");
+        assert_eq!(finished.exit_code, Some(0));
+        assert!(took < Duration::from_secs(10), "waited {took:?}");
+        assert!(
+            finished.escaped.iter().any(|p| p.ends_with("(sleep)")),
+            "{finished:?}"
+        );
+    }
+
+    #[test]
+    fn runs_in_one_watch_end_each_with_their_own_output_and_timeout() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let runner = Arc::new(Runner::new());
+        let mut watch = Watch::new(runner).unwrap_or_else(|e| panic!("epoll: {e}"));
+        for n in 0..20 {
+            let script = format!("echo out {n}; echo err {n} >&2; exit {}", n % 4);
+            watch.start(
+                &argv(&["/bin/sh", "-c", &script]),
+                Duration::from_secs(20),
+                &[],
+                n,
+            );
+        }
+        watch.start(
+            &argv(&["/bin/sh", "-c", "echo slow; exec sleep 30"]),
+            Duration::from_millis(300),
+            &[],
+            99,
+        );
+        watch.start(
+            &argv(&["/nonexistent/plugin"]),
+            Duration::from_secs(1),
+            &[],
+            100,
+        );
+        let started = Instant::now();
+        let mut done = Vec::new();
+        while !watch.is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(20), "stuck");
+            watch
+                .turn(&mut done)
+                .unwrap_or_else(|e| panic!("epoll_wait: {e}"));
+        }
+        assert_eq!(done.len(), 22);
+        for (n, run) in done {
+            match (n, run) {
+                (100, Err(RunError::Spawn(_))) => {}
+                (99, Ok(f)) => {
+                    assert!(f.timed_out && f.exit_code.is_none(), "{f:?}");
+                    assert_eq!(f.stdout, b"slow\n");
+                    assert!(f.duration < Duration::from_secs(10), "{f:?}");
+                }
+                (n, Ok(f)) if n < 20 => {
+                    assert_eq!(f.stdout, format!("out {n}\n").as_bytes());
+                    assert_eq!(f.stderr, format!("err {n}\n").as_bytes());
+                    assert_eq!(f.exit_code, Some(n % 4));
+                    assert!(!f.timed_out && !f.output_held_open, "{f:?}");
+                }
+                (n, run) => panic!("run {n}: {run:?}"),
+            }
         }
     }
 }

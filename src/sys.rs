@@ -216,6 +216,29 @@ pub fn become_child_subreaper() -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
 }
 
+/// Blocks (or unblocks) SIGCHLD in the calling thread; a thread started
+/// afterwards inherits the setting, and so does a process it spawns.
+pub fn block_sigchld(block: bool) -> io::Result<()> {
+    // SAFETY: an all-zero sigset_t is valid storage for sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let how = if block {
+        libc::SIG_BLOCK
+    } else {
+        libc::SIG_UNBLOCK
+    };
+    // SAFETY: sigemptyset and sigaddset write to a valid sigset_t;
+    // pthread_sigmask reads it and takes a null pointer for the old mask.
+    let rc = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut())
+    };
+    match rc {
+        0 => Ok(()),
+        rc => Err(io::Error::from_raw_os_error(rc)),
+    }
+}
+
 /// Our children, living or not yet reaped, as the kernel lists them for
 /// each of our threads.
 pub fn children() -> Vec<i32> {
