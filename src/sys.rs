@@ -277,14 +277,14 @@ pub fn stderr_is(journal_stream: &str) -> bool {
 }
 
 /// glibc gives each thread its own malloc arena, and each keeps freed
-/// memory around: with `max_parallel` workers that is most of a small
-/// daemon's memory. Workers allocate little, so two arenas are plenty;
-/// and what parsing the configuration freed goes back to the system.
-/// Called once the configuration is loaded, before any worker starts.
+/// memory around: for a small daemon with a few threads (the loop, the
+/// plugins' loop, mail, signals) two arenas are plenty; and what parsing
+/// the configuration freed goes back to the system. Called once the
+/// configuration is loaded, before those threads start.
 pub fn settle_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt and malloc_trim only tune the allocator; called
-    // before any worker thread starts.
+    // before the other threads start.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::malloc_trim(0);
