@@ -1,6 +1,6 @@
 //! dns-zone and dns-rec against real NSD servers in a network namespace:
 //! serials that agree, differ, a server stopped; an answer, NXDOMAIN, no
-//! server, a silent server.
+//! server, a silent server; a `~/.digrc` with `+short` within dig's reach.
 
 use std::time::Duration;
 
@@ -125,5 +125,48 @@ fn dns_rec_needs_noerror_and_a_dead_or_silent_server_is_critical_within_the_time
     assert!(
         Duration::from_secs_f64(quiet) < Duration::from_secs(3),
         "took {quiet} s"
+    );
+}
+
+#[test]
+fn a_digrc_with_short_in_home_does_not_break_dns_rec() {
+    let ns = Netns::new();
+    let site = Site::new(
+        "[hosts.up]\nipv4 = \"127.0.0.1\"\n\
+         [checks.www]\ntype = \"dns-rec\"\nhosts = [\"up\"]\nquery = \"www.example.test\"\ntimeout = 5\n",
+    );
+    let home = site.path("home");
+    site.write("home/.digrc", "+short\n");
+    // picomon hands plugins a clean environment without HOME, so a dig
+    // found first on PATH puts this HOME back: the real dig then runs with
+    // picomon's argv and the .digrc within its reach.
+    std::fs::create_dir(site.path("bin")).expect("mkdir bin");
+    let dig = site.plugin(
+        "bin/dig",
+        &format!("HOME={} exec /usr/bin/dig \"$@\"", home.display()),
+    );
+    let _server = nsd(&ns, &site, "ns1", &["127.0.0.1"], 1);
+
+    // Without -r, that .digrc leaves dig nothing but the address: proof
+    // that the .digrc is read, so the check below is a real test.
+    let plain = ns
+        .command(&dig)
+        .args(["www.example.test", "@127.0.0.1"])
+        .output()
+        .expect("run dig");
+    assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "192.0.2.80");
+
+    let path = format!(
+        "{}:{}",
+        site.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let home = home.display().to_string();
+    let objs = ns.run_once_with_env(&site, &[("PATH", &path), ("HOME", &home)]);
+    let (state, output) = result(&objs, "www/up/ipv4");
+    assert_eq!(state, "OK", "{output}");
+    assert!(
+        output.starts_with("DNS OK - 127.0.0.1 answered www.example.test: NOERROR, 1 answer(s)"),
+        "{output}"
     );
 }
