@@ -460,8 +460,11 @@ impl Validator<'_> {
                 None
             }
         };
-        if let Some(file) = &check.ca_file {
-            if let Err(e) = std::fs::File::open(file) {
+        // Only where picomon runs, as smtp_ca_file: a configuration built
+        // elsewhere (a NixOS build) does not see the machine's files. Read
+        // whole, so that a directory is refused too.
+        if let Some(file) = check.ca_file.as_ref().filter(|_| self.on_this_machine) {
+            if let Err(e) = std::fs::read(file) {
                 self.bad(
                     &format!("{at}.ca_file"),
                     format!("cannot read {}: {e}", file.display()),
