@@ -716,3 +716,100 @@ fn ip_on_a_dns_zone_check_is_refused_in_favour_of_ip_version() {
     let site = Site::new("[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nip = [4]\n");
     assert_names(&site.error(), &["checks.z.ip"]);
 }
+
+/// Where `flag` occurs in `text` at or after `from` as a word of its own
+/// (not inside a longer option), and where it ends.
+fn find_word(text: &str, flag: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(i) = text.get(at..).and_then(|t| t.find(flag)) {
+        let start = at + i;
+        let end = start + flag.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        let open = |c: Option<char>| !c.is_some_and(|c| c.is_alphanumeric() || c == '-');
+        if open(before) && open(after) {
+            return Some(end);
+        }
+        at = end;
+    }
+    None
+}
+
+/// The program and options of an argv: what documentation must show.
+fn options_of(argv: &[std::ffi::OsString]) -> Vec<String> {
+    let mut words = Vec::new();
+    let program = argv[0].to_string_lossy();
+    let program = program.rsplit('/').next().unwrap_or_default();
+    if argv[0] == std::env::current_exe().expect("test exe").into_os_string() {
+        // A built-in: `picomon plugin NAME`.
+        words.push("picomon".to_string());
+        words.extend(argv[1..3].iter().map(|a| a.to_string_lossy().into_owned()));
+    } else {
+        words.push(program.to_string());
+    }
+    for a in argv.iter().skip(1).map(|a| a.to_string_lossy()) {
+        if (a.starts_with('-') && a.len() > 1) || a.starts_with('+') {
+            words.push(a.split('=').next().unwrap_or_default().to_string());
+        }
+    }
+    words
+}
+
+#[test]
+fn readme_and_man_page_show_the_commands_each_type_runs() {
+    let site = Site::new("");
+    let ca = site.dir.path().join("ca.pem");
+    std::fs::write(&ca, "").expect("write ca");
+    let key = static_key(&site, "ta.key");
+    std::fs::write(
+        site.main(),
+        format!(
+            "[hosts.h]\nipv4 = \"192.0.2.1\"\n\
+             [checks.ping]\ntype = \"ping\"\nhosts = [\"h\"]\n\
+             [checks.http]\ntype = \"http\"\nhosts = [\"h\"]\nport = 8080\nstatus = 200\nvhost = \"v\"\nstring = \"s\"\nurl = \"/u\"\n\
+             [checks.https]\ntype = \"https\"\nhosts = [\"h\"]\nport = 8443\nstatus = 200\nvhost = \"v\"\nstring = \"s\"\nurl = \"/u\"\nca_file = {ca:?}\ncertificate_days = [30, 7]\n\
+             [checks.smtp]\ntype = \"smtp\"\nhosts = [\"h\"]\nport = 2525\nfrom_addr = \"a@b\"\ncommand = \"EHLO x\"\nresponse = \"250\"\n\
+             [checks.dns-rec]\ntype = \"dns-rec\"\nhosts = [\"h\"]\nquery = \"q\"\ntimeout = 10\n\
+             [checks.dns-zone]\ntype = \"dns-zone\"\nzones = [\"z\"]\nip_version = 4\nhosts = [\"h\"]\n\
+             [checks.openvpn]\ntype = \"openvpn\"\nhosts = [\"h\"]\nport = 1195\ntls_auth = {key:?}\nkey_direction = 1\n\
+             [checks.openvpn-crypt]\ntype = \"openvpn\"\nhosts = [\"h\"]\ntls_crypt = {key:?}\n\
+             [checks.jabber]\ntype = \"jabber\"\nhosts = [\"h\"]\nport = 5223\n"
+        ),
+    )
+    .expect("write config");
+    let config = site.load().expect("valid");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let man = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/picomon.toml.5"))
+        .expect("man/picomon.toml.5");
+    let man = man
+        .replace("\\-", "-")
+        .replace("\\fI", "")
+        .replace("\\fB", "")
+        .replace("\\fR", "");
+    for instance in config.instances.iter() {
+        let kind = instance.check.trim_end_matches("-crypt");
+        let words = options_of(&instance.argv);
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{kind}` |")))
+            .unwrap_or_else(|| panic!("README.md has no row for {kind}"));
+        let start = man
+            .find(&format!("\n.TP\n.B {kind}\n"))
+            .unwrap_or_else(|| panic!("picomon.toml(5) has no paragraph for {kind}"));
+        let rest = &man[start + 5..];
+        let paragraph = &rest[..rest.find("\n.TP\n").unwrap_or(rest.len())];
+        for (name, text) in [("README.md", row), ("picomon.toml(5)", paragraph)] {
+            let mut at = 0;
+            for word in &words {
+                at = find_word(text, word, at).unwrap_or_else(|| {
+                    panic!(
+                        "{name} does not show `{word}` (in this order: {words:?}) for {kind}, \
+                         which runs {}:\n{text}",
+                        instance.command_line()
+                    )
+                });
+            }
+        }
+    }
+}
