@@ -6,8 +6,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The daemon under test: this build's, or another one named by
+/// `BENCH_PICOMON` (an older build, for before/after figures in one run).
 fn picomon() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_picomon"));
+    let bin =
+        std::env::var_os("BENCH_PICOMON").unwrap_or_else(|| env!("CARGO_BIN_EXE_picomon").into());
+    let mut cmd = Command::new(bin);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PICOMON_") {
             cmd.env_remove(key);
@@ -151,7 +155,10 @@ fn rss_and_cpu(dir: &Path) {
         without.peak_kib as f64 / 1024.0,
         with.peak_kib as f64 / 1024.0
     );
-    for (label, cost) in [("without state_dir", &without), ("with state_dir   ", &with)] {
+    for (label, cost) in [
+        ("without state_dir", &without),
+        ("with state_dir   ", &with),
+    ] {
         println!(
             "daemon CPU per run, {label}: {:.0} µs; floor (bare spawn+wait) {:.0} µs; ratio {:.2} (target <= 1.5)",
             cost.cpu_per_run * 1e6,
