@@ -131,38 +131,32 @@ fn dns_rec_needs_noerror_and_a_dead_or_silent_server_is_critical_within_the_time
 #[test]
 fn a_digrc_with_short_in_home_does_not_break_dns_rec() {
     let ns = Netns::new();
-    let site = Site::new(
-        "[hosts.up]\nipv4 = \"127.0.0.1\"\n\
-         [checks.www]\ntype = \"dns-rec\"\nhosts = [\"up\"]\nquery = \"www.example.test\"\ntimeout = 5\n",
-    );
-    let home = site.path("home");
+    let site = Site::new("");
+    let home = site.path("home").display().to_string();
     site.write("home/.digrc", "+short\n");
-    // picomon hands plugins a clean environment without HOME, so a dig
-    // found first on PATH puts this HOME back: the real dig then runs with
-    // picomon's argv and the .digrc within its reach.
-    std::fs::create_dir(site.path("bin")).expect("mkdir bin");
-    let dig = site.plugin(
-        "bin/dig",
-        &format!("HOME={} exec /usr/bin/dig \"$@\"", home.display()),
+    // Plugins get a clean environment, so HOME reaches dig only through
+    // the check's `env`; picomon's own HOME is set too, as a user's is.
+    site.write(
+        "site.toml",
+        &format!(
+            "[hosts.up]\nipv4 = \"127.0.0.1\"\n\
+             [checks.www]\ntype = \"dns-rec\"\nhosts = [\"up\"]\nquery = \"www.example.test\"\n\
+             timeout = 5\nenv = {{ HOME = \"{home}\" }}\n"
+        ),
     );
     let _server = nsd(&ns, &site, "ns1", &["127.0.0.1"], 1);
 
     // Without -r, that .digrc leaves dig nothing but the address: proof
     // that the .digrc is read, so the check below is a real test.
     let plain = ns
-        .command(&dig)
+        .command("dig")
+        .env("HOME", &home)
         .args(["www.example.test", "@127.0.0.1"])
         .output()
         .expect("run dig");
     assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "192.0.2.80");
 
-    let path = format!(
-        "{}:{}",
-        site.path("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let home = home.display().to_string();
-    let objs = ns.run_once_with_env(&site, &[("PATH", &path), ("HOME", &home)]);
+    let objs = ns.run_once_with_env(&site, &[("HOME", &home)]);
     let (state, output) = result(&objs, "www/up/ipv4");
     assert_eq!(state, "OK", "{output}");
     assert!(
