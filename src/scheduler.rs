@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::check::{Instance, RunResult};
 use crate::config::Config;
-use crate::mail::{Mail, Outbox};
+use crate::mail::Outbox;
 use crate::runner::Runner;
 use crate::signals::Signal;
 use crate::state::{self, CheckState, Event, StateStore, Transition};
@@ -362,17 +362,9 @@ impl Daemon {
                 result,
             };
             log_event(&event);
-            let thread = match event.transition {
-                Transition::Failing => None,
-                Transition::Recovered { .. } => slot.state.thread.take(),
-            };
-            let mail = Mail::alert(self.outbox.emails(), &event, thread.as_deref());
-            if event.transition == Transition::Failing {
-                slot.state.thread = Some(mail.message_id.clone());
-            }
             // The mail is queued (spooled) before the state that says it
             // was sent is saved: a crash in between repeats, never loses.
-            self.outbox.send(mail);
+            self.outbox.alert(&event);
             self.save();
         }
     }
@@ -403,9 +395,7 @@ impl Daemon {
             self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
             wall,
         );
-        let emails = self.outbox.emails();
-        let mail = Mail::new(emails, emails.report_subject.clone(), body, wall);
-        self.outbox.send(mail);
+        self.outbox.report(body);
     }
 
     fn print_status(&self) {

@@ -86,14 +86,18 @@ pub fn render_subject(template: &str, vars: &[(&str, &str)]) -> String {
     one_line(&out)
 }
 
+/// The domain of the `from` address, for Message-IDs.
+fn domain_of(from: &str) -> String {
+    let address = address_of(from);
+    match address.rsplit_once('@') {
+        Some((_, domain)) => domain.to_string(),
+        None => "localhost".to_string(),
+    }
+}
+
 /// A new, unique Message-ID in the domain of the `from` address.
 pub fn new_message_id(from: &str) -> String {
     static COUNT: AtomicU64 = AtomicU64::new(0);
-    let address = address_of(from);
-    let domain = address
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or("localhost");
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -101,9 +105,30 @@ pub fn new_message_id(from: &str) -> String {
     let random = RandomState::new().build_hasher().finish();
     let count = COUNT.fetch_add(1, Ordering::Relaxed);
     format!(
-        "<{nanos:x}.{:x}.{count}.{random:016x}@{domain}>",
-        std::process::id()
+        "<{nanos:x}.{:x}.{count}.{random:016x}@{}>",
+        std::process::id(),
+        domain_of(from)
     )
+}
+
+/// The Message-ID of the Problem mail of instance `id` failing since
+/// `since`. The recovery computes it again from the same two facts to
+/// reply to it, so the thread needs nothing stored beside `since`. Bytes
+/// of the id other than letters, digits, `-` and `_` are written `=XX`, so
+/// any check name makes a valid header.
+pub fn thread_id(from: &str, id: &str, since: SystemTime) -> String {
+    let at = since.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut out = format!("<picomon.{}.{:09}.", at.as_secs(), at.subsec_nanos());
+    for byte in id.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => out.push(byte as char),
+            _ => {
+                let _ = write!(out, "={byte:02X}");
+            }
+        }
+    }
+    let _ = write!(out, "@{}>", domain_of(from));
+    out
 }
 
 /// Plugin output for a body: capped, each line indented.
@@ -138,9 +163,10 @@ impl Mail {
         }
     }
 
-    /// The Problem or OK mail of a state switch. A recovery is threaded
-    /// under `thread`, the Problem mail's Message-ID.
-    pub fn alert(emails: &Emails, event: &Event, thread: Option<&str>) -> Mail {
+    /// The Problem or OK mail of a state switch: the Problem mail's
+    /// Message-ID comes from the instance and its `since`, and the OK mail
+    /// replies to the same one.
+    pub fn alert(emails: &Emails, event: &Event) -> Mail {
         let result = &event.result;
         let (state, severity) = match event.transition {
             Transition::Failing => ("Problem", result.state.as_str()),
@@ -190,8 +216,10 @@ impl Mail {
         }
         let _ = write!(body, "\nOutput:\n{}", indented_output(&result.output()));
         let mut mail = Mail::new(emails, subject, body, result.started);
-        if let Transition::Recovered { .. } = event.transition {
-            mail.in_reply_to = thread.map(str::to_string);
+        let thread = thread_id(&emails.from, &event.id, event.since);
+        match event.transition {
+            Transition::Failing => mail.message_id = thread,
+            Transition::Recovered { .. } => mail.in_reply_to = Some(thread),
         }
         mail
     }
@@ -273,6 +301,75 @@ mod tests {
         assert!(!subject.contains('\r') && !subject.contains('\n'));
         assert_eq!(subject, "x  Bcc: victim@example.org");
         assert_eq!(one_line(&"a".repeat(500)).chars().count(), SUBJECT_MAX + 1);
+    }
+
+    /// The email settings of a small configuration file.
+    pub(crate) fn test_emails() -> Emails {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("picomon.toml");
+        std::fs::write(
+            &path,
+            r#"
+                [emails]
+                to = ["ops@example.org", "Second <oncall@example.net>"]
+                from = "Picomon <picomon@example.org>"
+            "#,
+        )
+        .expect("write config");
+        crate::config::Config::load(&path).expect("config").emails
+    }
+
+    #[test]
+    fn a_thread_id_comes_from_the_instance_and_its_since_only() {
+        let since = UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 42);
+        let from = "Picomon <picomon@example.org>";
+        let id = thread_id(from, "web check/front<1>/ipv4", since);
+        assert_eq!(
+            id,
+            "<picomon.1700000000.000000042.web=20check=2Ffront=3C1=3E=2Fipv4@example.org>"
+        );
+        assert_eq!(thread_id(from, "web check/front<1>/ipv4", since), id);
+        let later = since + std::time::Duration::from_nanos(1);
+        assert_ne!(thread_id(from, "web check/front<1>/ipv4", later), id);
+    }
+
+    #[test]
+    fn the_recovery_replies_to_the_problem_mail_without_being_told_its_id() {
+        use crate::check::{RunResult, State};
+        let emails = test_emails();
+        let since = UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        let event = |transition, state, at| Event {
+            id: "homepage/web/ipv4".into(),
+            check: "homepage".into(),
+            dest: "web".into(),
+            transition,
+            since,
+            result: RunResult {
+                state,
+                exit_code: Some(0),
+                summary: String::new(),
+                perfdata: String::new(),
+                details: String::new(),
+                duration: std::time::Duration::ZERO,
+                started: UNIX_EPOCH + std::time::Duration::from_secs(at),
+            },
+        };
+        let problem = Mail::alert(&emails, &event(Transition::Failing, State::Critical, 1060));
+        let ok = Mail::alert(
+            &emails,
+            &event(
+                Transition::Recovered {
+                    after: std::time::Duration::from_secs(120),
+                    failed_runs: 2,
+                },
+                State::Ok,
+                1120,
+            ),
+        );
+        assert_eq!(problem.in_reply_to, None);
+        assert_eq!(ok.in_reply_to.as_deref(), Some(problem.message_id.as_str()));
+        assert_ne!(ok.message_id, problem.message_id);
+        assert!(problem.message(SystemTime::now()).is_ok());
     }
 
     #[test]

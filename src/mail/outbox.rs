@@ -20,6 +20,7 @@ use super::message::{one_line, Mail};
 use super::spool::Spool;
 use crate::config::{Emails, SmtpSecurity};
 use crate::human::human_duration;
+use crate::state::Event;
 
 /// One SMTP conversation step may take this long before it is a failure.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -95,6 +96,24 @@ impl Outbox {
         }
     }
 
+    /// Queues the Problem or OK mail of a state switch, threaded by
+    /// `Mail::alert`.
+    pub fn alert(&self, event: &Event) {
+        self.send(Mail::alert(&self.emails, event));
+    }
+
+    /// Queues the global report with `body`.
+    pub fn report(&self, body: String) {
+        let mail = Mail::new(
+            &self.emails,
+            self.emails.report_subject.clone(),
+            body,
+            SystemTime::now(),
+        );
+        self.send(mail);
+    }
+
+    /// The email settings in use (the last reload's).
     pub fn emails(&self) -> &Emails {
         &self.emails
     }

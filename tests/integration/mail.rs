@@ -368,3 +368,36 @@ fn an_idle_smtp_connection_is_closed_after_the_keepalive_timeout() {
     smtp.wait_messages(2, LONG);
     assert_eq!(smtp.ehlo_count(), 2, "the OK mail needed a new connection");
 }
+
+#[test]
+fn a_recovery_after_a_restart_replies_to_the_problem_mail_sent_before_it() {
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let site = flag_site(
+        &emails_to(port, "\"ops@example.org\""),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("FLAG CRITICAL - before the restart");
+    let mut daemon = site.daemon(&[]);
+    let problem = smtp.wait_messages(1, LONG).remove(0);
+    daemon.wait_log("mail sent to", 1, LONG);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
+    // The saved state holds no Message-ID: the thread follows from the
+    // instance and the time it started failing.
+    let saved = std::fs::read_to_string(state.path().join("state.json")).expect("state");
+    assert!(
+        !saved.contains(problem.header("message-id")),
+        "the Message-ID was written into the state: {saved}"
+    );
+    site.up();
+    let _daemon = site.daemon(&[]);
+    let msgs = smtp.wait_messages(2, LONG);
+    assert_eq!(
+        msgs[1].header("subject"),
+        "[picomon] OK: homepage on front web"
+    );
+    assert_eq!(msgs[1].header("in-reply-to"), problem.header("message-id"));
+    assert_eq!(msgs[1].header("references"), problem.header("message-id"));
+}
