@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
-use lettre::Message;
+use lettre::{Address, Message};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Emails;
@@ -41,6 +41,13 @@ pub struct Mail {
     /// Why the last delivery attempt failed, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Addresses of the recipients that have the mail: a retry (after a
+    /// 4xx to another recipient) leaves them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered: Vec<String>,
+    /// Addresses refused for good (5xx at RCPT): never tried again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// Replaces control characters (CR and LF above all) with spaces, so that
@@ -160,7 +167,27 @@ impl Mail {
             event_time,
             queued_at: SystemTime::now(),
             last_error: None,
+            delivered: Vec::new(),
+            refused: Vec::new(),
         }
+    }
+
+    /// The envelope of the next attempt: the sender's address and the
+    /// recipients still waiting for the mail.
+    pub(crate) fn envelope(&self) -> Result<(Address, Vec<Address>), String> {
+        let from: Mailbox = self
+            .from
+            .parse()
+            .map_err(|e| format!("from {:?}: {e}", self.from))?;
+        let mut to = Vec::new();
+        for rcpt in &self.to {
+            let mailbox: Mailbox = rcpt.parse().map_err(|e| format!("to {rcpt:?}: {e}"))?;
+            let address = mailbox.email.to_string();
+            if !self.delivered.contains(&address) && !self.refused.contains(&address) {
+                to.push(mailbox.email);
+            }
+        }
+        Ok((from.email, to))
     }
 
     /// The Problem or OK mail of a state switch: the Problem mail's

@@ -4,6 +4,7 @@
 
 mod message;
 mod outbox;
+mod smtp;
 mod spool;
 
 pub use message::{new_message_id, one_line, render_subject, Mail, NO_SUBSTITUTION};

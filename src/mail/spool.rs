@@ -19,9 +19,22 @@ pub(crate) struct Spool {
 }
 
 impl Spool {
+    /// Opens (creates) the spool in `dir` and removes what interrupted
+    /// writes left there. The caller holds the state directory's lock.
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Spool> {
         std::fs::create_dir_all(dir.join("rejected"))
             .with_context(|| format!("cannot create the mail spool {}", dir.display()))?;
+        match files::remove_leftovers(dir) {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "{}: removed {n} leftover temporary files of interrupted writes",
+                dir.display()
+            ),
+            Err(e) => log::warn!(
+                "{}: cannot clean leftover temporary files: {e}",
+                dir.display()
+            ),
+        }
         Ok(Spool {
             dir: dir.to_path_buf(),
         })
@@ -66,13 +79,7 @@ impl Spool {
                 .and_then(|b| serde_json::from_slice::<Mail>(&b).map_err(|e| e.to_string()));
             match parsed {
                 Ok(mail) => mails.push((mail, Some(path))),
-                Err(e) => {
-                    log::error!(
-                        "{}: unreadable spooled mail, set aside: {e}",
-                        path.display()
-                    );
-                    self.set_aside(&path);
-                }
+                Err(e) => self.set_aside(&path, &format!("unreadable spooled mail: {e}")),
             }
         }
         mails
@@ -87,11 +94,17 @@ impl Spool {
         }
     }
 
-    pub(crate) fn set_aside(&self, path: &Path) {
+    /// Moves a mail that can never be sent to `rejected/`, saying why.
+    pub(crate) fn set_aside(&self, path: &Path, why: &str) {
         let Some(name) = path.file_name() else { return };
         let to = self.dir.join("rejected").join(name);
-        if let Err(e) = std::fs::rename(path, &to) {
-            log::error!("{}: cannot move to {}: {e}", path.display(), to.display());
+        match std::fs::rename(path, &to) {
+            Ok(()) => log::error!("{}: {why}; moved to {}", path.display(), to.display()),
+            Err(e) => log::error!(
+                "{}: {why}; cannot move it to {}: {e}",
+                path.display(),
+                to.display()
+            ),
         }
     }
 }

@@ -147,13 +147,17 @@ fn a_mail_spooled_before_a_restart_is_sent_once_and_the_recovery_threads_under_i
             .unwrap_or(0)
     };
     assert_eq!(count(), 1, "the mail is on disk");
+    let spooled_id = spooled_message_ids(&spooled).remove(0);
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
     assert!(
-        daemon.stderr().contains("unsent; they stay in"),
+        daemon
+            .stderr()
+            .contains("stopping with 1 mails unsent, kept in"),
         "{}",
         daemon.stderr()
     );
+    assert!(!daemon.stderr().contains("lost"), "{}", daemon.stderr());
     assert_eq!(count(), 1, "the mail is still on disk after the stop");
 
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
@@ -167,6 +171,9 @@ fn a_mail_spooled_before_a_restart_is_sent_once_and_the_recovery_threads_under_i
         "{}",
         msgs[0].body
     );
+    // Sent again after failed attempts and a restart, the mail keeps its
+    // Message-ID, so that mail clients fold copies.
+    assert_eq!(msgs[0].header("message-id"), spooled_id);
     assert_eq!(msgs[1].header("in-reply-to"), msgs[0].header("message-id"));
     daemon.wait_log("mail sent to", 2, LONG);
     crate::harness::wait_for("the spool to empty", LONG, || count() == 0);
@@ -232,8 +239,163 @@ fn starttls_without_trusting_the_certificate_is_refused_and_retried() {
     assert!(smtp.messages().is_empty());
 }
 
+/// The Message-IDs of the mails in a spool directory, by file name.
+fn spooled_message_ids(dir: &std::path::Path) -> Vec<String> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("spool dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(p).expect("read spooled")).expect("json");
+            json["message_id"].as_str().expect("message_id").to_string()
+        })
+        .collect()
+}
+
+fn json_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[test]
-fn a_refused_recipient_is_logged_with_the_reply_and_kept_aside() {
+fn one_refused_recipient_does_not_cost_the_others_their_alerts() {
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let site = flag_site(
+        &emails_to(port, "\"ops@example.org\", \"reject-me@example.org\""),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    std::fs::write(
+        site.config(),
+        std::fs::read_to_string(site.config()).expect("read")
+            + "[emails.report]\nevery = 1\nsubject = \"[picomon] report\"\n",
+    )
+    .expect("write");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("FLAG CRITICAL - one bad address");
+    let daemon = site.daemon(&[]);
+    let problem = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(problem.header("x-rcptto"), "ops@example.org");
+    assert!(problem.body.contains("one bad address"), "{}", problem.body);
+    daemon.wait_log("mail refused by 127.0.0.1", 1, LONG);
+    let log = daemon.stderr();
+    assert!(
+        log.contains("for reject-me@example.org, who will not get it"),
+        "{log}"
+    );
+    assert!(log.contains("no such user here"), "{log}");
+    // The next report tells the refusal, once.
+    crate::harness::wait_for("two reports", LONG, || {
+        smtp.messages()
+            .iter()
+            .filter(|m| m.header("subject") == "[picomon] report")
+            .count()
+            >= 2
+    });
+    let reports: Vec<_> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.header("subject") == "[picomon] report")
+        .collect();
+    assert!(
+        reports[0].body.contains("reject-me@example.org: ")
+            && reports[0].body.contains("no such user here"),
+        "{}",
+        reports[0].body
+    );
+    site.up();
+    crate::harness::wait_for("the recovery", LONG, || {
+        smtp.messages()
+            .iter()
+            .any(|m| m.header("subject") == "[picomon] OK: homepage on front web")
+    });
+    crate::harness::wait_for("the spool to empty", LONG, || {
+        json_files(&state.path().join("outbox")) == 0
+    });
+    assert_eq!(
+        json_files(&state.path().join("outbox/rejected")),
+        0,
+        "a mail was set aside"
+    );
+}
+
+#[test]
+fn a_recipient_deferred_for_now_gets_the_alert_later_and_the_others_get_it_once() {
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let site = flag_site(
+        &emails_to(port, "\"ops@example.org\", \"later@example.org\""),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    smtp.fault("defer", "");
+    site.down("FLAG CRITICAL - busy mailbox");
+    let daemon = site.daemon(&[]);
+    let first = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(first.header("x-rcptto"), "ops@example.org");
+    daemon.wait_log(" for later@example.org, tried again for them", 2, LONG);
+    assert_eq!(smtp.messages().len(), 1, "ops@ got the mail twice");
+    assert_eq!(
+        json_files(&state.path().join("outbox")),
+        1,
+        "the mail waits on disk for its last recipient"
+    );
+    smtp.fixed("defer");
+    let msgs = smtp.wait_messages(2, LONG);
+    assert_eq!(msgs[1].header("x-rcptto"), "later@example.org");
+    assert_eq!(msgs[1].header("message-id"), first.header("message-id"));
+    // The header still names both.
+    assert!(msgs[1].header("to").contains("ops@example.org"));
+    crate::harness::wait_for("the spool to empty", LONG, || {
+        json_files(&state.path().join("outbox")) == 0
+    });
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn a_server_refusing_every_mail_for_good_gets_them_after_it_is_fixed() {
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let site = flag_site(
+        &emails_to(port, "\"ops@example.org\""),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    smtp.fault("refuse-data", "");
+    site.down("FLAG CRITICAL - refused by policy");
+    let daemon = site.daemon(&[]);
+    daemon.wait_log("mail refused by 127.0.0.1", 1, LONG);
+    let log = daemon.stderr();
+    // smtp_retry_timeout is 0.5 s: ten of them.
+    assert!(log.contains("kept and tried again in 5s"), "{log}");
+    assert!(log.contains("message refused by policy"), "{log}");
+    assert_eq!(json_files(&state.path().join("outbox")), 1);
+    assert_eq!(json_files(&state.path().join("outbox/rejected")), 0);
+    smtp.fixed("refuse-data");
+    let msgs = smtp.wait_messages(1, LONG);
+    assert!(
+        msgs[0].body.contains("refused by policy"),
+        "{}",
+        msgs[0].body
+    );
+    crate::harness::wait_for("the spool to empty", LONG, || {
+        json_files(&state.path().join("outbox")) == 0
+    });
+}
+
+#[test]
+fn a_mail_every_recipient_refuses_is_kept_not_thrown_away() {
     let port = SmtpServer::free_port();
     let state = tempfile::tempdir().expect("state dir");
     let site = flag_site(
@@ -243,17 +405,38 @@ fn a_refused_recipient_is_logged_with_the_reply_and_kept_aside() {
     let _smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.down("FLAG CRITICAL - refused");
     let daemon = site.daemon(&[]);
-    daemon.wait_log("mail refused by", 1, LONG);
+    daemon.wait_log("for every recipient, kept", 1, LONG);
     assert!(
         daemon.stderr().contains("no such user here"),
         "{}",
         daemon.stderr()
     );
-    let rejected: Vec<_> = std::fs::read_dir(state.path().join("outbox/rejected"))
-        .expect("rejected dir")
-        .flatten()
-        .collect();
-    assert_eq!(rejected.len(), 1, "the refused mail is kept aside");
+    assert_eq!(json_files(&state.path().join("outbox")), 1);
+    assert_eq!(json_files(&state.path().join("outbox/rejected")), 0);
+}
+
+#[test]
+fn an_unreadable_spooled_mail_is_set_aside_saying_why_and_temporary_leftovers_are_removed() {
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let outbox = state.path().join("outbox");
+    std::fs::create_dir_all(&outbox).expect("mkdir");
+    std::fs::write(outbox.join("0001-000001.json"), "{ half a mail").expect("write");
+    std::fs::write(outbox.join(".0002-000002.json.tmp"), "{ half").expect("write");
+    let site = flag_site(
+        &emails_to(port, "\"ops@example.org\""),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    let daemon = site.daemon(&[]);
+    daemon.wait_log("picomon started", 1, LONG);
+    let log = daemon.stderr();
+    assert!(
+        log.contains("0001-000001.json: unreadable spooled mail"),
+        "{log}"
+    );
+    assert!(log.contains("removed 1 leftover temporary files"), "{log}");
+    assert!(outbox.join("rejected/0001-000001.json").exists());
+    assert!(!outbox.join(".0002-000002.json.tmp").exists());
 }
 
 #[test]
