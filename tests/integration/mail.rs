@@ -584,3 +584,151 @@ fn a_recovery_after_a_restart_replies_to_the_problem_mail_sent_before_it() {
     assert_eq!(msgs[1].header("in-reply-to"), problem.header("message-id"));
     assert_eq!(msgs[1].header("references"), problem.header("message-id"));
 }
+
+/// `picomon` with its `state_dir` on a full filesystem: a small tmpfs in a
+/// mount namespace of its own (so nothing outside sees it, and it goes
+/// away with the process), filled before picomon starts. The test reaches
+/// into it through /proc/PID/root. Returns the daemon and the tmpfs path.
+fn daemon_on_a_full_disk(smtp_port: u16) -> (Site, Daemon, tempfile::TempDir) {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "this test mounts a tmpfs in a private mount namespace and needs root (as scripts/test runs in CI)"
+    );
+    let mount_point = tempfile::tempdir().expect("mount point");
+    let full = mount_point.path();
+    let site = flag_site(
+        &emails_to(smtp_port, "\"ops@example.org\""),
+        &format!("state_dir = \"{}/state\"", full.display()),
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PICOMON_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env_remove("JOURNAL_STREAM")
+        .current_dir(site.dir.path())
+        .env("FULL", full)
+        .env("TEST_BINARY", crate::harness::bin("picomon"))
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=256k tmpfs \"$FULL\" && mkdir \"$FULL/state\" && \
+             { dd if=/dev/zero of=\"$FULL/fill\" bs=4k 2>/dev/null; true; } && \
+             exec \"$TEST_BINARY\" \"$@\"",
+            "sh",
+        ]);
+    let daemon = site.spawn_daemon(cmd, &[]);
+    (site, daemon, mount_point)
+}
+
+#[test]
+fn a_mail_that_could_not_be_spooled_on_a_full_disk_is_spooled_when_space_comes_back_and_sent() {
+    let port = SmtpServer::free_port();
+    let (site, daemon, mount_point) = daemon_on_a_full_disk(port);
+    let full = mount_point.path();
+    site.down("FLAG CRITICAL - disk full");
+    daemon.wait_log("keeping it in memory", 1, LONG);
+    let inside = std::path::PathBuf::from(format!("/proc/{}/root", daemon.pid()))
+        .join(full.strip_prefix("/").expect("absolute"));
+    assert_eq!(json_files(&inside.join("state/outbox")), 0);
+    std::fs::remove_file(inside.join("fill")).expect("free the space");
+    crate::harness::wait_for("the mail to reach the disk", LONG, || {
+        json_files(&inside.join("state/outbox")) == 1
+    });
+    daemon.wait_log("spooled in", 1, LONG);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let msgs = smtp.wait_messages(1, LONG);
+    assert!(msgs[0].body.contains("disk full"), "{}", msgs[0].body);
+    crate::harness::wait_for("the spool to empty", LONG, || {
+        json_files(&inside.join("state/outbox")) == 0
+    });
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[test]
+fn a_stop_on_a_full_disk_says_the_mail_is_lost_instead_of_kept() {
+    let port = SmtpServer::free_port();
+    let (site, mut daemon, _mount_point) = daemon_on_a_full_disk(port);
+    site.down("FLAG CRITICAL - disk full at the stop");
+    daemon.wait_log("keeping it in memory", 1, LONG);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
+    let log = daemon.stderr();
+    assert!(
+        log.contains("stopping: mail lost (it could not be written to")
+            && log.contains("[picomon] Problem: homepage on front web"),
+        "{log}"
+    );
+    assert!(log.contains("1 mails lost in all"), "{log}");
+    assert!(!log.contains("unsent, kept in"), "{log}");
+}
+
+#[test]
+fn sigterm_with_200_mails_queued_for_a_slow_server_exits_within_the_grace_and_a_restart_sends_none_twice(
+) {
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut config = format!(
+        "base_tick = 3600\ndefault_retry = 0\nmax_parallel = 50\nstate_dir = \"{}\"\n[emails]\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
+        state.path().display()
+    );
+    for i in 0..200 {
+        config.push_str(&format!(
+            "[checks.c{i:03}]\ntype = \"command\"\ncommand = [\"false\"]\n"
+        ));
+    }
+    let site = Site::new(&config);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    smtp.fault("slow", "1");
+    let mut daemon = site.daemon(&[]);
+    daemon.wait_log(": PROBLEM ", 200, Duration::from_secs(120));
+    smtp.wait_messages(1, LONG);
+    let asked = std::time::Instant::now();
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
+    let took = asked.elapsed();
+    // The grace is 5 s, one step at most 1 s more; some slack for a busy
+    // machine, far below the 200 s the backlog would take.
+    assert!(
+        took < Duration::from_secs(10),
+        "the stop took {took:?}:\n{}",
+        daemon.stderr()
+    );
+    let delivered = smtp.messages().len();
+    let spooled = json_files(&state.path().join("outbox"));
+    assert!(delivered < 200, "everything was sent before the stop");
+    assert_eq!(
+        delivered + spooled,
+        200,
+        "{delivered} delivered and {spooled} spooled"
+    );
+    assert!(
+        daemon
+            .stderr()
+            .contains(&format!("stopping with {spooled} mails unsent, kept in")),
+        "{}",
+        daemon.stderr()
+    );
+
+    smtp.fixed("slow");
+    let _daemon = site.daemon(&[]);
+    let msgs = smtp.wait_messages(200, Duration::from_secs(120));
+    crate::harness::wait_for("the spool to empty", LONG, || {
+        json_files(&state.path().join("outbox")) == 0
+    });
+    let msgs = if msgs.len() < smtp.messages().len() {
+        smtp.messages()
+    } else {
+        msgs
+    };
+    let ids: std::collections::BTreeSet<_> = msgs
+        .iter()
+        .map(|m| m.header("message-id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 200, "a check's alert is missing");
+    assert_eq!(msgs.len(), 200, "some mail arrived twice");
+}
