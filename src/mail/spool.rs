@@ -1,6 +1,8 @@
 //! The on-disk queue: one JSON file per mail in `outbox/`, named so that
 //! lexical order is queueing order, written atomically, removed once the
 //! server accepted the mail; what can never be sent goes to `rejected/`.
+//! Files are 0600 and directories 0700 (see `files`): mails name hosts
+//! and carry plugin output.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +24,7 @@ impl Spool {
     /// Opens (creates) the spool in `dir` and removes what interrupted
     /// writes left there. The caller holds the state directory's lock.
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Spool> {
-        std::fs::create_dir_all(dir.join("rejected"))
+        files::create_private_dir(&dir.join("rejected"))
             .with_context(|| format!("cannot create the mail spool {}", dir.display()))?;
         match files::remove_leftovers(dir) {
             Ok(0) => {}
@@ -78,7 +80,12 @@ impl Spool {
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Mail>(&b).map_err(|e| e.to_string()));
             match parsed {
-                Ok(mail) => mails.push((mail, Some(path))),
+                Ok(mail) => {
+                    if let Err(e) = files::make_private(&path) {
+                        log::warn!("{}: cannot make it private (0600): {e}", path.display());
+                    }
+                    mails.push((mail, Some(path)));
+                }
                 Err(e) => self.set_aside(&path, &format!("unreadable spooled mail: {e}")),
             }
         }
@@ -98,7 +105,7 @@ impl Spool {
     pub(crate) fn set_aside(&self, path: &Path, why: &str) {
         let Some(name) = path.file_name() else { return };
         let to = self.dir.join("rejected").join(name);
-        match std::fs::rename(path, &to) {
+        match std::fs::rename(path, &to).and_then(|_| files::make_private(&to)) {
             Ok(()) => log::error!("{}: {why}; moved to {}", path.display(), to.display()),
             Err(e) => log::error!(
                 "{}: {why}; cannot move it to {}: {e}",

@@ -732,3 +732,48 @@ fn sigterm_with_200_mails_queued_for_a_slow_server_exits_within_the_grace_and_a_
     assert_eq!(ids.len(), 200, "a check's alert is missing");
     assert_eq!(msgs.len(), 200, "some mail arrived twice");
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn spooled_mails_and_the_state_file_are_private_under_umask_022() {
+    use std::os::unix::process::CommandExt;
+    let port = SmtpServer::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let site = flag_site(
+        &emails_to(port, "\"ops@example.org\""),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    let outbox = state.path().join("outbox");
+    std::fs::create_dir_all(&outbox).expect("mkdir");
+    std::fs::write(outbox.join("0001-000001.json"), "not a mail").expect("write");
+    let mut cmd = site.picomon();
+    // SAFETY: umask is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
+    site.down("FLAG CRITICAL - private");
+    let daemon = site.spawn_daemon(cmd, &[]);
+    daemon.wait_log("mail delivery to 127.0.0.1", 1, LONG);
+    let spooled: Vec<_> = std::fs::read_dir(&outbox)
+        .expect("outbox")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(spooled.len(), 1);
+    assert_eq!(mode(&spooled[0]), 0o600, "{}", spooled[0].display());
+    assert_eq!(mode(&outbox.join("rejected")), 0o700);
+    assert_eq!(mode(&outbox.join("rejected/0001-000001.json")), 0o600);
+    assert_eq!(mode(&state.path().join("state.json")), 0o600);
+}
