@@ -416,10 +416,10 @@ impl Delivery {
         };
         let started = Instant::now();
         let timeout = self.step_timeout(now);
+        let reused = self.session.is_some();
         let mut outcome = self.send_over_session(timeout, &from, &to, &message);
-        if let (Attempt::NoSession(_), true) = (&outcome, self.session.is_some()) {
+        if let (Attempt::NoSession(_), true) = (&outcome, reused) {
             // A kept connection the server closed meanwhile: one fresh try.
-            self.session = None;
             outcome = self.send_over_session(timeout, &from, &to, &message);
         }
         self.last_send = started.elapsed();

@@ -777,3 +777,31 @@ fn spooled_mails_and_the_state_file_are_private_under_umask_022() {
     assert_eq!(mode(&outbox.join("rejected/0001-000001.json")), 0o600);
     assert_eq!(mode(&state.path().join("state.json")), 0o600);
 }
+
+#[test]
+fn a_kept_connection_the_server_dropped_does_not_delay_the_next_mail() {
+    let port = SmtpServer::free_port();
+    let site = flag_site(&emails_to(port, "\"ops@example.org\""), "");
+    let config = std::fs::read_to_string(site.config()).expect("read");
+    std::fs::write(
+        site.config(),
+        config.replace("smtp_retry_timeout = 0.5", "smtp_retry_timeout = 300"),
+    )
+    .expect("write");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("FLAG CRITICAL - first");
+    let daemon = site.daemon(&[]);
+    smtp.wait_messages(1, LONG);
+    daemon.wait_log("mail sent to", 1, LONG);
+    // A new server on the same port: picomon's kept connection is dead.
+    drop(smtp);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.up();
+    daemon.wait_log("mail sent to", 2, LONG);
+    assert!(
+        !daemon.stderr().contains("failed, retrying"),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(smtp.messages().len(), 2);
+}
