@@ -198,6 +198,7 @@ impl Mail {
         let (state, severity) = match event.transition {
             Transition::Failing => ("Problem", result.state.as_str()),
             Transition::Recovered { .. } => ("OK", "OK"),
+            Transition::Unmonitored { .. } => ("Removed", result.state.as_str()),
         };
         let subject = render_subject(
             &emails.subject_tpl,
@@ -240,13 +241,28 @@ impl Mail {
                 let _ = writeln!(body, "Failing:   since {}", human_time(event.since));
                 let _ = writeln!(body, "Recovered: {}", human_time(result.started));
             }
+            Transition::Unmonitored { after } => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} is no longer monitored: its check left the configuration while failing, after {}.\n",
+                    event.check,
+                    event.dest,
+                    human_duration(*after)
+                );
+                let _ = writeln!(body, "Check:     {} ({})", event.check, event.id);
+                let _ = writeln!(body, "Failing:   since {}", human_time(event.since));
+                let _ = writeln!(body, "Last state: {severity}");
+            }
         }
         let _ = write!(body, "\nOutput:\n{}", indented_output(&result.output()));
         let mut mail = Mail::new(emails, subject, body, result.started);
         let thread = thread_id(&emails.from, &event.id, event.since);
         match event.transition {
             Transition::Failing => mail.message_id = thread,
-            Transition::Recovered { .. } => mail.in_reply_to = Some(thread),
+            // The OK mail and the "no longer monitored" one close the thread.
+            Transition::Recovered { .. } | Transition::Unmonitored { .. } => {
+                mail.in_reply_to = Some(thread)
+            }
         }
         mail
     }
