@@ -308,7 +308,7 @@ fn every_key() -> Vec<String> {
         },
     );
     let check: RawCheck = toml::from_str(
-        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\n",
+        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\nenv = { A = \"b\" }\n",
     )
     .expect("a check with every key");
     raw.checks.insert("c".into(), check);
@@ -317,8 +317,11 @@ fn every_key() -> Vec<String> {
     fn walk(v: &toml::Value, user_table: bool, keys: &mut Vec<String>) {
         if let toml::Value::Table(t) = v {
             for (k, v) in t {
-                // Under [hosts] and [checks] the keys are the user's names.
-                if !user_table && v.is_table() {
+                // Under [hosts] and [checks] the keys are the user's names;
+                // so are those of a check's `env`, itself a key.
+                if k == "env" {
+                    keys.push(k.clone());
+                } else if !user_table && v.is_table() {
                     walk(v, k == "hosts" || k == "checks", keys);
                 } else if user_table {
                     walk(v, false, keys);
@@ -450,4 +453,93 @@ fn a_state_dir_that_cannot_hold_state_is_refused() {
     site.load().expect("a creatable state_dir");
     let site = Site::new(&format!("state_dir = {:?}\n", file));
     Config::load_with(&site.main(), false).expect("not looked at where it is built");
+}
+
+#[test]
+fn a_checks_env_reaches_its_instances_sorted() {
+    let site = Site::new(&with_hosts(
+        "[checks.c]\ntype = \"ping\"\nhosts = [\"web\"]\nenv = { LC_ALL = \"C\", HTTPS_PROXY = \"\" }\n",
+    ));
+    let config = site.load().expect("valid");
+    assert_eq!(config.instances.len(), 2);
+    for instance in &config.instances {
+        assert_eq!(
+            instance.env,
+            vec![
+                ("HTTPS_PROXY".into(), "".into()),
+                ("LC_ALL".into(), "C".into())
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_bad_env_name_or_value_is_refused_naming_the_variable() {
+    for (env, why) in [
+        ("{ \"\" = \"x\" }", "non-empty"),
+        ("{ \"A=B\" = \"x\" }", "'='"),
+        ("{ \"A\\u0000\" = \"x\" }", "NUL"),
+        ("{ A = \"x\\u0000y\" }", "NUL"),
+        ("{ PICOMON_EMAILS__SMTP_PASSWORD = \"x\" }", "PICOMON_"),
+        ("{ picomon_base_tick = \"1\" }", "PICOMON_"),
+    ] {
+        let site = Site::new(&format!(
+            "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = {env}\n"
+        ));
+        assert_names(&site.error(), &["site.toml", "checks.c.env.", why]);
+    }
+    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = \"A=B\"\n");
+    assert_names(&site.error(), &["site.toml", "checks.c.env"]);
+}
+
+#[test]
+fn hidden_fragments_are_skipped_as_documented() {
+    let site = Site::new("base_tick = 5\n");
+    site.fragment(".draft.toml", "base_tick = 7\n");
+    // Emacs' lock file: a dangling link with a hidden name.
+    std::os::unix::fs::symlink("root@host.1234", site.dir.path().join("site.d/.#a.toml"))
+        .expect("symlink");
+    let config = site.load().expect("hidden fragments are not read");
+    assert_eq!(config.base_tick, Duration::from_secs(5));
+    assert_eq!(config.files, vec![site.main()]);
+}
+
+#[test]
+fn a_fragment_that_cannot_be_read_is_an_error_never_skipped() {
+    let site = Site::new("");
+    site.fragment("10-ok.toml", "");
+    let d = site.dir.path().join("site.d");
+    std::os::unix::fs::symlink("/nonexistent/x.toml", d.join("20-gone.toml")).expect("symlink");
+    std::fs::create_dir(d.join("30-dir.toml")).expect("mkdir");
+    assert_names(
+        &site.error(),
+        &[
+            "site.d/20-gone.toml: a symbolic link to nothing",
+            "site.d/30-dir.toml: not a regular file",
+        ],
+    );
+}
+
+#[test]
+fn configuration_anyone_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let site = Site::new("");
+    chmod(&site.main(), 0o666);
+    assert_names(
+        &site.error(),
+        &["site.toml: writable by anyone (mode 0666)"],
+    );
+    chmod(&site.main(), 0o664);
+    site.load().expect("group-writable is only warned about");
+
+    site.fragment("a.toml", "");
+    let d = site.dir.path().join("site.d");
+    chmod(&d.join("a.toml"), 0o646);
+    assert_names(&site.error(), &["site.d/a.toml: writable by anyone"]);
+    chmod(&d.join("a.toml"), 0o644);
+    chmod(&d, 0o1777);
+    assert_names(&site.error(), &["site.d: writable by anyone (mode 1777)"]);
 }

@@ -14,6 +14,7 @@ mod checks_ping;
 mod cli;
 mod daemon;
 mod durability;
+mod fuzz;
 mod mail;
 #[allow(dead_code)]
 mod netns;
