@@ -176,6 +176,17 @@ enum Ending {
     StartFailed(String),
 }
 
+impl Ending {
+    fn describe(&self) -> String {
+        match self {
+            Ending::Exited(status) | Ending::Stopped(Some(status)) => describe(status),
+            Ending::Stopped(None) => "did not exit".to_string(),
+            Ending::Hung(silence) => format!("hung (no tick for {})", human_duration(*silence)),
+            Ending::StartFailed(reason) => format!("could not be started: {reason}"),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Phase {
     /// `Start` was asked for; waiting for `Started` or `StartFailed`.
@@ -206,6 +217,10 @@ enum Phase {
 #[derive(Debug)]
 pub(crate) struct Policy {
     phase: Phase,
+    /// SIGTERM or SIGINT came while the watchdog could not act on it at
+    /// once (picomon starting, being killed, or its last words awaited):
+    /// honoured as soon as the current picomon is gone, never dropped.
+    stop: bool,
     backoff: Duration,
     throttle: Throttle,
     hang_timeout: Duration,
@@ -221,6 +236,7 @@ impl Policy {
     pub(crate) fn new(hang_timeout: Duration, now: Instant) -> Policy {
         Policy {
             phase: Phase::Starting,
+            stop: false,
             backoff: FIRST_BACKOFF,
             throttle: Throttle::default(),
             hang_timeout,
@@ -277,6 +293,9 @@ impl Policy {
                     last_beat: now,
                     ticked: false,
                 };
+                if self.stop {
+                    return self.handle(Input::Signal(Signal::Stop), now);
+                }
                 Vec::new()
             }
             (Phase::Starting, Input::StartFailed(reason)) => {
@@ -387,6 +406,19 @@ impl Policy {
                     _ => Vec::new(),
                 }
             }
+            (
+                Phase::Starting
+                | Phase::Ending {
+                    why: Why::Hung(_), ..
+                }
+                | Phase::Draining { .. },
+                Input::Signal(Signal::Stop),
+            ) => {
+                self.stop = true;
+                vec![info(format!(
+                    "stop requested: the watchdog stops once picomon (pid {pid}) is gone"
+                ))]
+            }
             (Phase::BackingOff { .. }, Input::Signal(Signal::Stop)) => {
                 self.phase = Phase::Done;
                 vec![Action::Exit]
@@ -441,6 +473,21 @@ impl Policy {
                 self.phase = Phase::Done;
                 return vec![
                     info("picomon stopped on request (status 0); watchdog stopping".to_string()),
+                    Action::Exit,
+                ];
+            }
+            // Asked to stop meanwhile: no restart, and no mail saying
+            // picomon is started again.
+            ending if self.stop => {
+                self.phase = Phase::Done;
+                return vec![
+                    Action::Log(
+                        Level::Error,
+                        format!(
+                            "picomon (pid {pid}) {}; watchdog stopping as asked, without restart",
+                            ending.describe()
+                        ),
+                    ),
                     Action::Exit,
                 ];
             }
@@ -797,6 +844,38 @@ mod tests {
         );
         assert_eq!(notice.ran, None);
         assert_eq!(policy.deadline(), Some(clock.at(1.0)));
+    }
+
+    #[test]
+    fn sigterm_while_a_hung_picomon_is_killed_stops_the_watchdog_without_restart_or_mail() {
+        let (mut policy, clock) = running();
+        policy.handle(Input::Timeout, clock.at(30.0));
+        let actions = policy.handle(Input::Signal(Signal::Stop), clock.at(31.0));
+        assert!(logged(&actions, "stop requested"), "{actions:?}");
+        let actions = policy.handle(Input::Timeout, clock.at(35.0));
+        assert_eq!(actions.last(), Some(&Action::Signal(libc::SIGKILL)));
+        let actions = end(&mut policy, &clock, killed(libc::SIGKILL), 35.1);
+        assert_eq!(actions.last(), Some(&Action::Exit), "{actions:?}");
+        assert_eq!(mails(&actions), [] as [&Notice; 0]);
+    }
+
+    #[test]
+    fn sigterm_while_waiting_for_the_last_words_of_a_crashed_picomon_stops_the_watchdog() {
+        let (mut policy, clock) = running();
+        assert_eq!(policy.handle(Input::Exited(exit(1)), clock.at(1.0)), []);
+        policy.handle(Input::Signal(Signal::Stop), clock.at(1.5));
+        let actions = policy.handle(Input::Timeout, clock.at(3.0));
+        assert_eq!(actions.last(), Some(&Action::Exit), "{actions:?}");
+    }
+
+    #[test]
+    fn sigterm_while_picomon_starts_stops_it_once_started() {
+        let clock = Clock(Instant::now());
+        let mut policy = Policy::new(Duration::from_secs(30), clock.at(0.0));
+        policy.begin();
+        policy.handle(Input::Signal(Signal::Stop), clock.at(0.0));
+        let actions = policy.handle(Input::Started { pid: 42 }, clock.at(0.1));
+        assert_eq!(actions.last(), Some(&Action::Signal(libc::SIGTERM)));
     }
 
     #[test]

@@ -177,6 +177,31 @@ fn sigterm_to_the_watchdog_stops_both_without_restart_or_mail() {
     assert!(subjects(&smtp).is_empty(), "{:?}", subjects(&smtp));
 }
 
+/// Under systemd's `KillMode=mixed` only the watchdog gets SIGTERM; it
+/// used to drop it while killing a hung picomon, mail "hung" and start a
+/// new one.
+#[test]
+fn sigterm_to_the_watchdog_while_it_kills_a_hung_picomon_stops_both() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let mut w = watchdog(&site, &["--hang-timeout", "1"]);
+    let pid = picomon_pid(&w, None);
+    w.wait_log("picomon started", 1, LONG);
+    harness::signal(pid, libc::SIGSTOP);
+    w.wait_log("reported no tick for", 1, LONG);
+    // picomon, stopped, ignores the watchdog's SIGTERM: the watchdog waits
+    // 5 s before SIGKILL, and gets its own SIGTERM meanwhile.
+    w.signal(libc::SIGTERM);
+    let status = w.wait_exit(LONG);
+    assert_eq!(status.code(), Some(0), "{}", w.stderr());
+    assert!(!alive(pid), "the hung picomon is left behind");
+    let log = w.stderr();
+    assert_eq!(log.matches("started ").count(), 1, "restarted:\n{log}");
+    assert!(!log.contains("restarting picomon in"), "{log}");
+    assert!(subjects(&smtp).is_empty(), "{:?}", subjects(&smtp));
+}
+
 #[test]
 fn a_crash_loop_backs_off_and_mails_once() {
     let port = SmtpServer::free_port();
