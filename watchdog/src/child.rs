@@ -2,7 +2,10 @@
 //! fd 3 and its standard error piped, and turned into events on the
 //! supervisor's channel by three threads (heartbeat, standard error, exit),
 //! so that the supervisor waits on one channel and shares no state with
-//! them: the last lines of standard error travel in the event.
+//! them: the last lines of standard error travel in the event. The exit
+//! thread only *sees* the exit (`waitid` with `WNOWAIT`); the supervisor
+//! reaps, in its own loop, so that a signal it sends always reaches its
+//! own child (at worst a zombie), never a process that took a reaped pid.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,16 +31,16 @@ pub(crate) enum Event {
     Beat(u64),
     /// The child's standard error closed; its last lines.
     StderrClosed(u64, Vec<String>),
-    /// The child exited.
-    Exited(u64, ExitStatus),
+    /// The child exited; it is not reaped yet (`Child::reap`).
+    Exited(u64),
     /// A signal to the watchdog.
     Signal(Signal),
 }
 
-/// A running child.
+/// A child not yet reaped: its pid is its own for as long as this lives.
 #[derive(Debug)]
 pub(crate) struct Child {
-    pid: u32,
+    process: std::process::Child,
 }
 
 impl Child {
@@ -100,22 +103,81 @@ impl Child {
         });
         let events = tx.clone();
         std::thread::spawn(move || {
-            if let Ok(status) = process.wait() {
-                let _ = events.send(Event::Exited(generation, status));
-            }
+            wait_for_exit(pid);
+            let _ = events.send(Event::Exited(generation));
         });
-        Ok(Child { pid })
+        Ok(Child { process })
     }
 
     pub(crate) fn pid(&self) -> u32 {
-        self.pid
+        self.process.id()
     }
 
-    /// Sends `sig` to the child.
+    /// Sends `sig` to the child, which is not reaped (only `reap`, which
+    /// takes the child, reaps it), so its pid cannot belong to another
+    /// process.
     pub(crate) fn signal(&self, sig: i32) {
-        if let Ok(pid) = i32::try_from(self.pid) {
+        if let Ok(pid) = i32::try_from(self.process.id()) {
             // SAFETY: kill has no memory effects.
             unsafe { libc::kill(pid, sig) };
         }
+    }
+
+    /// Collects the exit status, once `Event::Exited` came.
+    pub(crate) fn reap(mut self) -> std::io::Result<ExitStatus> {
+        self.process.wait()
+    }
+}
+
+/// Returns once the child `pid` has exited, leaving it unreaped.
+fn wait_for_exit(pid: u32) {
+    let id: libc::id_t = pid;
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value to be overwritten.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid siginfo_t for waitid to fill; WNOWAIT
+        // leaves the child to be reaped by the supervisor.
+        let r = unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if r == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn an_exited_picomon_stays_unreaped_until_the_supervisor_reaps_it() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo beat >&3; echo 'last words' >&2; exit 3"]);
+        let child = Child::spawn(cmd, 7, &tx).expect("spawn sh");
+        let pid = child.pid();
+        let (mut beat, mut tail, mut exited) = (false, None, false);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The heartbeat on fd 3, the tail and the exit, in any order.
+        while !(beat && exited && tail.is_some()) {
+            match rx
+                .recv_deadline(deadline)
+                .expect("events before the deadline")
+            {
+                Event::Beat(7) => beat = true,
+                Event::StderrClosed(7, lines) => tail = Some(lines),
+                Event::Exited(7) => exited = true,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(tail.expect("tail"), ["last words"]);
+        // The exit was reported, yet the pid is still this child's: a
+        // zombie that nothing else can have taken.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+        assert_eq!(state, Some('Z'), "{stat}");
+        child.signal(libc::SIGTERM);
+        assert_eq!(child.reap().expect("reap").code(), Some(3));
     }
 }

@@ -5,8 +5,9 @@
 //! carried out here, in order.
 
 use std::collections::VecDeque;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -26,7 +27,7 @@ struct Supervisor {
     config: Option<Config>,
     outbox: Option<Outbox>,
     tx: Sender<Event>,
-    /// The current (or last) picomon.
+    /// The current picomon, until reaped.
     child: Option<Child>,
     generation: u64,
 }
@@ -133,10 +134,27 @@ impl Supervisor {
                 Ok(Event::Signal(s)) => return Input::Signal(s),
                 Ok(Event::Beat(g)) if current(g) => return Input::Beat,
                 Ok(Event::StderrClosed(g, tail)) if current(g) => return Input::StderrClosed(tail),
-                Ok(Event::Exited(g, status)) if current(g) => return Input::Exited(status),
+                Ok(Event::Exited(g)) if current(g) => {
+                    if let Some(input) = self.reap() {
+                        return input;
+                    }
+                }
                 Ok(_) => {}
                 // The supervisor holds a sender: the channel never closes.
                 Err(_) => return Input::Timeout,
+            }
+        }
+    }
+
+    /// Reaps the current picomon, which exited.
+    fn reap(&mut self) -> Option<Input> {
+        let child = self.child.take()?;
+        let pid = child.pid();
+        match child.reap() {
+            Ok(status) => Some(Input::Exited(status)),
+            Err(e) => {
+                log::error!("picomon (pid {pid}) exited, but its status is lost: {e}");
+                Some(Input::Exited(ExitStatus::from_raw(255 << 8)))
             }
         }
     }
