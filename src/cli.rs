@@ -52,7 +52,10 @@ picomon reports each tick on a pipe (--heartbeat-fd); with no report for
 mails \"hung\", and restarts it.
 
 Signals:
-SIGTERM or SIGINT stops picomon and then the watchdog, without mail. A
+SIGTERM or SIGINT stops picomon and then the watchdog, without mail, also
+when it comes while a hung picomon is being killed or a restart awaited.
+picomon gets 30 s to stop (to end its plugins and flush queued mail)
+before SIGKILL; a service manager's stop timeout should be longer. A
 picomon that exits 0 was told to stop: the watchdog stops with it.
 SIGHUP and SIGUSR1 are forwarded to picomon.
 

@@ -19,8 +19,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const STEADY: Duration = Duration::from_secs(600);
 /// The same kind of ending is mailed at most this often.
 const MAIL_INTERVAL: Duration = Duration::from_secs(900);
-/// How long picomon gets to stop after SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long picomon gets to stop after SIGTERM before SIGKILL. picomon
+/// itself may take about 5 s to end its plugins, 5 s to flush queued mail
+/// and one more SMTP step (up to 15 s) on the way out: killing it in its
+/// flush would send an accepted mail again after the restart.
+const STOP_GRACE: Duration = Duration::from_secs(30);
 /// How long a hung picomon gets after SIGTERM before SIGKILL.
 const HANG_KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long a SIGKILLed picomon may take to disappear (a process stuck in
@@ -368,6 +371,9 @@ impl Policy {
                 },
                 Input::Timeout,
             ) => {
+                if now < *deadline {
+                    return Vec::new();
+                }
                 let grace = match why {
                     Why::Stop => STOP_GRACE,
                     Why::Hung(_) => HANG_KILL_GRACE,
@@ -385,7 +391,10 @@ impl Policy {
                     Action::Signal(libc::SIGKILL),
                 ]
             }
-            (Phase::Ending { why, .. }, Input::Timeout) => {
+            (Phase::Ending { why, deadline, .. }, Input::Timeout) => {
+                if now < *deadline {
+                    return Vec::new();
+                }
                 let ending = match why {
                     Why::Stop => Ending::Stopped(None),
                     Why::Hung(silence) => Ending::Hung(*silence),
@@ -876,6 +885,17 @@ mod tests {
         policy.handle(Input::Signal(Signal::Stop), clock.at(0.0));
         let actions = policy.handle(Input::Started { pid: 42 }, clock.at(0.1));
         assert_eq!(actions.last(), Some(&Action::Signal(libc::SIGTERM)));
+    }
+
+    #[test]
+    fn a_stopping_picomon_gets_30_s_to_flush_its_mail_before_sigkill() {
+        let (mut policy, clock) = running();
+        policy.handle(Input::Signal(Signal::Stop), clock.at(5.0));
+        assert_eq!(policy.deadline(), Some(clock.at(35.0)));
+        assert_eq!(policy.handle(Input::Timeout, clock.at(34.9)), []);
+        let actions = policy.handle(Input::Timeout, clock.at(35.0));
+        assert!(logged(&actions, "still running after 30s: SIGKILL"));
+        assert_eq!(actions.last(), Some(&Action::Signal(libc::SIGKILL)));
     }
 
     #[test]
