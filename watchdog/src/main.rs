@@ -7,6 +7,7 @@
 mod child;
 mod policy;
 mod supervisor;
+mod takeover;
 
 use std::process::ExitCode;
 

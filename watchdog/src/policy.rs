@@ -23,7 +23,7 @@ const MAIL_INTERVAL: Duration = Duration::from_secs(900);
 /// itself may take about 5 s to end its plugins, 5 s to flush queued mail
 /// and one more SMTP step (up to 15 s) on the way out: killing it in its
 /// flush would send an accepted mail again after the restart.
-const STOP_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(30);
 /// How long a hung picomon gets after SIGTERM before SIGKILL.
 const HANG_KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long a SIGKILLed picomon may take to disappear (a process stuck in

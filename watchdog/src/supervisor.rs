@@ -19,7 +19,8 @@ use picomon::mail::{Mail, Outbox};
 use picomon::signals;
 
 use crate::child::{Child, Event, HEARTBEAT_FD};
-use crate::policy::{Action, Input, Notice, Policy};
+use crate::policy::{Action, Input, Notice, Policy, STOP_GRACE};
+use crate::takeover;
 
 struct Supervisor {
     args: Args,
@@ -181,6 +182,9 @@ impl Supervisor {
 
     /// Starts picomon with the watchdog's arguments and a heartbeat pipe.
     fn start(&mut self) -> Input {
+        if let Some(dir) = self.config.as_ref().and_then(|c| c.state_dir.as_deref()) {
+            takeover::stop_orphan(dir, STOP_GRACE);
+        }
         self.generation += 1;
         let mut cmd = Command::new(&self.picomon);
         cmd.arg("-c").arg(&self.args.common.config);

@@ -285,3 +285,99 @@ fn a_configuration_broken_between_runs_is_mailed_once_and_retried_slowly() {
         msgs[1].body
     );
 }
+
+/// Kills a picomon that no harness `Daemon` owns (one whose watchdog was
+/// killed) when the test ends, passed or not.
+struct Orphan(u32);
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            harness::signal(self.0, libc::SIGKILL);
+        }
+    }
+}
+
+/// A watchdog killed with SIGKILL leaves its picomon monitoring; a new
+/// watchdog on the same configuration used to crash-loop on "state_dir is
+/// in use by another picomon" until someone found and killed the orphan.
+#[test]
+fn a_new_watchdog_takes_over_from_the_picomon_of_a_killed_one() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let mut first = watchdog(&site, &[]);
+    let old = picomon_pid(&first, None);
+    let _orphan = Orphan(old);
+    first.wait_log("picomon started", 1, LONG);
+    first.signal(libc::SIGKILL);
+    first.wait_exit(LONG);
+    assert!(alive(old), "picomon goes on when its watchdog is killed");
+
+    // The new watchdog logs to files of its own.
+    let (out, err) = (site.path("second.out"), site.path("second.err"));
+    let mut cmd = site.command("picomon-watchdog");
+    cmd.arg("-c").arg(site.config());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let second = harness::Daemon {
+        child: cmd.spawn().expect("start the second watchdog"),
+        out,
+        err,
+    };
+    wait_for("the old picomon to stop", LONG, || !alive(old));
+    second.wait_log("stopping it to take over", 1, LONG);
+    let new = picomon_pid(&second, Some(old));
+    second.wait_log("picomon started", 1, LONG);
+    assert!(alive(new));
+    assert!(
+        !second.stderr().contains("in use by another picomon"),
+        "{}",
+        second.stderr()
+    );
+
+    // Only the new picomon monitors: one outage, one Problem mail.
+    site.down("FLAG CRITICAL - broken");
+    wait_for("the Problem mail", LONG, || {
+        subjects(&smtp).iter().any(|s| s.contains("Problem: flag"))
+    });
+    site.up();
+    wait_for("the OK mail", LONG, || {
+        subjects(&smtp).iter().any(|s| s.contains("OK: flag"))
+    });
+    let problems = subjects(&smtp)
+        .iter()
+        .filter(|s| s.contains("Problem: flag"))
+        .count();
+    assert_eq!(problems, 1, "{:?}", subjects(&smtp));
+    assert_eq!(second.last_pid(), Some(new), "{}", second.stderr());
+}
+
+/// Takeover is only from a picomon no watchdog runs: two watchdogs given
+/// one state_dir by mistake must not take turns killing each other's.
+#[test]
+fn a_second_watchdog_on_the_same_state_dir_leaves_the_first_ones_picomon_alone() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let first = watchdog(&site, &[]);
+    let pid = picomon_pid(&first, None);
+    first.wait_log("picomon started", 1, LONG);
+    let (out, err) = (site.path("second.out"), site.path("second.err"));
+    let mut cmd = site.command("picomon-watchdog");
+    cmd.arg("-c").arg(site.config());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let second = harness::Daemon {
+        child: cmd.spawn().expect("start the second watchdog"),
+        out,
+        err,
+    };
+    second.wait_log("restarting picomon in", 1, LONG);
+    let log = second.stderr();
+    assert!(log.contains("of another watchdog"), "{log}");
+    assert!(log.contains("in use by another picomon"), "{log}");
+    assert!(alive(pid), "the first watchdog's picomon was stopped");
+    assert_eq!(first.last_pid(), Some(pid), "{}", first.stderr());
+}
