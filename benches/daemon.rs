@@ -142,7 +142,7 @@ fn runner_spawn() -> f64 {
     let argv = [std::ffi::OsString::from("/bin/true")];
     let started = cpu_self();
     for _ in 0..runs {
-        let _ = runner.run(&argv, Duration::from_secs(5));
+        let _ = runner.run(&argv, Duration::from_secs(5), &[]);
     }
     (cpu_self() - started) / runs as f64
 }

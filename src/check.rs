@@ -637,6 +637,8 @@ mod tests {
             stdout: out.as_bytes().to_vec(),
             stderr: Vec::new(),
             duration: Duration::from_millis(5),
+            escaped: Vec::new(),
+            output_held_open: false,
         })
     }
 
@@ -669,6 +671,8 @@ mod tests {
             stdout: Vec::new(),
             stderr: Vec::new(),
             duration: Duration::from_secs(2),
+            escaped: Vec::new(),
+            output_held_open: false,
         });
         let r = instance(None).interpret(now, timed_out);
         assert_eq!(r.state, State::Critical);

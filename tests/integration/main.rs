@@ -9,5 +9,7 @@ mod smtp;
 
 mod cli;
 mod daemon;
+mod durability;
 mod mail;
 mod plugins;
+mod runaway;
