@@ -16,6 +16,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use crossbeam_channel::Sender;
 
 use picomon::signals::Signal;
+use picomon::sys;
 
 /// The descriptor picomon finds its heartbeat pipe on.
 pub(crate) const HEARTBEAT_FD: i32 = 3;
@@ -103,7 +104,11 @@ impl Child {
         });
         let events = tx.clone();
         std::thread::spawn(move || {
-            wait_for_exit(pid);
+            if let Ok(pid) = i32::try_from(pid) {
+                // On error (none is expected for our own child), the exit
+                // is reported at once and reaping tells the rest.
+                let _ = sys::wait_exit_unreaped(pid);
+            }
             let _ = events.send(Event::Exited(generation));
         });
         Ok(Child { process })
@@ -118,29 +123,13 @@ impl Child {
     /// process.
     pub(crate) fn signal(&self, sig: i32) {
         if let Ok(pid) = i32::try_from(self.process.id()) {
-            // SAFETY: kill has no memory effects.
-            unsafe { libc::kill(pid, sig) };
+            sys::signal_child(pid, sig);
         }
     }
 
     /// Collects the exit status, once `Event::Exited` came.
     pub(crate) fn reap(mut self) -> std::io::Result<ExitStatus> {
         self.process.wait()
-    }
-}
-
-/// Returns once the child `pid` has exited, leaving it unreaped.
-fn wait_for_exit(pid: u32) {
-    let id: libc::id_t = pid;
-    loop {
-        // SAFETY: an all-zero siginfo_t is a valid value to be overwritten.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid siginfo_t for waitid to fill; WNOWAIT
-        // leaves the child to be reaped by the supervisor.
-        let r = unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if r == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return;
-        }
     }
 }
 

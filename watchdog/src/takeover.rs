@@ -5,12 +5,14 @@
 //! stop — unless a watchdog runs it, so that two watchdogs given one
 //! `state_dir` do not take turns killing each other's picomon. The holder
 //! is signalled through a pidfd, so that a pid freed meanwhile cannot
-//! pass the signal to another process.
+//! pass the signal to another process (no pidfd before Linux 5.3: no
+//! takeover there).
 
-use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use picomon::sys;
 
 /// How long the old picomon gets after SIGKILL to let go of the lock.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -22,17 +24,14 @@ const POLL: Duration = Duration::from_millis(50);
 /// else is left to the new picomon, whose start fails with the reason.
 pub(crate) fn stop_orphan(state_dir: &Path, grace: Duration) {
     let path = state_dir.join("picomon.lock");
-    let Ok(lock) = File::open(&path) else {
-        return;
-    };
-    if is_free(&lock) {
+    if is_free(&path) {
         return;
     }
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let Ok(pid) = text.trim().parse::<u32>() else {
+    let Ok(pid) = text.trim().parse::<i32>() else {
         return;
     };
-    let Some(process) = Process::open(pid) else {
+    let Ok(pidfd) = sys::pidfd_open(pid) else {
         return;
     };
     // Looked at after the pidfd pinned the process: the pid is not
@@ -52,8 +51,8 @@ pub(crate) fn stop_orphan(state_dir: &Path, grace: Duration) {
         "state_dir {} is held by picomon (pid {pid}), left running by a previous watchdog: stopping it to take over",
         state_dir.display()
     );
-    process.signal(libc::SIGTERM);
-    if wait_free(&lock, grace) {
+    signal(&pidfd, libc::SIGTERM);
+    if wait_free(&path, grace) {
         log::info!("picomon (pid {pid}) let go of state_dir: taking over");
         return;
     }
@@ -61,27 +60,34 @@ pub(crate) fn stop_orphan(state_dir: &Path, grace: Duration) {
         "picomon (pid {pid}) still holds state_dir after {} s: SIGKILL",
         grace.as_secs()
     );
-    process.signal(libc::SIGKILL);
-    if !wait_free(&lock, KILL_WAIT) {
+    signal(&pidfd, libc::SIGKILL);
+    if !wait_free(&path, KILL_WAIT) {
         log::error!("picomon (pid {pid}) still holds state_dir after SIGKILL; starting anyway");
     }
 }
 
-/// Whether nobody holds the lock; takes it for an instant to know.
-fn is_free(lock: &File) -> bool {
-    // SAFETY: flock on a descriptor this function borrows.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return false;
+fn signal(pidfd: &OwnedFd, sig: i32) {
+    if let Err(e) = sys::pidfd_send_signal(pidfd, sig) {
+        // ESRCH: it is already gone, which is what is wanted.
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            log::warn!("cannot signal the old picomon: {e}");
+        }
     }
-    // SAFETY: as above; gives the lock back at once for picomon to take.
-    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_UN) };
-    true
 }
 
-fn wait_free(lock: &File, limit: Duration) -> bool {
+/// Whether nobody holds the lock at `path` (a missing file is free). It is
+/// taken for an instant to know, and let go when the file is closed.
+fn is_free(path: &Path) -> bool {
+    match std::fs::File::open(path) {
+        Ok(file) => sys::try_lock_exclusive(&file).unwrap_or(true),
+        Err(_) => true,
+    }
+}
+
+fn wait_free(path: &Path, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        if is_free(lock) {
+        if is_free(path) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -94,7 +100,7 @@ fn wait_free(lock: &File, limit: Duration) -> bool {
 /// The file name of the program `pid` runs, from its first argument
 /// ("" when gone). Not /proc/PID/comm, which cuts "picomon-watchdog" to
 /// 15 bytes.
-fn program(pid: u32) -> String {
+fn program(pid: i32) -> String {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
     let argv0 = String::from_utf8_lossy(argv0);
@@ -103,56 +109,8 @@ fn program(pid: u32) -> String {
 
 /// The parent of `pid`, from /proc/PID/stat ("pid (comm) state ppid …";
 /// the command name may hold spaces and parentheses, hence the last ')').
-fn parent(pid: u32) -> Option<u32> {
+fn parent(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// A process pinned by a pidfd; by pid alone where the kernel has no
-/// pidfds (before Linux 5.3).
-struct Process {
-    pid: u32,
-    fd: Option<OwnedFd>,
-}
-
-impl Process {
-    fn open(pid: u32) -> Option<Process> {
-        let id = libc::pid_t::try_from(pid).ok()?;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new
-        // descriptor or -1; no memory is passed.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, id, 0) };
-        if fd >= 0 {
-            let fd = i32::try_from(fd).ok()?;
-            // SAFETY: the kernel just gave us this descriptor; we own it.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            return Some(Process { pid, fd: Some(fd) });
-        }
-        match std::io::Error::last_os_error().raw_os_error() {
-            Some(libc::ENOSYS) => Some(Process { pid, fd: None }),
-            _ => None,
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        match &self.fd {
-            // SAFETY: pidfd_send_signal on a descriptor we own, with no
-            // siginfo (null) and no flags.
-            Some(fd) => unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    sig,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                );
-            },
-            None => {
-                if let Ok(pid) = libc::pid_t::try_from(self.pid) {
-                    // SAFETY: kill has no memory effects.
-                    unsafe { libc::kill(pid, sig) };
-                }
-            }
-        }
-    }
 }
