@@ -13,6 +13,7 @@ pub mod human;
 mod logging;
 pub mod mail;
 mod once;
+pub mod plugin;
 pub mod runner;
 pub mod scheduler;
 pub mod signals;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             generate::write_all(&dir)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Plugin { plugin }) => Ok(plugin::run(plugin)),
         Some(Command::CheckConfig {
             dump,
             no_secrets,

@@ -314,6 +314,7 @@ mod tests {
             check: "c".into(),
             dest: "h".into(),
             argv: vec!["/bin/true".into()],
+            reading: crate::check::Reading::Nagios,
             pattern: None,
             every: 1,
             error_every: 1,

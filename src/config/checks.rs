@@ -10,7 +10,7 @@ use regex::Regex;
 
 use super::raw::{CheckType, CommandValue, RawCheck, RawConfig, RawHost};
 use super::validate::{Seconds, Validator};
-use crate::check::{Family, Instance, Probe, Target};
+use crate::check::{Family, Instance, OpenvpnKey, Probe, Target, Tls};
 use crate::host::{address_of, from_header};
 
 /// A validated host.
@@ -126,11 +126,10 @@ impl Validator<'_> {
                     None
                 }
             },
-            (None, CheckType::DnsRec) => Regex::new("status: NOERROR").ok(),
             (None, _) => None,
         };
 
-        let Some(probes) = self.probes(raw, name, check) else {
+        let Some(probes) = self.probes(raw, hosts, name, check) else {
             return Vec::new();
         };
         let targets = self.targets(hosts, name, check);
@@ -142,6 +141,7 @@ impl Validator<'_> {
                     check: name.to_string(),
                     dest,
                     argv: probe.argv(target, timeout, &raw.plugin_dir),
+                    reading: probe.reading(target),
                     pattern: pattern.clone(),
                     every,
                     error_every,
@@ -169,6 +169,7 @@ impl Validator<'_> {
     fn probes(
         &mut self,
         raw: &RawConfig,
+        hosts: &BTreeMap<String, Host>,
         name: &str,
         check: &RawCheck,
     ) -> Option<Vec<(Probe, Option<String>)>> {
@@ -209,6 +210,7 @@ impl Validator<'_> {
                     vhost: check.vhost.clone(),
                     string: check.string.clone(),
                     url: check.url.clone(),
+                    tls: self.tls(&at, check),
                 })
             }
             CheckType::Smtp => {
@@ -242,6 +244,7 @@ impl Validator<'_> {
             }),
             CheckType::Openvpn => one(Probe::Openvpn {
                 port: port.unwrap_or(1194),
+                key: self.openvpn_key(&at, check),
             }),
             CheckType::DnsZone => {
                 let family = match check.ip_version {
@@ -264,6 +267,29 @@ impl Validator<'_> {
                     );
                     return None;
                 }
+                // `hosts` names the nameservers to ask, each address of the
+                // family (or both); without it the zone's NS records do.
+                let mut servers = Vec::new();
+                for key in check.hosts.iter().flatten() {
+                    let Some(host) = hosts.get(key) else {
+                        self.bad(
+                            &format!("{at}.hosts"),
+                            format!("unknown host {key:?}: no [hosts.{key}] table"),
+                        );
+                        continue;
+                    };
+                    for f in host.families() {
+                        if family.unwrap_or(f) == f {
+                            servers.extend(host.addr(f).map(|a| (host.name.clone(), a)));
+                        }
+                    }
+                }
+                if check.hosts.as_ref().is_some_and(|h| !h.is_empty()) && servers.is_empty() {
+                    self.bad(
+                        &format!("{at}.hosts"),
+                        "none of these hosts has an address of ip_version",
+                    );
+                }
                 let mut probes = Vec::new();
                 for zone in zones {
                     self.name(&format!("{at}.zones"), &zone);
@@ -271,6 +297,7 @@ impl Validator<'_> {
                         Probe::DnsZone {
                             zone: zone.clone(),
                             family,
+                            servers: servers.clone(),
                         },
                         Some(zone),
                     ));
@@ -335,10 +362,13 @@ impl Validator<'_> {
             return None;
         };
         if check.kind == CheckType::DnsZone {
-            self.bad(
-                &format!("{at}.hosts"),
-                "dns-zone checks take zones, not hosts",
-            );
+            // The nameservers to ask, not targets: one instance per zone.
+            if check.ip.is_some() {
+                self.bad(
+                    &format!("{at}.ip"),
+                    "dns-zone checks choose a family with ip_version",
+                );
+            }
             return None;
         }
         if keys.is_empty() {
@@ -411,5 +441,92 @@ impl Validator<'_> {
             }
         }
         Some(targets)
+    }
+
+    /// How an https check judges the certificate.
+    fn tls(&mut self, at: &str, check: &RawCheck) -> Tls {
+        let certificate_days = match check.certificate_days.as_deref() {
+            None => None,
+            Some(&[warn, crit]) if crit >= 0 && warn >= crit && warn <= 36_500 => {
+                Some((warn as u32, crit as u32))
+            }
+            Some(other) => {
+                self.bad(
+                    &format!("{at}.certificate_days"),
+                    format!(
+                        "must be [WARN, CRIT]: days before expiry, WARN >= CRIT >= 0, not {other:?}"
+                    ),
+                );
+                None
+            }
+        };
+        if let Some(file) = &check.ca_file {
+            if let Err(e) = std::fs::File::open(file) {
+                self.bad(
+                    &format!("{at}.ca_file"),
+                    format!("cannot read {}: {e}", file.display()),
+                );
+            }
+        }
+        Tls {
+            verify: check.verify.unwrap_or(true),
+            ca_file: check.ca_file.clone(),
+            certificate_days,
+        }
+    }
+
+    /// The static key an OpenVPN check wraps its probe with, checked here
+    /// so that a missing or broken key file is a configuration error.
+    fn openvpn_key(&mut self, at: &str, check: &RawCheck) -> Option<OpenvpnKey> {
+        let direction = match check.key_direction {
+            None => None,
+            Some(d @ (0 | 1)) if check.tls_auth.is_some() => Some(d as u8),
+            Some(d @ (0 | 1)) => {
+                self.bad(
+                    &format!("{at}.key_direction"),
+                    format!("{d} applies to tls_auth only, and tls_auth is not set"),
+                );
+                None
+            }
+            Some(d) => {
+                self.bad(
+                    &format!("{at}.key_direction"),
+                    format!("must be 0 or 1 (the client's key-direction), not {d}"),
+                );
+                None
+            }
+        };
+        let (key, file, name) = match (&check.tls_auth, &check.tls_crypt) {
+            (None, None) => return None,
+            (Some(_), Some(_)) => {
+                self.bad(
+                    &format!("{at}.tls_crypt"),
+                    "set tls_auth or tls_crypt, as the server does, not both",
+                );
+                return None;
+            }
+            (Some(file), None) => (
+                OpenvpnKey::TlsAuth {
+                    file: file.clone(),
+                    direction,
+                },
+                file,
+                "tls_auth",
+            ),
+            (None, Some(file)) => (
+                OpenvpnKey::TlsCrypt { file: file.clone() },
+                file,
+                "tls_crypt",
+            ),
+        };
+        if self.on_this_machine {
+            if let Err(e) = crate::plugin::read_static_key(file) {
+                self.bad(
+                    &format!("{at}.{name}"),
+                    format!("cannot use {} as a static key: {e}", file.display()),
+                );
+            }
+        }
+        Some(key)
     }
 }
