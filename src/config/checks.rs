@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use super::load::ENV_PREFIX;
+use super::error::ENV_PREFIX;
 use super::paths;
 use super::raw::{CheckType, CommandValue, RawCheck, RawConfig, RawHost};
 use super::validate::{Seconds, Validator};
@@ -493,7 +493,9 @@ impl Validator<'_> {
                 None
             }
         };
-        if let Some(file) = &check.ca_file {
+        // Only where picomon runs, as smtp_ca_file: a configuration built
+        // elsewhere (a NixOS build) does not see the machine's files.
+        if let Some(file) = check.ca_file.as_ref().filter(|_| self.on_this_machine) {
             // Never a plain open: a FIFO would block it for ever.
             if let Err(e) = paths::read_small_file(file, paths::CA_CAP) {
                 self.bad(&format!("{at}.ca_file"), e);

@@ -9,6 +9,7 @@ mod smtp;
 
 mod checks_dns;
 mod checks_https;
+mod checks_jabber;
 mod checks_openvpn;
 mod checks_ping;
 mod cli;

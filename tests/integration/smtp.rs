@@ -1,6 +1,7 @@
 //! A real SMTP server for the tests: Debian's aiosmtpd on a loopback port
 //! the test picks, writing a Maildir, with the small handler in
-//! tests/smtp/ (refuses `reject*` recipients, counts connections).
+//! tests/smtp/ (refuses `reject*` recipients, counts connections, and
+//! misbehaves on demand: see `fault`).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -260,6 +261,17 @@ impl SmtpServer {
         read_maildir(&self.dir.join("Maildir"))
     }
 
+    /// Switches on a fault of the test handler (see tests/smtp/
+    /// picomon_smtp.py): "defer", "refuse-data", or "slow" with seconds.
+    pub fn fault(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.join(name), content).expect("write fault file");
+    }
+
+    /// Switches a fault off.
+    pub fn fixed(&self, name: &str) {
+        std::fs::remove_file(self.dir.join(name)).expect("remove fault file");
+    }
+
     /// How many SMTP sessions said EHLO.
     pub fn ehlo_count(&self) -> usize {
         self.log_lines("ehlo.log")
@@ -277,6 +289,7 @@ impl SmtpServer {
     }
 
     /// Waits until `n` messages have arrived and returns them.
+    #[track_caller]
     pub fn wait_messages(&self, n: usize, limit: Duration) -> Vec<Received> {
         wait_for(&format!("{n} messages at the SMTP server"), limit, || {
             self.messages().len() >= n
