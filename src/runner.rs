@@ -541,7 +541,9 @@ impl<T> Watch<T> {
             None => Ok(()),
         });
         if let Err(e) = added {
-            self.free.push(slot);
+            if slot < self.slots.len() {
+                self.free.push(slot);
+            }
             // Its descriptors close with it, which takes them out of epoll.
             let e = give_up(&self.runner, run.pid, &run.handle, e);
             return self.failed.push((payload, e));
