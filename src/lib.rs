@@ -6,6 +6,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+mod digest;
 pub mod files;
 mod generate;
 pub mod host;

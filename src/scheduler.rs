@@ -11,11 +11,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::check::{Instance, RunResult};
 use crate::config::{Config, ConfigError};
+use crate::digest::Outgoing;
 use crate::logging::Throttle;
+use crate::mail::Mail;
 use crate::mail::Outbox;
 use crate::runner::Runner;
 use crate::signals::Signal;
-use crate::state::{CheckState, Event, StateStore, Transition};
+use crate::state::{CheckState, Event, StateStore, Told, Transition};
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -226,6 +228,12 @@ pub struct Daemon {
     /// The reload being loaded off the loop: its generation and deadline.
     reloading: Option<(u64, Instant)>,
     reloads: u64,
+    /// Switches recorded and not mailed yet, the latest per instance:
+    /// collected while a tick's results come in and mailed together by
+    /// `flush`, so that a storm is one digest.
+    pending: BTreeMap<String, Event>,
+    /// A switch was recorded since the last flush.
+    fresh: bool,
 }
 
 impl Daemon {
@@ -271,6 +279,8 @@ impl Daemon {
             throttle: Throttle::new(Duration::from_secs(60)),
             reloading: None,
             reloads: 0,
+            pending: BTreeMap::new(),
+            fresh: false,
         };
         daemon.install_instances();
         daemon.save_state();
@@ -333,6 +343,7 @@ impl Daemon {
         let slots = &self.slots;
         self.throttle
             .retain(|key| slots.contains_key(key.split_once(' ').map_or(key, |(id, _)| id)));
+        self.pending.retain(|id, _| slots.contains_key(id));
     }
 
     /// Writes every state to `state_dir`, if there is one and something
@@ -440,6 +451,9 @@ impl Daemon {
     }
 
     fn tick(&mut self) {
+        // What the last tick's late results switched goes out before this
+        // tick's runs start: no alert waits longer than one tick.
+        self.flush();
         let now = Instant::now();
         for slot in self.slots.values_mut() {
             slot.due_in = slot.due_in.saturating_sub(1);
@@ -485,9 +499,91 @@ impl Daemon {
         if let Some(event) = event {
             // Runs come at `error_every` while failing, `every` otherwise.
             slot.due_in = slot.state.interval(&slot.instance);
-            self.alert(&event);
+            self.pending.insert(id.to_string(), event);
+            self.fresh = true;
         }
         self.log_leftovers(id, leftovers);
+        // The flush point: once every run of the tick has answered (else
+        // at the next tick), so that switches of one tick go out together.
+        if self.fresh && !self.slots.values().any(|s| s.running) {
+            self.flush();
+        }
+    }
+
+    /// Mails what is owed: every instance whose state differs from what
+    /// was told (a problem not told, a told problem that recovered), as
+    /// single mails or, in a storm, digests (`digest::plan`).
+    fn flush(&mut self) {
+        self.fresh = false;
+        let now = SystemTime::now();
+        let mut due = Vec::new();
+        for (id, slot) in &self.slots {
+            let Some(owed) = slot.state.owed(&slot.instance, now) else {
+                self.pending.remove(id);
+                continue;
+            };
+            let same = |e: &Event| {
+                std::mem::discriminant(&e.transition) == std::mem::discriminant(&owed.transition)
+            };
+            let mut event = match self.pending.remove(id) {
+                Some(event) if same(&event) => event,
+                _ => owed,
+            };
+            // A recovery replies to the mail that told the problem.
+            event.reply_to = slot
+                .state
+                .told
+                .as_ref()
+                .map(|told| told.message_id(&self.config.emails.from, id));
+            due.push(event);
+        }
+        if due.is_empty() {
+            return;
+        }
+        let plan = crate::digest::plan(due, self.config.emails.digest_over, self.slots.len());
+        for outgoing in plan {
+            match outgoing {
+                Outgoing::One(event) => {
+                    let told = match event.transition {
+                        Transition::Failing => Some(Told {
+                            since: event.since,
+                            by: None,
+                        }),
+                        _ => None,
+                    };
+                    if let Some(slot) = self.slots.get_mut(&event.id) {
+                        slot.state.told = told;
+                    }
+                    self.alert(&event);
+                }
+                Outgoing::Digest(digest) => {
+                    let mail = Mail::digest(&self.config.emails, &digest);
+                    for event in &digest.events {
+                        if let Some(slot) = self.slots.get_mut(&event.id) {
+                            slot.state.told = (!digest.recovered).then(|| Told {
+                                since: event.since,
+                                by: Some(mail.message_id.clone()),
+                            });
+                        }
+                    }
+                    self.outbox.send(mail);
+                    self.save = Save::Now;
+                    self.save_state();
+                    log::info!(
+                        "{} {} told in one digest mail",
+                        digest.events.len(),
+                        if digest.recovered {
+                            "recoveries"
+                        } else {
+                            "problems"
+                        }
+                    );
+                    for event in &digest.events {
+                        log_event(event);
+                    }
+                }
+            }
+        }
     }
 
     /// Tells a switch: the mail is queued (spooled) first, then the state
@@ -650,6 +746,7 @@ impl Daemon {
             }
         }
         self.runner.sweep();
+        self.flush();
         if self.save != Save::Clean {
             self.save = Save::Now;
         }

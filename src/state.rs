@@ -32,9 +32,39 @@ pub struct CheckState {
     pub since: Option<SystemTime>,
     /// True from the `retry + 1`-th failed run to the next OK one.
     pub failing: bool,
+    /// The mail that told this instance's current problem (its own
+    /// Problem mail, a digest, a flapping mail), until its recovery is
+    /// told; None while no problem of it has been told (none, or one
+    /// held back). Kept because a digest's Message-ID cannot be derived
+    /// from the instance alone, and the recovery must reply to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub told: Option<Told>,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
+}
+
+/// The mail that told a problem, for the recovery to reply to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Told {
+    /// When the problem began: the recovery says how long it was, and
+    /// the instance's own Problem mail has its Message-ID derived from it.
+    pub since: SystemTime,
+    /// The Message-ID of the mail that told it when that was not the
+    /// instance's own Problem mail (a digest); the own mail's is derived
+    /// again, so that the state file holds no Message-ID for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+impl Told {
+    /// The Message-ID to reply to.
+    pub fn message_id(&self, from: &str, id: &str) -> String {
+        match &self.by {
+            Some(by) => by.clone(),
+            None => crate::mail::thread_id(from, id, self.since),
+        }
+    }
 }
 
 /// A switch of a check instance, to be told to people.
@@ -68,6 +98,11 @@ pub struct Event {
     pub since: SystemTime,
     /// The run that caused the switch (for `Unmonitored`, the last one).
     pub result: RunResult,
+    /// For a recovery or a removal: the Message-ID it replies to, when the
+    /// problem was told by another mail than the instance's own Problem
+    /// mail (a digest); None replies to the Message-ID derived from the
+    /// instance and `since`.
+    pub reply_to: Option<String>,
 }
 
 impl CheckState {
@@ -107,6 +142,7 @@ impl CheckState {
             transition,
             since,
             result: result.clone(),
+            reply_to: None,
         });
         self.last = Some(result);
         event
@@ -114,11 +150,10 @@ impl CheckState {
 
     /// The check of instance `id` left the configuration for good: when
     /// it was failing, the event that closes its thread.
+    /// Only a problem that was told needs closing.
     pub fn close(self, id: &str, check: &str, dest: &str, now: SystemTime) -> Option<Event> {
-        if !self.failing {
-            return None;
-        }
-        let since = self.since.unwrap_or(now);
+        let told = self.told?;
+        let since = self.since.unwrap_or(told.since);
         let result = self.last.unwrap_or_else(|| RunResult {
             state: State::Unknown,
             exit_code: None,
@@ -137,12 +172,61 @@ impl CheckState {
             },
             since,
             result,
+            reply_to: told.by,
+        })
+    }
+
+    /// The switch that is owed to people: a problem not told yet, or the
+    /// recovery of a told one, built from the state when the event of the
+    /// switch itself is gone (a restart; a problem held back for a while).
+    pub fn owed(&self, instance: &Instance, now: SystemTime) -> Option<Event> {
+        let result = self.last.clone().unwrap_or_else(|| RunResult {
+            state: if self.failing {
+                State::Unknown
+            } else {
+                State::Ok
+            },
+            exit_code: None,
+            summary: "no run since picomon started".to_string(),
+            perfdata: String::new(),
+            details: String::new(),
+            duration: Duration::ZERO,
+            started: now,
+        });
+        let (transition, since, reply_to) = match (self.failing, &self.told) {
+            (true, None) => (Transition::Failing, self.since.unwrap_or(now), None),
+            (false, Some(told)) => (
+                Transition::Recovered {
+                    after: result
+                        .started
+                        .duration_since(told.since)
+                        .unwrap_or_default(),
+                    failed_runs: 0,
+                },
+                told.since,
+                told.by.clone(),
+            ),
+            _ => return None,
+        };
+        Some(Event {
+            id: instance.id.clone(),
+            check: instance.check.clone(),
+            dest: instance.dest.clone(),
+            transition,
+            since,
+            result,
+            reply_to,
         })
     }
 
     /// What a restart needs of this state; a change of it is worth a save.
-    pub fn durable(&self) -> (u32, Option<SystemTime>, bool) {
-        (self.failed_runs, self.since, self.failing)
+    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, bool) {
+        (
+            self.failed_runs,
+            self.since,
+            self.failing,
+            self.told.is_some(),
+        )
     }
 
     /// Ticks until the next run: `error_every` while failing, else `every`.
@@ -291,7 +375,7 @@ impl StateStore {
             version: STATE_VERSION,
             instances: states
                 .into_iter()
-                .filter(|(_, state)| state.durable() != (0, None, false))
+                .filter(|(_, state)| state.durable() != CheckState::default().durable())
                 .collect(),
         };
         let json = serde_json::to_vec(&file).map_err(io::Error::other)?;
@@ -389,6 +473,15 @@ mod tests {
     fn a_check_removed_while_failing_closes_its_thread_and_an_ok_one_says_nothing() {
         let mut s = CheckState::default();
         switch(&mut s, 0, State::Critical, 100);
+        // A problem never told (held back) has no thread to close.
+        assert!(s
+            .clone()
+            .close("c/h/ipv4", "c", "h/ipv4", SystemTime::now())
+            .is_none());
+        s.told = Some(Told {
+            by: Some("<problem@example.org>".into()),
+            since: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+        });
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(160);
         let event = s
             .clone()
@@ -400,6 +493,7 @@ mod tests {
                 after: Duration::from_secs(60)
             }
         );
+        assert_eq!(event.reply_to.as_deref(), Some("<problem@example.org>"));
         let mut ok = CheckState::default();
         switch(&mut ok, 0, State::Ok, 100);
         assert!(ok.close("c/h/ipv4", "c", "h/ipv4", now).is_none());

@@ -87,6 +87,8 @@ pub(crate) struct RawEmails {
     pub smtp_retry_timeout: f64,
     pub subject_tpl: String,
     pub watchdog_subject: String,
+    /// More switches than this in one tick go out as one digest; 0: never.
+    pub digest_over: i64,
     pub report: RawReport,
 }
 
@@ -105,6 +107,7 @@ impl Default for RawEmails {
             smtp_retry_timeout: 60.0,
             subject_tpl: "[picomon] {state}: {check} on {dest}".into(),
             watchdog_subject: "[picomon] picomon stopped".into(),
+            digest_over: 5,
             report: RawReport::default(),
         }
     }

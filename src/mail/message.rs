@@ -14,6 +14,7 @@ use lettre::{Address, Message};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Emails;
+use crate::digest::Digest;
 use crate::host::address_of;
 use crate::human::{human_duration, human_time};
 use crate::state::{Event, Transition};
@@ -259,10 +260,98 @@ impl Mail {
         let thread = thread_id(&emails.from, &event.id, event.since);
         match event.transition {
             Transition::Failing => mail.message_id = thread,
-            // The OK mail and the "no longer monitored" one close the thread.
+            // The OK mail and the "no longer monitored" one close the
+            // thread: that of the mail that told the problem.
             Transition::Recovered { .. } | Transition::Unmonitored { .. } => {
-                mail.in_reply_to = Some(thread)
+                mail.in_reply_to = Some(event.reply_to.clone().unwrap_or(thread))
             }
+        }
+        mail
+    }
+
+    /// The one mail of a storm: every switch on one line (check, target,
+    /// severity, first output line). A Problem digest has a Message-ID of
+    /// its own, which each instance keeps to reply to; an OK digest
+    /// replies to every mail that told one of its problems.
+    pub fn digest(emails: &Emails, digest: &Digest) -> Mail {
+        let n = digest.events.len();
+        let mut dests: Vec<&str> = digest.events.iter().map(|e| e.dest.as_str()).collect();
+        dests.sort_unstable();
+        dests.dedup();
+        let worst = digest
+            .events
+            .iter()
+            .map(|e| e.result.state)
+            .max()
+            .unwrap_or(crate::check::State::Ok);
+        let (state, severity) = match digest.recovered {
+            true => ("OK", "OK"),
+            false => ("Problem", worst.as_str()),
+        };
+        let checks = format!("{n} checks");
+        let targets = match dests.as_slice() {
+            [one] => one.to_string(),
+            _ => format!("{} targets", dests.len()),
+        };
+        let subject = render_subject(
+            &emails.subject_tpl,
+            &[
+                ("state", state),
+                ("check", &checks),
+                ("dest", &targets),
+                ("severity", severity),
+            ],
+        );
+        let mut body = String::new();
+        if let Some((failed, of)) = digest.blind {
+            let _ = writeln!(
+                body,
+                "{failed} of the {of} monitored checks failed at the same time: picomon's own host or network is the likely cause, and monitoring may be blind. Check the monitoring host's network first.\n"
+            );
+        }
+        let verb = match digest.recovered {
+            true => "recovered",
+            false => "are failing",
+        };
+        let _ = writeln!(body, "{n} checks {verb} (one mail for all of them):\n");
+        for event in &digest.events {
+            let first = one_line(event.result.summary.lines().next().unwrap_or(""));
+            let _ = write!(
+                body,
+                "  {:<8} {} on {}: {first}",
+                event.result.state.as_str(),
+                event.check,
+                event.dest
+            );
+            match event.transition {
+                Transition::Recovered { after, .. } => {
+                    let _ = writeln!(body, " (failed {})", human_duration(after));
+                }
+                _ => {
+                    let _ = writeln!(body, " (since {})", human_time(event.since));
+                }
+            }
+        }
+        let started = digest
+            .events
+            .iter()
+            .map(|e| e.result.started)
+            .min()
+            .unwrap_or_else(SystemTime::now);
+        let mut mail = Mail::new(emails, subject, body, started);
+        if digest.recovered {
+            let mut threads: Vec<String> = digest
+                .events
+                .iter()
+                .map(|e| {
+                    e.reply_to
+                        .clone()
+                        .unwrap_or_else(|| thread_id(&emails.from, &e.id, e.since))
+                })
+                .collect();
+            threads.sort();
+            threads.dedup();
+            mail.in_reply_to = Some(threads.join(" "));
         }
         mail
     }
@@ -396,6 +485,7 @@ mod tests {
                 duration: std::time::Duration::ZERO,
                 started: UNIX_EPOCH + std::time::Duration::from_secs(at),
             },
+            reply_to: None,
         };
         let problem = Mail::alert(&emails, &event(Transition::Failing, State::Critical, 1060));
         let ok = Mail::alert(

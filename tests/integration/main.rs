@@ -21,3 +21,4 @@ mod mail;
 mod netns;
 mod plugins;
 mod runaway;
+mod storms;

@@ -1,0 +1,154 @@
+//! Quiet when it should be: storm digests, dependencies and flapping,
+//! with the real daemon and a real SMTP server. The tick is an hour long
+//! and every tick is started by SIGUSR1, so that "in one tick" is exact,
+//! not a race between the test and the clock.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::harness::{wait_for, Daemon, Site};
+use crate::smtp::{Received, Security, SmtpServer};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A plugin that fails while any of the files its arguments name exists
+/// in the site's directory, printing which one, and passes otherwise.
+fn flags_plugin(site: &Site) -> String {
+    site.plugin(
+        "flags",
+        &format!(
+            "cd {}\nfor f in \"$@\"; do if [ -e \"$f\" ]; then echo \"FLAG CRITICAL - $f is set|x=1\"; exit 2; fi; done\necho 'FLAG OK - fine'",
+            site.dir.path().display()
+        ),
+    )
+}
+
+/// Configures `site` so that only SIGUSR1 starts a tick, mailing to
+/// `port`, with `body` (hosts and checks) appended.
+fn configure(site: &Site, port: u16, globals: &str, body: &str) {
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 3600\ndefault_retry = 0\n{globals}\n[emails]\nto = [\"ops@example.org\"]\nfrom = \"Picomon <picomon@monitor.example.org>\"\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n{body}"
+        ),
+    );
+}
+
+/// `n` hosts h0..h(n-1), all on loopback.
+fn hosts(n: usize) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        let _ = write!(out, "[hosts.h{i}]\nipv4 = \"127.0.0.1\"\n");
+    }
+    out
+}
+
+fn host_list(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("\"h{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Plugin runs the daemon has finished (its debug log has one line each).
+fn runs(daemon: &Daemon) -> usize {
+    daemon
+        .stderr()
+        .lines()
+        .filter(|l| [": OK in ", ": CRITICAL in "].iter().any(|s| l.contains(s)))
+        .count()
+}
+
+/// Starts a tick with SIGUSR1 and waits until its `instances` runs are done.
+#[track_caller]
+fn tick(daemon: &Daemon, instances: usize) {
+    let before = runs(daemon);
+    daemon.signal(libc::SIGUSR1);
+    wait_for(&format!("{instances} more runs"), LONG, || {
+        runs(daemon) >= before + instances
+    });
+}
+
+/// Stops the daemon (which flushes what it owes and delivers its queue)
+/// and returns every mail the server got.
+#[track_caller]
+fn stop(mut daemon: Daemon, smtp: &SmtpServer) -> Vec<Received> {
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(LONG).code(),
+        Some(0),
+        "{}",
+        daemon.stderr()
+    );
+    assert!(
+        !daemon.stderr().contains("unsent"),
+        "every mail was delivered: {}",
+        daemon.stderr()
+    );
+    smtp.messages()
+}
+
+#[test]
+fn twenty_checks_failing_in_one_tick_make_one_digest_and_their_recoveries_one_reply() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = flags_plugin(&site);
+    configure(
+        &site,
+        port,
+        "",
+        &format!(
+            "{}[checks.svc]\ntype = \"command\"\nhosts = [{}]\ncommand = [\"{plugin}\", \"down\"]\n",
+            hosts(20),
+            host_list(20)
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("x");
+    // Tick 0 runs at start: all twenty fail in it.
+    let daemon = site.daemon(&["-D"]);
+    let digest = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(
+        digest.header("subject"),
+        "[picomon] Problem: 20 checks on 20 targets",
+        "{:?}",
+        digest.headers
+    );
+    for i in 0..20 {
+        assert!(
+            digest.body.contains(&format!(
+                "CRITICAL svc on h{i}: FLAG CRITICAL - down is set (since "
+            )),
+            "h{i} listed with its severity and first output line:\n{}",
+            digest.body
+        );
+    }
+    assert!(!digest.body.contains("x=1"), "no performance data");
+    // All of picomon's checks failed at once: it says so.
+    assert!(
+        digest.body.contains("monitoring may be blind"),
+        "{}",
+        digest.body
+    );
+    let id = digest.header("message-id").to_string();
+
+    site.up();
+    tick(&daemon, 20);
+    let msgs = smtp.wait_messages(2, LONG);
+    let ok = &msgs[1];
+    assert_eq!(
+        ok.header("subject"),
+        "[picomon] OK: 20 checks on 20 targets"
+    );
+    assert_eq!(
+        ok.header("in-reply-to"),
+        id,
+        "the OK digest threads under the Problem digest"
+    );
+    assert_eq!(ok.header("references"), id);
+    assert!(ok.body.contains("20 checks recovered"), "{}", ok.body);
+    assert!(!ok.body.contains("blind"), "{}", ok.body);
+
+    let all = stop(daemon, &smtp);
+    assert_eq!(all.len(), 2, "exactly two mails: {:#?}", all);
+}
