@@ -10,7 +10,7 @@ use crate::state::{Event, Transition};
 #[derive(Debug)]
 pub enum Outgoing {
     /// The instance's own Problem or OK mail.
-    One(Event),
+    One(Box<Event>),
     /// One mail for many switches of one kind.
     Digest(Digest),
 }
@@ -52,7 +52,7 @@ pub fn plan(due: Vec<Event>, over: u32, instances: usize) -> Vec<Outgoing> {
                     .then_some((failed, instances)),
             }));
         } else {
-            out.extend(events.into_iter().map(Outgoing::One));
+            out.extend(events.into_iter().map(|e| Outgoing::One(Box::new(e))));
         }
     }
     out
@@ -92,6 +92,7 @@ mod tests {
                 started: SystemTime::UNIX_EPOCH,
             },
             reply_to: None,
+            held: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+mod depends;
 mod digest;
 pub mod files;
 mod generate;

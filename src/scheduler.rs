@@ -516,12 +516,20 @@ impl Daemon {
     fn flush(&mut self) {
         self.fresh = false;
         let now = SystemTime::now();
+        self.update_holds();
         let mut due = Vec::new();
+        // Parent → the instances it holds back that are owed a mail.
+        let mut holds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (id, slot) in &self.slots {
             let Some(owed) = slot.state.owed(&slot.instance, now) else {
                 self.pending.remove(id);
                 continue;
             };
+            if let Some(parent) = &slot.state.held_by {
+                // Kept pending: mailed when the parent recovers, if still owed.
+                holds.entry(parent).or_default().push(id.clone());
+                continue;
+            }
             let same = |e: &Event| {
                 std::mem::discriminant(&e.transition) == std::mem::discriminant(&owed.transition)
             };
@@ -536,6 +544,9 @@ impl Daemon {
                 .as_ref()
                 .map(|told| told.message_id(&self.config.emails.from, id));
             due.push(event);
+        }
+        for event in &mut due {
+            event.held = holds.remove(event.id.as_str()).unwrap_or_default();
         }
         if due.is_empty() {
             return;
@@ -582,6 +593,35 @@ impl Daemon {
                         log_event(event);
                     }
                 }
+            }
+        }
+    }
+
+    /// Marks each instance with the failing parent that holds its mails
+    /// back (`depends`), from the parents' states now; logs changes.
+    fn update_holds(&mut self) {
+        let slots = &self.slots;
+        let holders: Vec<(String, Option<String>)> = slots
+            .keys()
+            .map(|id| {
+                let holder = self.config.parents.get(id).and_then(|parents| {
+                    crate::depends::holder(parents, |p| {
+                        slots.get(p).is_some_and(|s| s.state.failing)
+                    })
+                });
+                (id.clone(), holder.map(str::to_string))
+            })
+            .collect();
+        for (id, holder) in holders {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            if slot.state.held_by != holder {
+                match &holder {
+                    Some(parent) => log::debug!("{id}: held: {parent} failing; its mails wait"),
+                    None => log::debug!("{id}: no longer held back"),
+                }
+                slot.state.held_by = holder;
             }
         }
     }

@@ -42,6 +42,10 @@ pub struct CheckState {
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
+    /// The failing instance this one depends on that holds its mails
+    /// back, as of the last flush (`depends`); for the status view.
+    #[serde(skip)]
+    pub held_by: Option<String>,
 }
 
 /// The mail that told a problem, for the recovery to reply to.
@@ -103,6 +107,9 @@ pub struct Event {
     /// mail (a digest); None replies to the Message-ID derived from the
     /// instance and `since`.
     pub reply_to: Option<String>,
+    /// Instances that depend on this one and whose mails are held back
+    /// while it fails, for its mail to list.
+    pub held: Vec<String>,
 }
 
 impl CheckState {
@@ -143,6 +150,7 @@ impl CheckState {
             since,
             result: result.clone(),
             reply_to: None,
+            held: Vec::new(),
         });
         self.last = Some(result);
         event
@@ -173,6 +181,7 @@ impl CheckState {
             since,
             result,
             reply_to: told.by,
+            held: Vec::new(),
         })
     }
 
@@ -216,6 +225,7 @@ impl CheckState {
             since,
             result,
             reply_to,
+            held: Vec::new(),
         })
     }
 

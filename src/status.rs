@@ -28,11 +28,12 @@ pub fn render_states<'a>(
             .unwrap_or(State::Unknown);
         let _ = writeln!(
             out,
-            "  {severity:<8} {} on {}: failing since {} ({for_how_long}, {} failed runs)",
+            "  {severity:<8} {} on {}: failing since {} ({for_how_long}, {} failed runs){}",
             inst.check,
             inst.dest,
             human_time(since),
-            state.failed_runs
+            state.failed_runs,
+            held_mark(state)
         );
         if let Some(last) = &state.last {
             for line in last.output().lines() {
@@ -47,7 +48,22 @@ pub fn render_states<'a>(
             (Some(_), 0) => "OK".to_string(),
             (Some(last), n) => format!("{} (retrying, {n} failed runs)", last.state),
         };
-        let _ = writeln!(out, "  {status:<8} {} on {}", inst.check, inst.dest);
+        let _ = writeln!(
+            out,
+            "  {status:<8} {} on {}{}",
+            inst.check,
+            inst.dest,
+            held_mark(state)
+        );
     }
     out
+}
+
+/// ` (held: PARENT failing)` for an instance whose mails a failing
+/// parent holds back (`depends`).
+fn held_mark(state: &CheckState) -> String {
+    match &state.held_by {
+        Some(parent) => format!(" (held: {parent} failing)"),
+        None => String::new(),
+    }
 }

@@ -237,6 +237,9 @@ pub(crate) struct RawCheck {
     /// Variables for the plugin, on top of its minimal environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// Checks (or instance ids) whose failure holds this one's mails back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depends: Option<Vec<String>>,
     // http, https
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,

@@ -162,6 +162,7 @@ impl<'a> Validator<'a> {
             instances.extend(self.check(&raw, &hosts, name, check));
         }
         instances.sort_by(|a, b| a.id.cmp(&b.id));
+        let parents = self.depends(&raw, &instances, &disabled);
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -176,6 +177,7 @@ impl<'a> Validator<'a> {
             emails,
             hosts,
             instances,
+            parents,
             disabled,
             files,
             raw,

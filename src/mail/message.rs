@@ -155,6 +155,25 @@ fn indented_output(output: &str) -> String {
     out
 }
 
+/// The instances whose mails a failing instance holds back (`depends`),
+/// one `held:` line each, after its own output.
+fn held_list(body: &mut String, held: &[String], transition: &Transition) {
+    if held.is_empty() {
+        return;
+    }
+    let _ = match transition {
+        Transition::Failing => writeln!(
+            body,
+            "\n{} checks depend on this one and fail too; their mails are held back until it recovers:",
+            held.len()
+        ),
+        _ => writeln!(body, "\n{} checks that depend on this one were held back:", held.len()),
+    };
+    for id in held {
+        let _ = writeln!(body, "    {id}: held");
+    }
+}
+
 impl Mail {
     /// A mail to every configured recipient.
     pub fn new(emails: &Emails, subject: String, body: String, event_time: SystemTime) -> Mail {
@@ -256,6 +275,7 @@ impl Mail {
             }
         }
         let _ = write!(body, "\nOutput:\n{}", indented_output(&result.output()));
+        held_list(&mut body, &event.held, &event.transition);
         let mut mail = Mail::new(emails, subject, body, result.started);
         let thread = thread_id(&emails.from, &event.id, event.since);
         match event.transition {
@@ -330,6 +350,14 @@ impl Mail {
                 _ => {
                     let _ = writeln!(body, " (since {})", human_time(event.since));
                 }
+            }
+            if !event.held.is_empty() {
+                let _ = writeln!(
+                    body,
+                    "           holds back {}: {}",
+                    event.held.len(),
+                    event.held.join(", ")
+                );
             }
         }
         let started = digest
@@ -486,6 +514,7 @@ mod tests {
                 started: UNIX_EPOCH + std::time::Duration::from_secs(at),
             },
             reply_to: None,
+            held: Vec::new(),
         };
         let problem = Mail::alert(&emails, &event(Transition::Failing, State::Critical, 1060));
         let ok = Mail::alert(

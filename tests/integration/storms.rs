@@ -152,3 +152,110 @@ fn twenty_checks_failing_in_one_tick_make_one_digest_and_their_recoveries_one_re
     let all = stop(daemon, &smtp);
     assert_eq!(all.len(), 2, "exactly two mails: {:#?}", all);
 }
+
+#[test]
+fn forty_instances_behind_one_failing_uplink_make_one_problem_mail_listing_them_held() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = flags_plugin(&site);
+    configure(
+        &site,
+        port,
+        "",
+        &format!(
+            "{}[checks.uplink]\ntype = \"command\"\ncommand = [\"{plugin}\", \"down-uplink\"]\n[checks.svc]\ntype = \"command\"\nhosts = [{}]\ncommand = [\"{plugin}\", \"down-all\", \"down-{{host}}\"]\ndepends = [\"uplink\"]\n",
+            hosts(40),
+            host_list(40)
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.write("down-uplink", "");
+    site.write("down-all", "");
+    // Tick 0: the uplink and all forty behind it fail together.
+    let daemon = site.daemon(&["-D"]);
+    let problem = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(
+        problem.header("subject"),
+        "[picomon] Problem: uplink on uplink"
+    );
+    for i in 0..40 {
+        assert!(
+            problem.body.contains(&format!("    svc/h{i}/ipv4: held\n")),
+            "h{i} listed as held:\n{}",
+            problem.body
+        );
+    }
+    assert!(
+        problem.body.contains("40 checks depend on this one"),
+        "{}",
+        problem.body
+    );
+
+    // Half of them recover while the uplink is still down: held, and
+    // never told, so never mailed.
+    std::fs::remove_file(site.path("down-all")).expect("rm");
+    for i in 20..40 {
+        site.write(&format!("down-h{i}"), "");
+    }
+    tick(&daemon, 41);
+    // SIGUSR1 printed the view before that tick: every child held.
+    assert!(
+        daemon.stdout().contains("svc on h39: failing since")
+            && daemon.stdout().contains("(held: uplink failing)"),
+        "{}",
+        daemon.stdout()
+    );
+
+    // The uplink recovers: its OK mail, and the twenty still failing are
+    // told now, in one digest; the twenty that recovered meanwhile are not.
+    std::fs::remove_file(site.path("down-uplink")).expect("rm");
+    tick(&daemon, 41);
+    let msgs = smtp.wait_messages(3, LONG);
+    let ok = msgs
+        .iter()
+        .find(|m| m.header("subject") == "[picomon] OK: uplink on uplink")
+        .expect("the uplink's OK mail");
+    assert_eq!(ok.header("in-reply-to"), problem.header("message-id"));
+    let digest = msgs
+        .iter()
+        .find(|m| m.header("subject") == "[picomon] Problem: 20 checks on 20 targets")
+        .unwrap_or_else(|| panic!("a digest of the twenty still failing: {msgs:#?}"));
+    for i in 0..40 {
+        let listed = digest.body.contains(&format!("svc on h{i}: "));
+        assert_eq!(listed, i >= 20, "h{i}:\n{}", digest.body);
+    }
+    assert!(!digest.body.contains("blind"), "{}", digest.body);
+
+    // They recover: one OK digest in the digest's thread.
+    for i in 20..40 {
+        std::fs::remove_file(site.path(&format!("down-h{i}"))).expect("rm");
+    }
+    tick(&daemon, 41);
+    let msgs = smtp.wait_messages(4, LONG);
+    assert_eq!(
+        msgs[3].header("subject"),
+        "[picomon] OK: 20 checks on 20 targets"
+    );
+    assert_eq!(msgs[3].header("in-reply-to"), digest.header("message-id"));
+    let all = stop(daemon, &smtp);
+    assert_eq!(all.len(), 4, "exactly four mails: {all:#?}");
+}
+
+#[test]
+fn a_dependency_on_an_unknown_check_or_a_cycle_is_a_configuration_error() {
+    for (depends, says) in [
+        ("[\"pnig\"]", "checks.svc.depends: unknown check \"pnig\""),
+        (
+            "[\"svc\"]",
+            "checks.svc.depends: dependency cycle: svc -> svc",
+        ),
+    ] {
+        let site = Site::new(&format!(
+            "[checks.svc]\ntype = \"command\"\ncommand = [\"true\"]\ndepends = {depends}\n"
+        ));
+        let out = site.run(&["check-config"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}
