@@ -9,6 +9,7 @@ pub mod config;
 mod depends;
 mod digest;
 pub mod files;
+mod flapping;
 mod generate;
 pub mod host;
 pub mod human;

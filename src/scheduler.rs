@@ -234,6 +234,8 @@ pub struct Daemon {
     pending: BTreeMap<String, Event>,
     /// A switch was recorded since the last flush.
     fresh: bool,
+    /// Instances that started or stopped flapping since the last flush.
+    flaps: Vec<(String, crate::flapping::News)>,
 }
 
 impl Daemon {
@@ -281,6 +283,7 @@ impl Daemon {
             reloads: 0,
             pending: BTreeMap::new(),
             fresh: false,
+            flaps: Vec::new(),
         };
         daemon.install_instances();
         daemon.save_state();
@@ -493,6 +496,10 @@ impl Daemon {
         );
         let durable = slot.state.durable();
         let event = slot.state.record(&slot.instance, result);
+        if let Some(news) = slot.state.flap.observe(event.is_some(), slot.instance.flap) {
+            self.flaps.push((id.to_string(), news));
+            self.fresh = true;
+        }
         if slot.state.durable() != durable {
             self.save = self.save.max(Save::Soon);
         }
@@ -517,6 +524,7 @@ impl Daemon {
         self.fresh = false;
         let now = SystemTime::now();
         self.update_holds();
+        self.tell_flaps(now);
         let mut due = Vec::new();
         // Parent → the instances it holds back that are owed a mail.
         let mut holds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -525,6 +533,11 @@ impl Daemon {
                 self.pending.remove(id);
                 continue;
             };
+            if slot.state.flap.flapping {
+                // The flapping mail said it; the settled one will say more.
+                self.pending.remove(id);
+                continue;
+            }
             if let Some(parent) = &slot.state.held_by {
                 // Kept pending: mailed when the parent recovers, if still owed.
                 holds.entry(parent).or_default().push(id.clone());
@@ -594,6 +607,64 @@ impl Daemon {
                     }
                 }
             }
+        }
+    }
+
+    /// Mails that instances started flapping, or where they settled; the
+    /// thread goes on from the mail that told their problem, if any. An
+    /// instance held back by a failing parent gets none of these.
+    fn tell_flaps(&mut self, now: SystemTime) {
+        for (id, news) in std::mem::take(&mut self.flaps) {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            if slot.state.held_by.is_some() {
+                continue;
+            }
+            let state = &mut slot.state;
+            let reply_to = state
+                .told
+                .as_ref()
+                .map(|told| told.message_id(&self.config.emails.from, &id));
+            let mail = Mail::flapping(
+                &self.config.emails,
+                &slot.instance,
+                state,
+                news,
+                reply_to,
+                now,
+            );
+            let since = state.since.unwrap_or(now);
+            state.told = match (news, state.failing) {
+                // Settled and OK: the thread is closed.
+                (crate::flapping::News::Settled, false) => None,
+                _ => Some(Told {
+                    since,
+                    by: Some(mail.message_id.clone()),
+                }),
+            };
+            let (what, limits) = (news, slot.instance.flap);
+            self.outbox.send(mail);
+            self.save = Save::Now;
+            self.save_state();
+            match what {
+                crate::flapping::News::Started => log::warn!(
+                    "{id}: FLAPPING: more than {} switches in {} runs; no switch mails until it is stable for {} runs",
+                    limits.switches,
+                    limits.window,
+                    limits.window
+                ),
+                crate::flapping::News::Settled => {
+                    log::info!("{id}: stopped flapping, settled {}", self.settled_word(&id))
+                }
+            }
+        }
+    }
+
+    fn settled_word(&self, id: &str) -> &'static str {
+        match self.slots.get(id).is_some_and(|s| s.state.failing) {
+            true => "failing",
+            false => "OK",
         }
     }
 

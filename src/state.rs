@@ -39,6 +39,9 @@ pub struct CheckState {
     /// from the instance alone, and the recovery must reply to it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub told: Option<Told>,
+    /// Recent switches, and whether it is flapping (no switch mails then).
+    #[serde(skip_serializing_if = "crate::flapping::Flap::is_quiet")]
+    pub flap: crate::flapping::Flap,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
@@ -230,12 +233,13 @@ impl CheckState {
     }
 
     /// What a restart needs of this state; a change of it is worth a save.
-    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, bool) {
+    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, bool, bool) {
         (
             self.failed_runs,
             self.since,
             self.failing,
             self.told.is_some(),
+            self.flap.flapping,
         )
     }
 
@@ -421,6 +425,7 @@ mod tests {
             error_every: 1,
             retry,
             timeout: Duration::from_secs(2),
+            flap: crate::flapping::Limits::default(),
             env: Vec::new(),
         }
     }

@@ -133,6 +133,15 @@ impl Validator<'_> {
             (None, _) => None,
         };
 
+        let flap = self.flap_limits(
+            &format!("{at}."),
+            check
+                .flap_switches
+                .unwrap_or(i64::from(self.defaults.flap.switches)),
+            check
+                .flap_window
+                .unwrap_or(i64::from(self.defaults.flap.window)),
+        );
         let env = self.plugin_env(&at, check.env.as_ref());
         let Some(probes) = self.probes(raw, hosts, name, check) else {
             return Vec::new();
@@ -152,6 +161,7 @@ impl Validator<'_> {
                     error_every,
                     retry,
                     timeout,
+                    flap,
                     env: env.clone(),
                 }));
             };

@@ -17,6 +17,9 @@ pub(crate) struct RawConfig {
     pub default_retry: i64,
     pub default_timeout: f64,
     pub max_parallel: i64,
+    /// Flapping: more switches than this within `flap_window` runs.
+    pub flap_switches: i64,
+    pub flap_window: i64,
     pub plugin_dir: PathBuf,
     pub log_level: LogLevel,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,6 +38,8 @@ impl Default for RawConfig {
             default_retry: 1,
             default_timeout: 2.0,
             max_parallel: 32,
+            flap_switches: 4,
+            flap_window: 10,
             plugin_dir: PathBuf::from("/usr/lib/nagios/plugins"),
             log_level: LogLevel::Info,
             state_dir: None,
@@ -237,6 +242,10 @@ pub(crate) struct RawCheck {
     /// Variables for the plugin, on top of its minimal environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap_switches: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap_window: Option<i64>,
     /// Checks (or instance ids) whose failure holds this one's mails back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub depends: Option<Vec<String>>,

@@ -384,6 +384,68 @@ impl Mail {
         mail
     }
 
+    /// The mail saying that an instance started flapping (no switch
+    /// mails follow), or where it settled once stable for a whole window.
+    pub fn flapping(
+        emails: &Emails,
+        instance: &crate::check::Instance,
+        state: &crate::state::CheckState,
+        news: crate::flapping::News,
+        reply_to: Option<String>,
+        now: SystemTime,
+    ) -> Mail {
+        use crate::flapping::News;
+        let limits = instance.flap;
+        let severity = match (&state.last, state.failing) {
+            (_, false) => "OK",
+            (Some(last), true) => last.state.as_str(),
+            (None, true) => "UNKNOWN",
+        };
+        let state_word = match (news, state.failing) {
+            (News::Started, _) => "Flapping",
+            (News::Settled, true) => "Problem",
+            (News::Settled, false) => "OK",
+        };
+        let subject = render_subject(
+            &emails.subject_tpl,
+            &[
+                ("state", state_word),
+                ("check", &instance.check),
+                ("dest", &instance.dest),
+                ("severity", severity),
+            ],
+        );
+        let mut body = String::new();
+        match news {
+            News::Started => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} is flapping: it switched more than {} times in its last {} runs.\nNo more mails about its switches until it has been stable for {} runs; then one mail says where it settled.\n",
+                    instance.check, instance.dest, limits.switches, limits.window, limits.window
+                );
+            }
+            News::Settled => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} stopped flapping: stable for {} runs, it settled {}.\n",
+                    instance.check,
+                    instance.dest,
+                    limits.window,
+                    if state.failing { "failing" } else { "OK" }
+                );
+            }
+        }
+        let _ = writeln!(body, "Check:    {} ({})", instance.check, instance.id);
+        let _ = writeln!(body, "Target:   {}", instance.dest);
+        let _ = writeln!(body, "State:    {severity}");
+        if let Some(last) = &state.last {
+            let _ = write!(body, "\nLast output:\n{}", indented_output(&last.output()));
+        }
+        let mut mail = Mail::new(emails, subject, body, now);
+        mail.in_reply_to = reply_to;
+        mail
+    }
+
     /// The lettre message, with a note on how long it waited if a delivery
     /// attempt failed before.
     pub(crate) fn message(&self, now: SystemTime) -> Result<Message, String> {

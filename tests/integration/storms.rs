@@ -259,3 +259,65 @@ fn a_dependency_on_an_unknown_check_or_a_cycle_is_a_configuration_error() {
         assert!(err.contains(says), "{err}");
     }
 }
+
+#[test]
+fn a_check_toggling_every_tick_sends_at_most_two_mails_in_thirty_ticks_then_one_when_it_settles() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = flags_plugin(&site);
+    // The global window, and this check's own limit: more than one switch
+    // in ten runs is flapping.
+    configure(
+        &site,
+        port,
+        "flap_window = 10",
+        &format!(
+            "[checks.vpn]\ntype = \"command\"\ncommand = [\"{plugin}\", \"down\"]\nflap_switches = 1\n"
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("x");
+    // Tick 0 fails (the Problem mail), tick 1 recovers: flapping.
+    let daemon = site.daemon(&["-D"]);
+    // SIGUSR1 before picomon handles it would kill it.
+    daemon.wait_log("vpn: CRITICAL in", 1, LONG);
+    for t in 1..30 {
+        if t % 2 == 1 {
+            site.up();
+        } else {
+            site.down("x");
+        }
+        tick(&daemon, 1);
+        if t == 15 {
+            // A reload keeps the flap history: no second flapping mail.
+            daemon.signal(libc::SIGHUP);
+            daemon.wait_log("configuration reloaded", 1, LONG);
+        }
+    }
+    daemon.wait_log("vpn: FLAPPING", 1, LONG);
+    let msgs = smtp.wait_messages(2, LONG);
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    assert_eq!(msgs[0].header("subject"), "[picomon] Problem: vpn on vpn");
+    assert_eq!(msgs[1].header("subject"), "[picomon] Flapping: vpn on vpn");
+    assert!(msgs[1].body.contains("is flapping"), "{}", msgs[1].body);
+    assert_eq!(msgs[1].header("in-reply-to"), msgs[0].header("message-id"));
+
+    // Tick 29 left it up: one more switch down, then ten quiet runs
+    // settle it there.
+    site.down("x");
+    for _ in 0..11 {
+        tick(&daemon, 1);
+    }
+    let msgs = smtp.wait_messages(3, LONG);
+    assert_eq!(msgs[2].header("subject"), "[picomon] Problem: vpn on vpn");
+    assert!(msgs[2].body.contains("settled failing"), "{}", msgs[2].body);
+    assert_eq!(msgs[2].header("in-reply-to"), msgs[1].header("message-id"));
+    // Its recovery now is an ordinary OK mail in that thread.
+    site.up();
+    tick(&daemon, 1);
+    let msgs = smtp.wait_messages(4, LONG);
+    assert_eq!(msgs[3].header("subject"), "[picomon] OK: vpn on vpn");
+    assert_eq!(msgs[3].header("in-reply-to"), msgs[2].header("message-id"));
+    let all = stop(daemon, &smtp);
+    assert_eq!(all.len(), 4, "{all:#?}");
+}
