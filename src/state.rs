@@ -515,6 +515,42 @@ mod tests {
     }
 
     #[test]
+    fn what_is_owed_follows_from_the_state_and_what_was_told() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(500);
+        let mut s = CheckState::default();
+        assert!(s.owed(&instance(0), now).is_none(), "OK and nothing told");
+        switch(&mut s, 0, State::Critical, 100);
+        let problem = s.owed(&instance(0), now).expect("a problem not told");
+        assert_eq!(problem.transition, Transition::Failing);
+        assert_eq!(
+            problem.since,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(100)
+        );
+        s.told = Some(Told {
+            since: problem.since,
+            by: Some("<digest@example.org>".into()),
+        });
+        assert!(s.owed(&instance(0), now).is_none(), "told, still failing");
+        switch(&mut s, 0, State::Ok, 400);
+        let ok = s
+            .owed(&instance(0), now)
+            .expect("the recovery of a told problem");
+        assert_eq!(
+            ok.transition,
+            Transition::Recovered {
+                after: Duration::from_secs(300),
+                failed_runs: 0
+            }
+        );
+        assert_eq!(ok.reply_to.as_deref(), Some("<digest@example.org>"));
+        // A problem that was never told (held back) owes nothing once over.
+        let mut quiet = CheckState::default();
+        switch(&mut quiet, 0, State::Critical, 100);
+        switch(&mut quiet, 0, State::Ok, 200);
+        assert!(quiet.owed(&instance(0), now).is_none());
+    }
+
+    #[test]
     fn an_ok_check_that_stays_ok_changes_nothing_worth_saving() {
         let mut s = CheckState::default();
         let before = s.durable();
