@@ -345,7 +345,7 @@ impl Daemon {
         }
         let slots = &self.slots;
         self.throttle
-            .retain(|key| slots.contains_key(key.split_once(' ').map_or(key, |(id, _)| id)));
+            .retain(|key| slots.contains_key(key.rsplit_once(' ').map_or(key, |(id, _)| id)));
         self.pending.retain(|id, _| slots.contains_key(id));
     }
 
