@@ -142,6 +142,13 @@ pub fn run_once(
         .collect())
 }
 
+/// A switch not mailed yet.
+struct Pending {
+    event: Event,
+    /// Logged as held back by a failing parent.
+    logged: bool,
+}
+
 /// One scheduled instance in the daemon.
 struct Slot {
     instance: Arc<Instance>,
@@ -231,7 +238,7 @@ pub struct Daemon {
     /// Switches recorded and not mailed yet, the latest per instance:
     /// collected while a tick's results come in and mailed together by
     /// `flush`, so that a storm is one digest.
-    pending: BTreeMap<String, Event>,
+    pending: BTreeMap<String, Pending>,
     /// A switch was recorded since the last flush.
     fresh: bool,
     /// Instances that started or stopped flapping since the last flush.
@@ -506,7 +513,13 @@ impl Daemon {
         if let Some(event) = event {
             // Runs come at `error_every` while failing, `every` otherwise.
             slot.due_in = slot.state.interval(&slot.instance);
-            self.pending.insert(id.to_string(), event);
+            self.pending.insert(
+                id.to_string(),
+                Pending {
+                    event,
+                    logged: false,
+                },
+            );
             self.fresh = true;
         }
         self.log_leftovers(id, leftovers);
@@ -539,7 +552,20 @@ impl Daemon {
                 continue;
             }
             if let Some(parent) = &slot.state.held_by {
-                // Kept pending: mailed when the parent recovers, if still owed.
+                // Kept pending: mailed when the parent recovers, if still
+                // owed. Logged once, as every switch is.
+                if let Some(pending) = self.pending.get_mut(id) {
+                    if !pending.logged {
+                        log::info!(
+                            "{id}: {} held back: {parent} failing",
+                            match pending.event.transition {
+                                Transition::Recovered { .. } => "RECOVERY",
+                                _ => "PROBLEM",
+                            }
+                        );
+                        pending.logged = true;
+                    }
+                }
                 holds.entry(parent).or_default().push(id.clone());
                 continue;
             }
@@ -547,7 +573,7 @@ impl Daemon {
                 std::mem::discriminant(&e.transition) == std::mem::discriminant(&owed.transition)
             };
             let mut event = match self.pending.remove(id) {
-                Some(event) if same(&event) => event,
+                Some(pending) if same(&pending.event) => pending.event,
                 _ => owed,
             };
             // A recovery replies to the mail that told the problem.
@@ -672,18 +698,20 @@ impl Daemon {
     /// back (`depends`), from the parents' states now; logs changes.
     fn update_holds(&mut self) {
         let slots = &self.slots;
-        let holders: Vec<(String, Option<String>)> = slots
-            .keys()
-            .map(|id| {
+        // Only the changes are collected: most flushes have none.
+        let changes: Vec<(String, Option<String>)> = slots
+            .iter()
+            .filter_map(|(id, slot)| {
                 let holder = self.config.parents.get(id).and_then(|parents| {
                     crate::depends::holder(parents, |p| {
                         slots.get(p).is_some_and(|s| s.state.failing)
                     })
                 });
-                (id.clone(), holder.map(str::to_string))
+                (slot.state.held_by.as_deref() != holder)
+                    .then(|| (id.clone(), holder.map(str::to_string)))
             })
             .collect();
-        for (id, holder) in holders {
+        for (id, holder) in changes {
             let Some(slot) = self.slots.get_mut(&id) else {
                 continue;
             };
