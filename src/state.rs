@@ -32,6 +32,12 @@ pub struct CheckState {
     pub since: Option<SystemTime>,
     /// True from the `retry + 1`-th failed run to the next OK one.
     pub failing: bool,
+    /// What the last mail about this instance said: the `since` of the
+    /// outage its Problem mail announced, or None after an OK mail (or
+    /// none yet). It differs from `failing` only while mail is withheld
+    /// (a silence); when that ends, the difference is the one mail due,
+    /// and an OK mail replies to the Problem mail that was really sent.
+    pub mailed: Option<SystemTime>,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
@@ -118,7 +124,8 @@ impl CheckState {
         if !self.failing {
             return None;
         }
-        let since = self.since.unwrap_or(now);
+        // The thread to close is the one whose Problem mail went out.
+        let since = self.mailed.or(self.since).unwrap_or(now);
         let result = self.last.unwrap_or_else(|| RunResult {
             state: State::Unknown,
             exit_code: None,
@@ -141,8 +148,60 @@ impl CheckState {
     }
 
     /// What a restart needs of this state; a change of it is worth a save.
-    pub fn durable(&self) -> (u32, Option<SystemTime>, bool) {
-        (self.failed_runs, self.since, self.failing)
+    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, Option<SystemTime>) {
+        (self.failed_runs, self.since, self.failing, self.mailed)
+    }
+
+    /// `event` as it is mailed: an OK (or "no longer monitored") mail
+    /// replies to the Problem mail that was sent, which is another outage
+    /// than the event's when the check recovered and failed again while
+    /// silenced.
+    pub fn threaded(&self, event: &Event) -> Event {
+        let mut event = event.clone();
+        if event.transition != Transition::Failing {
+            if let Some(since) = self.mailed {
+                event.since = since;
+            }
+        }
+        event
+    }
+
+    /// Remembers that the mail of `event` went out.
+    pub fn note_mailed(&mut self, event: &Event) {
+        self.mailed = match event.transition {
+            Transition::Failing => Some(event.since),
+            Transition::Recovered { .. } | Transition::Unmonitored { .. } => None,
+        };
+    }
+
+    /// The one mail due when the state differs from what was last mailed
+    /// (a silence ended): the Problem of an outage that began unmailed,
+    /// or the OK closing a mailed one that ended unmailed. None when
+    /// nothing is due, or before the instance's first run since a start
+    /// (the mail would have no output to show; it comes after that run).
+    pub fn overdue(&self, instance: &Instance) -> Option<Event> {
+        let last = self.last.as_ref()?;
+        let (transition, since) = match (self.failing, self.mailed) {
+            (true, None) => (Transition::Failing, self.since?),
+            (false, Some(since)) => (
+                Transition::Recovered {
+                    after: last.started.duration_since(since).unwrap_or_default(),
+                    // The runs of the mailed outage were counted while
+                    // silenced and are gone with its end.
+                    failed_runs: 0,
+                },
+                since,
+            ),
+            _ => return None,
+        };
+        Some(Event {
+            id: instance.id.clone(),
+            check: instance.check.clone(),
+            dest: instance.dest.clone(),
+            transition,
+            since,
+            result: last.clone(),
+        })
     }
 
     /// Ticks until the next run: `error_every` while failing, else `every`.
@@ -291,7 +350,7 @@ impl StateStore {
             version: STATE_VERSION,
             instances: states
                 .into_iter()
-                .filter(|(_, state)| state.durable() != (0, None, false))
+                .filter(|(_, state)| state.durable() != (0, None, false, None))
                 .collect(),
         };
         let json = serde_json::to_vec(&file).map_err(io::Error::other)?;
