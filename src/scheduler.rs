@@ -426,6 +426,8 @@ impl Daemon {
                     schedule = Schedule::new(Instant::now(), self.config.base_tick);
                 }
                 Ok(Msg::Status(reply)) => {
+                    // A silence just added shows at once.
+                    self.silences.refresh(SystemTime::now());
                     // The asker may have given up: nothing to do then.
                     let _ = reply.send(self.view());
                 }

@@ -21,3 +21,5 @@ mod mail;
 mod netns;
 mod plugins;
 mod runaway;
+mod silence;
+mod status;
