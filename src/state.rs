@@ -216,7 +216,10 @@ impl CheckState {
 
 /// The state file's format version; another version is set aside, not
 /// misread.
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
+/// Version 1 had no `mailed`: every switch was mailed then, so what was
+/// last mailed is what the state says.
+const STATE_VERSION_WITHOUT_MAILED: u32 = 1;
 
 #[derive(Deserialize)]
 struct StateFile {
@@ -307,6 +310,12 @@ impl StateStore {
         };
         match serde_json::from_slice::<StateFile>(&bytes) {
             Ok(file) if file.version == STATE_VERSION => file.instances,
+            Ok(mut file) if file.version == STATE_VERSION_WITHOUT_MAILED => {
+                for state in file.instances.values_mut() {
+                    state.mailed = state.since.filter(|_| state.failing);
+                }
+                file.instances
+            }
             Ok(file) => {
                 log::error!(
                     "{}: saved state has version {}, this picomon reads {STATE_VERSION}; set aside, starting afresh",
@@ -505,6 +514,65 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o077, 0, "lock mode {mode:o}");
+    }
+
+    #[test]
+    fn the_end_of_a_silence_owes_one_mail_when_the_state_differs_from_the_last_mail() {
+        let inst = instance(0);
+        // Failed during the silence, never mailed: the Problem is due.
+        let mut s = CheckState::default();
+        let event = s
+            .record(&inst, result(State::Critical, 10))
+            .expect("switch");
+        let due = s.overdue(&inst).expect("a Problem is due");
+        assert_eq!(due.transition, Transition::Failing);
+        assert_eq!(due.since, event.since);
+        s.note_mailed(&due);
+        assert!(s.overdue(&inst).is_none(), "mailed: nothing more is due");
+        // Mailed failing, recovered, failed again, recovered: the OK is
+        // due, in the thread of the outage that was mailed.
+        switch(&mut s, 0, State::Ok, 20);
+        switch(&mut s, 0, State::Critical, 30);
+        assert!(s.overdue(&inst).is_none(), "still failing, as mailed");
+        let ok = s.record(&inst, result(State::Ok, 40)).expect("recovery");
+        assert_eq!(
+            s.threaded(&ok).since,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(10)
+        );
+        let due = s.overdue(&inst).expect("the OK is due");
+        assert!(matches!(due.transition, Transition::Recovered { .. }));
+        assert_eq!(due.since, SystemTime::UNIX_EPOCH + Duration::from_secs(10));
+        // Began and ended within the silence: nothing.
+        let mut quiet = CheckState::default();
+        switch(&mut quiet, 0, State::Critical, 10);
+        switch(&mut quiet, 0, State::Ok, 20);
+        assert!(quiet.overdue(&inst).is_none());
+        // No run since a start: it waits for one.
+        let restarted = CheckState {
+            failing: true,
+            since: Some(SystemTime::UNIX_EPOCH),
+            failed_runs: 1,
+            ..CheckState::default()
+        };
+        assert!(restarted.overdue(&inst).is_none());
+    }
+
+    #[test]
+    fn an_outage_saved_before_silences_existed_is_not_mailed_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("state.json"),
+            br#"{"version":1,"instances":{"c/h/ipv4":{"failed_runs":3,"since":{"secs_since_epoch":100,"nanos_since_epoch":0},"failing":true}}}"#,
+        )
+        .expect("write");
+        let store = StateStore::open(dir.path()).expect("open");
+        let loaded = store.load();
+        let state = loaded.get("c/h/ipv4").expect("kept");
+        assert!(state.failing);
+        assert_eq!(
+            state.mailed,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(100))
+        );
     }
 
     #[test]

@@ -68,7 +68,11 @@ pub fn serve(dir: &Path, daemon: Sender<Msg>) -> io::Result<StatusSocket> {
             for conn in listener.incoming() {
                 match conn {
                     Ok(conn) => answer(conn, &daemon),
-                    Err(e) => log::warn!("status socket: cannot accept a connection: {e}"),
+                    Err(e) => {
+                        log::warn!("status socket: cannot accept a connection: {e}");
+                        // Out of descriptors, say: no busy loop meanwhile.
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
                 }
             }
         })?;
