@@ -51,10 +51,16 @@ pub fn outage(i: usize, round: usize) -> String {
     format!("FLAG CRITICAL - c{i:02} down in round {round}")
 }
 
-/// Makes every check fail, saying which round it is.
+/// Makes every check fail, saying which round it is. Each flag appears
+/// whole (written aside, then renamed): a plugin must never read it empty.
 pub fn all_down(site: &Site, round: usize) {
     for i in 0..CHECKS {
-        site.write(&format!("flags/down-{i:02}"), &outage(i, round));
+        site.write("flags/.next", &outage(i, round));
+        std::fs::rename(
+            site.path("flags/.next"),
+            site.path(&format!("flags/down-{i:02}")),
+        )
+        .expect("rename a flag");
     }
 }
 
