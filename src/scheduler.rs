@@ -246,7 +246,8 @@ impl Daemon {
         let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
         let pool = Pool::new(config.max_parallel, &runner)?;
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
-        let outbox = Outbox::start(config.emails.clone(), spool.as_deref())?;
+        let failing = crate::state::failing_since(&saved);
+        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
         let next_report = config
             .emails
             .report_every
@@ -490,14 +491,16 @@ impl Daemon {
         self.log_leftovers(id, leftovers);
     }
 
-    /// Tells a switch: the mail is queued (spooled) first, then the state
-    /// that says it was sent is saved, then it is logged: a crash in
-    /// between repeats a mail, never loses one, and nothing on the way
-    /// out can fail before both are on disk.
+    /// Tells a switch: the mail is spooled first (held), then the state
+    /// that says it was sent is saved, then the mail is released for
+    /// delivery, then it is logged: a crash in between neither loses the
+    /// mail nor tells the switch twice (see `Outbox::hold`), and nothing
+    /// on the way out can fail before both are on disk.
     fn alert(&mut self, event: &Event) {
-        self.outbox.alert(event);
+        let held = self.outbox.hold(event);
         self.save = Save::Now;
         self.save_state();
+        self.outbox.release(held);
         log_event(event);
     }
 
