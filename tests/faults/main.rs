@@ -18,3 +18,4 @@ mod exactly_once;
 mod held_port;
 mod rng;
 mod stop;
+mod switch_window;
