@@ -273,7 +273,8 @@ impl Daemon {
         }
         let pool = Pool::new(config.max_parallel, &runner)?;
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
-        let outbox = Outbox::start(config.emails.clone(), spool.as_deref())?;
+        let failing = crate::state::failing_since(&saved);
+        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
         let next_report = config
             .emails
             .report_every
@@ -526,13 +527,14 @@ impl Daemon {
         self.log_leftovers(id, leftovers);
     }
 
-    /// Tells a switch: the mail is queued (spooled) first, then the state
-    /// that says it was sent is saved, then it is logged: a crash in
-    /// between repeats a mail, never loses one, and nothing on the way
-    /// out can fail before both are on disk.
+    /// Tells a switch: the mail is spooled first (held), then the state
+    /// that says it was sent is saved, then the mail is released for
+    /// delivery, then it is logged: a crash in between neither loses the
+    /// mail nor tells the switch twice (see `Outbox::hold`), and nothing
+    /// on the way out can fail before both are on disk.
     fn alert(&mut self, event: &Event) {
         let now = SystemTime::now();
-        if let Some(silence) = self.silences.silencing(&event.id, now) {
+        let held = if let Some(silence) = self.silences.silencing(&event.id, now) {
             // The switch is kept (and saved); its mail is what the end of
             // the silence compares with.
             log::info!(
@@ -542,6 +544,7 @@ impl Daemon {
                 silence.id,
                 silence.reason
             );
+            None
         } else {
             let event = match self.slots.get_mut(&event.id) {
                 Some(slot) => {
@@ -551,10 +554,13 @@ impl Daemon {
                 }
                 None => event.clone(),
             };
-            self.outbox.alert(&event);
-        }
+            Some(self.outbox.hold(&event))
+        };
         self.save = Save::Now;
         self.save_state();
+        if let Some(held) = held {
+            self.outbox.release(held);
+        }
         log_event(event);
     }
 

@@ -214,6 +214,16 @@ impl CheckState {
     }
 }
 
+/// The failing instances of `states`, each with the start of its outage:
+/// the threads they keep open.
+pub fn failing_since(states: &BTreeMap<String, CheckState>) -> Vec<(String, SystemTime)> {
+    states
+        .iter()
+        .filter(|(_, state)| state.failing)
+        .filter_map(|(id, state)| Some((id.clone(), state.since?)))
+        .collect()
+}
+
 /// The state file's format version; another version is set aside, not
 /// misread.
 const STATE_VERSION: u32 = 2;
