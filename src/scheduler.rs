@@ -17,7 +17,8 @@ use crate::mail::Mail;
 use crate::mail::Outbox;
 use crate::runner::Runner;
 use crate::signals::Signal;
-use crate::state::{CheckState, Event, StateStore, Told, Transition};
+use crate::silence::Silences;
+use crate::state::{CheckState, Event, StateStore, Transition};
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -40,6 +41,8 @@ pub enum Msg {
         leftovers: Leftovers,
     },
     Signal(Signal),
+    /// `picomon status` asks for the live view (see status_socket.rs).
+    Status(Sender<crate::status::View>),
     /// A reload's configuration, loaded off the loop; `generation` tells
     /// a late answer to a refused reload from the current one.
     Loaded {
@@ -224,6 +227,9 @@ pub struct Daemon {
     outbox: Outbox,
     /// When the next global report is due, if reports are on.
     next_report: Option<Instant>,
+    /// Answers `picomon status`, with `state_dir`; declared before
+    /// `store` so that its file goes before the lock is let go.
+    status_socket: Option<crate::status_socket::StatusSocket>,
     /// Where state is saved, with `state_dir`.
     store: Option<StateStore>,
     save: Save,
@@ -243,6 +249,8 @@ pub struct Daemon {
     fresh: bool,
     /// Instances that started or stopped flapping since the last flush.
     flaps: Vec<(String, crate::flapping::News)>,
+    /// `picomon silence`s, read from `state_dir`.
+    silences: Silences,
 }
 
 impl Daemon {
@@ -261,9 +269,29 @@ impl Daemon {
             .map(StateStore::open)
             .transpose()?;
         let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
+        // Without it the daemon still monitors and mails: logged, not fatal.
+        let status_socket = store.as_ref().and_then(|store| {
+            crate::status_socket::serve(store.dir(), tx.clone())
+                .map_err(|e| {
+                    log::error!(
+                        "{}: cannot serve picomon status there: {e}",
+                        store.dir().display()
+                    )
+                })
+                .ok()
+        });
+        let mut silences = Silences::new(config.state_dir.as_deref());
+        // A state that differs from what was mailed was silenced before
+        // the restart: its mail is due when no silence covers it now.
+        for (id, state) in &saved {
+            if state.failing != state.mailed.is_some() {
+                silences.assume_muted(id);
+            }
+        }
         let pool = Pool::new(config.max_parallel, &runner)?;
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
-        let outbox = Outbox::start(config.emails.clone(), spool.as_deref())?;
+        let failing = crate::state::failing_since(&saved);
+        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
         let next_report = config
             .emails
             .report_every
@@ -281,6 +309,7 @@ impl Daemon {
             rx,
             outbox,
             next_report,
+            status_socket,
             store,
             save: Save::Clean,
             last_save: Instant::now(),
@@ -291,6 +320,7 @@ impl Daemon {
             pending: BTreeMap::new(),
             fresh: false,
             flaps: Vec::new(),
+            silences,
         };
         daemon.install_instances();
         daemon.save_state();
@@ -417,6 +447,12 @@ impl Daemon {
                     self.print_status();
                     schedule = Schedule::new(Instant::now(), self.config.base_tick);
                 }
+                Ok(Msg::Status(reply)) => {
+                    // A silence just added shows at once.
+                    self.silences.refresh(SystemTime::now());
+                    // The asker may have given up: nothing to do then.
+                    let _ = reply.send(self.view());
+                }
                 Ok(Msg::Signal(Signal::Reload)) => self.start_reload(),
                 Ok(Msg::Loaded { generation, config }) => {
                     if self.reloading.is_some_and(|(g, _)| g == generation) {
@@ -441,6 +477,7 @@ impl Daemon {
                         schedule.tick,
                         now.saturating_duration_since(due).as_secs_f64() * 1000.0
                     );
+                    self.end_silences();
                     self.tick();
                     self.maybe_report();
                     self.check_reload_deadline(now);
@@ -542,7 +579,7 @@ impl Daemon {
         // Parent → the instances it holds back that are owed a mail.
         let mut holds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (id, slot) in &self.slots {
-            let Some(owed) = slot.state.owed(&slot.instance, now) else {
+            let Some(owed) = slot.state.overdue(&slot.instance) else {
                 self.pending.remove(id);
                 continue;
             };
@@ -569,20 +606,31 @@ impl Daemon {
                 holds.entry(parent).or_default().push(id.clone());
                 continue;
             }
+            if let Some(silence) = self.silences.silencing(id, now) {
+                // Kept: mailed when the silence ends, if still owed.
+                if let Some(pending) = self.pending.get_mut(id) {
+                    if !pending.logged {
+                        log::info!(
+                            "{id}: silenced until {} by silence {} ({}): no mail",
+                            crate::human::human_time(silence.until()),
+                            silence.id,
+                            silence.reason
+                        );
+                        log_event(&pending.event);
+                        pending.logged = true;
+                    }
+                }
+                continue;
+            }
             let same = |e: &Event| {
                 std::mem::discriminant(&e.transition) == std::mem::discriminant(&owed.transition)
             };
-            let mut event = match self.pending.remove(id) {
+            let event = match self.pending.remove(id) {
                 Some(pending) if same(&pending.event) => pending.event,
                 _ => owed,
             };
             // A recovery replies to the mail that told the problem.
-            event.reply_to = slot
-                .state
-                .told
-                .as_ref()
-                .map(|told| told.message_id(&self.config.emails.from, id));
-            due.push(event);
+            due.push(slot.state.threaded(&event));
         }
         for event in &mut due {
             event.held = holds.remove(event.id.as_str()).unwrap_or_default();
@@ -593,32 +641,22 @@ impl Daemon {
         let plan = crate::digest::plan(due, self.config.emails.digest_over, self.slots.len());
         for outgoing in plan {
             match outgoing {
-                Outgoing::One(event) => {
-                    let told = match event.transition {
-                        Transition::Failing => Some(Told {
-                            since: event.since,
-                            by: None,
-                        }),
-                        _ => None,
-                    };
-                    if let Some(slot) = self.slots.get_mut(&event.id) {
-                        slot.state.told = told;
-                    }
-                    self.alert(&event);
-                }
+                Outgoing::One(event) => self.alert(&event),
                 Outgoing::Digest(digest) => {
+                    // As `alert`: spooled held, the switches saved, released.
                     let mail = Mail::digest(&self.config.emails, &digest);
                     for event in &digest.events {
                         if let Some(slot) = self.slots.get_mut(&event.id) {
-                            slot.state.told = (!digest.recovered).then(|| Told {
-                                since: event.since,
-                                by: Some(mail.message_id.clone()),
-                            });
+                            slot.state.note_mailed(event);
+                            if !digest.recovered {
+                                slot.state.mailed_by = Some(mail.message_id.clone());
+                            }
                         }
                     }
-                    self.outbox.send(mail);
+                    let held = self.outbox.hold_mail(mail);
                     self.save = Save::Now;
                     self.save_state();
+                    self.outbox.release(held);
                     log::info!(
                         "{} {} told in one digest mail",
                         digest.events.len(),
@@ -644,14 +682,16 @@ impl Daemon {
             let Some(slot) = self.slots.get_mut(&id) else {
                 continue;
             };
-            if slot.state.held_by.is_some() {
+            if slot.state.held_by.is_some() || self.silences.silencing(&id, now).is_some() {
                 continue;
             }
             let state = &mut slot.state;
-            let reply_to = state
-                .told
-                .as_ref()
-                .map(|told| told.message_id(&self.config.emails.from, &id));
+            let reply_to = state.mailed.map(|since| {
+                state
+                    .mailed_by
+                    .clone()
+                    .unwrap_or_else(|| crate::mail::thread_id(&self.config.emails.from, &id, since))
+            });
             let mail = Mail::flapping(
                 &self.config.emails,
                 &slot.instance,
@@ -660,19 +700,19 @@ impl Daemon {
                 reply_to,
                 now,
             );
-            let since = state.since.unwrap_or(now);
-            state.told = match (news, state.failing) {
-                // Settled and OK: the thread is closed.
-                (crate::flapping::News::Settled, false) => None,
-                _ => Some(Told {
-                    since,
-                    by: Some(mail.message_id.clone()),
-                }),
+            // The thread goes on from this mail; settled OK closes it.
+            (state.mailed, state.mailed_by) = match (news, state.failing) {
+                (crate::flapping::News::Settled, false) => (None, None),
+                _ => (
+                    Some(state.since.unwrap_or(now)),
+                    Some(mail.message_id.clone()),
+                ),
             };
             let (what, limits) = (news, slot.instance.flap);
-            self.outbox.send(mail);
+            let held = self.outbox.hold_mail(mail);
             self.save = Save::Now;
             self.save_state();
+            self.outbox.release(held);
             match what {
                 crate::flapping::News::Started => log::warn!(
                     "{id}: FLAPPING: more than {} switches in {} runs; no switch mails until it is stable for {} runs",
@@ -725,15 +765,78 @@ impl Daemon {
         }
     }
 
-    /// Tells a switch: the mail is queued (spooled) first, then the state
-    /// that says it was sent is saved, then it is logged: a crash in
-    /// between repeats a mail, never loses one, and nothing on the way
-    /// out can fail before both are on disk.
+    /// Tells a switch: the mail is spooled first (held), then the state
+    /// that says it was sent is saved, then the mail is released for
+    /// delivery, then it is logged: a crash in between neither loses the
+    /// mail nor tells the switch twice (see `Outbox::hold`), and nothing
+    /// on the way out can fail before both are on disk.
     fn alert(&mut self, event: &Event) {
-        self.outbox.alert(event);
+        let now = SystemTime::now();
+        let held = if let Some(silence) = self.silences.silencing(&event.id, now) {
+            // The switch is kept (and saved); its mail is what the end of
+            // the silence compares with.
+            log::info!(
+                "{}: silenced until {} by silence {} ({}): no mail",
+                event.id,
+                crate::human::human_time(silence.until()),
+                silence.id,
+                silence.reason
+            );
+            None
+        } else {
+            let event = match self.slots.get_mut(&event.id) {
+                Some(slot) => {
+                    let event = slot.state.threaded(event);
+                    slot.state.note_mailed(&event);
+                    event
+                }
+                None => event.clone(),
+            };
+            Some(self.outbox.hold(&event))
+        };
         self.save = Save::Now;
         self.save_state();
+        if let Some(held) = held {
+            self.outbox.release(held);
+        }
         log_event(event);
+    }
+
+    /// Mails what is due for the instances whose silence ended (expired
+    /// or removed): one mail each, when the state differs from what was
+    /// last mailed.
+    fn end_silences(&mut self) {
+        let ids = self
+            .slots
+            .iter()
+            .map(|(id, slot)| (id.as_str(), slot.state.last.is_some()));
+        for id in self.silences.ended(ids, SystemTime::now()) {
+            let Some(slot) = self.slots.get(&id) else {
+                continue;
+            };
+            // The flush that follows mails it (with the others, held back
+            // by a failing parent or flapping as they may be).
+            match slot.state.overdue(&slot.instance) {
+                Some(_) => log::info!("{id}: silence ended, mailing what happened meanwhile"),
+                None => log::info!("{id}: silence ended, nothing to mail"),
+            }
+            self.fresh = true;
+        }
+    }
+
+    /// The live view, for SIGUSR1, the report and `picomon status`.
+    fn view(&self) -> crate::status::View {
+        let now = SystemTime::now();
+        crate::status::View::new(
+            self.slots.values().map(|s| {
+                (
+                    s.instance.as_ref(),
+                    &s.state,
+                    self.silences.find(&s.instance.id, now),
+                )
+            }),
+            now,
+        )
     }
 
     fn log_leftovers(&mut self, id: &str, leftovers: Leftovers) {
@@ -777,18 +880,11 @@ impl Daemon {
         if !long_failing {
             return;
         }
-        let body = crate::status::render_states(
-            self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
-            wall,
-        );
-        self.outbox.report(body);
+        self.outbox.report(self.view().render());
     }
 
     fn print_status(&self) {
-        let text = crate::status::render_states(
-            self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
-            SystemTime::now(),
-        );
+        let text = self.view().render();
         let mut out = std::io::stdout().lock();
         if out
             .write_all(text.as_bytes())
@@ -891,6 +987,8 @@ impl Daemon {
         }
         self.save_state();
         self.outbox.stop(FLUSH_GRACE);
+        // No status is answered from here on.
+        self.status_socket = None;
         log::info!("stopped");
     }
 }

@@ -32,13 +32,19 @@ pub struct CheckState {
     pub since: Option<SystemTime>,
     /// True from the `retry + 1`-th failed run to the next OK one.
     pub failing: bool,
-    /// The mail that told this instance's current problem (its own
-    /// Problem mail, a digest, a flapping mail), until its recovery is
-    /// told; None while no problem of it has been told (none, or one
-    /// held back). Kept because a digest's Message-ID cannot be derived
-    /// from the instance alone, and the recovery must reply to it.
+    /// What the last mail about this instance said: the `since` of the
+    /// outage its Problem mail announced, or None after an OK mail (or
+    /// none yet). It differs from `failing` only while mail is withheld
+    /// (a silence); when that ends, the difference is the one mail due,
+    /// and an OK mail replies to the Problem mail that was really sent.
+    pub mailed: Option<SystemTime>,
+    /// The Message-ID of the mail that told the outage `mailed` names,
+    /// when that was not the instance's own Problem mail (a digest, a
+    /// flapping mail), whose id cannot be derived from the instance; None
+    /// for the own mail, whose id is derived from the instance and
+    /// `mailed`, so the state file holds no Message-ID for it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub told: Option<Told>,
+    pub mailed_by: Option<String>,
     /// Recent switches, and whether it is flapping (no switch mails then).
     #[serde(skip_serializing_if = "crate::flapping::Flap::is_quiet")]
     pub flap: crate::flapping::Flap,
@@ -49,29 +55,6 @@ pub struct CheckState {
     /// back, as of the last flush (`depends`); for the status view.
     #[serde(skip)]
     pub held_by: Option<String>,
-}
-
-/// The mail that told a problem, for the recovery to reply to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Told {
-    /// When the problem began: the recovery says how long it was, and
-    /// the instance's own Problem mail has its Message-ID derived from it.
-    pub since: SystemTime,
-    /// The Message-ID of the mail that told it when that was not the
-    /// instance's own Problem mail (a digest); the own mail's is derived
-    /// again, so that the state file holds no Message-ID for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-}
-
-impl Told {
-    /// The Message-ID to reply to.
-    pub fn message_id(&self, from: &str, id: &str) -> String {
-        match &self.by {
-            Some(by) => by.clone(),
-            None => crate::mail::thread_id(from, id, self.since),
-        }
-    }
 }
 
 /// A switch of a check instance, to be told to people.
@@ -161,10 +144,12 @@ impl CheckState {
 
     /// The check of instance `id` left the configuration for good: when
     /// it was failing, the event that closes its thread.
-    /// Only a problem that was told needs closing.
     pub fn close(self, id: &str, check: &str, dest: &str, now: SystemTime) -> Option<Event> {
-        let told = self.told?;
-        let since = self.since.unwrap_or(told.since);
+        if !self.failing {
+            return None;
+        }
+        // The thread to close is the one whose Problem mail went out.
+        let since = self.mailed.or(self.since).unwrap_or(now);
         let result = self.last.unwrap_or_else(|| RunResult {
             state: State::Unknown,
             exit_code: None,
@@ -183,44 +168,67 @@ impl CheckState {
             },
             since,
             result,
-            reply_to: told.by,
+            reply_to: self.mailed_by,
             held: Vec::new(),
         })
     }
 
-    /// The switch that is owed to people: a problem not told yet, or the
-    /// recovery of a told one, built from the state when the event of the
-    /// switch itself is gone (a restart; a problem held back for a while).
-    pub fn owed(&self, instance: &Instance, now: SystemTime) -> Option<Event> {
-        // Most flushes owe nothing for most instances: no copy then.
-        if self.failing == self.told.is_some() {
-            return None;
+    /// What a restart needs of this state; a change of it is worth a save.
+    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, Option<SystemTime>, bool) {
+        (
+            self.failed_runs,
+            self.since,
+            self.failing,
+            self.mailed,
+            self.flap.flapping,
+        )
+    }
+
+    /// `event` as it is mailed: an OK (or "no longer monitored") mail
+    /// replies to the Problem mail that was sent, which is another outage
+    /// than the event's when the check recovered and failed again while
+    /// silenced.
+    pub fn threaded(&self, event: &Event) -> Event {
+        let mut event = event.clone();
+        if event.transition != Transition::Failing {
+            if let Some(since) = self.mailed {
+                event.since = since;
+            }
+            // A Problem told by a digest: its id is not derived.
+            if self.mailed_by.is_some() {
+                event.reply_to = self.mailed_by.clone();
+            }
         }
-        let result = self.last.clone().unwrap_or_else(|| RunResult {
-            state: if self.failing {
-                State::Unknown
-            } else {
-                State::Ok
-            },
-            exit_code: None,
-            summary: "no run since picomon started".to_string(),
-            perfdata: String::new(),
-            details: String::new(),
-            duration: Duration::ZERO,
-            started: now,
-        });
-        let (transition, since, reply_to) = match (self.failing, &self.told) {
-            (true, None) => (Transition::Failing, self.since.unwrap_or(now), None),
-            (false, Some(told)) => (
+        event
+    }
+
+    /// Remembers that the mail of `event` went out.
+    pub fn note_mailed(&mut self, event: &Event) {
+        // Its own mail (a digest sets its id after this).
+        self.mailed_by = None;
+        self.mailed = match event.transition {
+            Transition::Failing => Some(event.since),
+            Transition::Recovered { .. } | Transition::Unmonitored { .. } => None,
+        };
+    }
+
+    /// The one mail due when the state differs from what was last mailed
+    /// (a silence ended): the Problem of an outage that began unmailed,
+    /// or the OK closing a mailed one that ended unmailed. None when
+    /// nothing is due, or before the instance's first run since a start
+    /// (the mail would have no output to show; it comes after that run).
+    pub fn overdue(&self, instance: &Instance) -> Option<Event> {
+        let last = self.last.as_ref()?;
+        let (transition, since) = match (self.failing, self.mailed) {
+            (true, None) => (Transition::Failing, self.since?),
+            (false, Some(since)) => (
                 Transition::Recovered {
-                    after: result
-                        .started
-                        .duration_since(told.since)
-                        .unwrap_or_default(),
+                    after: last.started.duration_since(since).unwrap_or_default(),
+                    // The runs of the mailed outage were counted while
+                    // silenced and are gone with its end.
                     failed_runs: 0,
                 },
-                told.since,
-                told.by.clone(),
+                since,
             ),
             _ => return None,
         };
@@ -230,21 +238,10 @@ impl CheckState {
             dest: instance.dest.clone(),
             transition,
             since,
-            result,
-            reply_to,
+            result: last.clone(),
+            reply_to: None,
             held: Vec::new(),
         })
-    }
-
-    /// What a restart needs of this state; a change of it is worth a save.
-    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, bool, bool) {
-        (
-            self.failed_runs,
-            self.since,
-            self.failing,
-            self.told.is_some(),
-            self.flap.flapping,
-        )
     }
 
     /// Ticks until the next run: `error_every` while failing, else `every`.
@@ -257,9 +254,22 @@ impl CheckState {
     }
 }
 
+/// The failing instances of `states`, each with the start of its outage:
+/// the threads they keep open.
+pub fn failing_since(states: &BTreeMap<String, CheckState>) -> Vec<(String, SystemTime)> {
+    states
+        .iter()
+        .filter(|(_, state)| state.failing)
+        .filter_map(|(id, state)| Some((id.clone(), state.since?)))
+        .collect()
+}
+
 /// The state file's format version; another version is set aside, not
 /// misread.
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
+/// Version 1 had no `mailed`: every switch was mailed then, so what was
+/// last mailed is what the state says.
+const STATE_VERSION_WITHOUT_MAILED: u32 = 1;
 
 #[derive(Deserialize)]
 struct StateFile {
@@ -350,6 +360,12 @@ impl StateStore {
         };
         match serde_json::from_slice::<StateFile>(&bytes) {
             Ok(file) if file.version == STATE_VERSION => file.instances,
+            Ok(mut file) if file.version == STATE_VERSION_WITHOUT_MAILED => {
+                for state in file.instances.values_mut() {
+                    state.mailed = state.since.filter(|_| state.failing);
+                }
+                file.instances
+            }
             Ok(file) => {
                 log::error!(
                     "{}: saved state has version {}, this picomon reads {STATE_VERSION}; set aside, starting afresh",
@@ -492,15 +508,6 @@ mod tests {
     fn a_check_removed_while_failing_closes_its_thread_and_an_ok_one_says_nothing() {
         let mut s = CheckState::default();
         switch(&mut s, 0, State::Critical, 100);
-        // A problem never told (held back) has no thread to close.
-        assert!(s
-            .clone()
-            .close("c/h/ipv4", "c", "h/ipv4", SystemTime::now())
-            .is_none());
-        s.told = Some(Told {
-            by: Some("<problem@example.org>".into()),
-            since: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
-        });
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(160);
         let event = s
             .clone()
@@ -512,46 +519,9 @@ mod tests {
                 after: Duration::from_secs(60)
             }
         );
-        assert_eq!(event.reply_to.as_deref(), Some("<problem@example.org>"));
         let mut ok = CheckState::default();
         switch(&mut ok, 0, State::Ok, 100);
         assert!(ok.close("c/h/ipv4", "c", "h/ipv4", now).is_none());
-    }
-
-    #[test]
-    fn what_is_owed_follows_from_the_state_and_what_was_told() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(500);
-        let mut s = CheckState::default();
-        assert!(s.owed(&instance(0), now).is_none(), "OK and nothing told");
-        switch(&mut s, 0, State::Critical, 100);
-        let problem = s.owed(&instance(0), now).expect("a problem not told");
-        assert_eq!(problem.transition, Transition::Failing);
-        assert_eq!(
-            problem.since,
-            SystemTime::UNIX_EPOCH + Duration::from_secs(100)
-        );
-        s.told = Some(Told {
-            since: problem.since,
-            by: Some("<digest@example.org>".into()),
-        });
-        assert!(s.owed(&instance(0), now).is_none(), "told, still failing");
-        switch(&mut s, 0, State::Ok, 400);
-        let ok = s
-            .owed(&instance(0), now)
-            .expect("the recovery of a told problem");
-        assert_eq!(
-            ok.transition,
-            Transition::Recovered {
-                after: Duration::from_secs(300),
-                failed_runs: 0
-            }
-        );
-        assert_eq!(ok.reply_to.as_deref(), Some("<digest@example.org>"));
-        // A problem that was never told (held back) owes nothing once over.
-        let mut quiet = CheckState::default();
-        switch(&mut quiet, 0, State::Critical, 100);
-        switch(&mut quiet, 0, State::Ok, 200);
-        assert!(quiet.owed(&instance(0), now).is_none());
     }
 
     #[test]
@@ -595,6 +565,89 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o077, 0, "lock mode {mode:o}");
+    }
+
+    #[test]
+    fn the_end_of_a_silence_owes_one_mail_when_the_state_differs_from_the_last_mail() {
+        let inst = instance(0);
+        // Failed during the silence, never mailed: the Problem is due.
+        let mut s = CheckState::default();
+        let event = s
+            .record(&inst, result(State::Critical, 10))
+            .expect("switch");
+        let due = s.overdue(&inst).expect("a Problem is due");
+        assert_eq!(due.transition, Transition::Failing);
+        assert_eq!(due.since, event.since);
+        s.note_mailed(&due);
+        assert!(s.overdue(&inst).is_none(), "mailed: nothing more is due");
+        // Mailed failing, recovered, failed again, recovered: the OK is
+        // due, in the thread of the outage that was mailed.
+        switch(&mut s, 0, State::Ok, 20);
+        switch(&mut s, 0, State::Critical, 30);
+        assert!(s.overdue(&inst).is_none(), "still failing, as mailed");
+        let ok = s.record(&inst, result(State::Ok, 40)).expect("recovery");
+        assert_eq!(
+            s.threaded(&ok).since,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(10)
+        );
+        let due = s.overdue(&inst).expect("the OK is due");
+        assert!(matches!(due.transition, Transition::Recovered { .. }));
+        assert_eq!(due.since, SystemTime::UNIX_EPOCH + Duration::from_secs(10));
+        // Began and ended within the silence: nothing.
+        let mut quiet = CheckState::default();
+        switch(&mut quiet, 0, State::Critical, 10);
+        switch(&mut quiet, 0, State::Ok, 20);
+        assert!(quiet.overdue(&inst).is_none());
+        // No run since a start: it waits for one.
+        let restarted = CheckState {
+            failing: true,
+            since: Some(SystemTime::UNIX_EPOCH),
+            failed_runs: 1,
+            ..CheckState::default()
+        };
+        assert!(restarted.overdue(&inst).is_none());
+    }
+
+    #[test]
+    fn a_recovery_replies_to_the_digest_that_told_its_problem() {
+        let inst = instance(0);
+        let mut s = CheckState::default();
+        let problem = s
+            .record(&inst, result(State::Critical, 10))
+            .expect("switch");
+        s.note_mailed(&problem);
+        s.mailed_by = Some("<digest@example.org>".into());
+        let ok = s.record(&inst, result(State::Ok, 40)).expect("recovery");
+        let ok = s.threaded(&ok);
+        assert_eq!(ok.reply_to.as_deref(), Some("<digest@example.org>"));
+        s.note_mailed(&ok);
+        assert_eq!((s.mailed, s.mailed_by.as_deref()), (None, None));
+        // Its own Problem mail: no id kept, the thread is derived.
+        let again = s
+            .record(&inst, result(State::Critical, 50))
+            .expect("switch");
+        s.note_mailed(&again);
+        assert_eq!(s.mailed_by, None);
+        let ok = s.record(&inst, result(State::Ok, 60)).expect("recovery");
+        assert_eq!(s.threaded(&ok).reply_to, None);
+    }
+
+    #[test]
+    fn an_outage_saved_before_silences_existed_is_not_mailed_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("state.json"),
+            br#"{"version":1,"instances":{"c/h/ipv4":{"failed_runs":3,"since":{"secs_since_epoch":100,"nanos_since_epoch":0},"failing":true}}}"#,
+        )
+        .expect("write");
+        let store = StateStore::open(dir.path()).expect("open");
+        let loaded = store.load();
+        let state = loaded.get("c/h/ipv4").expect("kept");
+        assert!(state.failing);
+        assert_eq!(
+            state.mailed,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(100))
+        );
     }
 
     #[test]

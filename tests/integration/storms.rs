@@ -201,7 +201,7 @@ fn forty_instances_behind_one_failing_uplink_make_one_problem_mail_listing_them_
     // SIGUSR1 printed the view before that tick: every child held.
     assert!(
         daemon.stdout().contains("svc on h39: failing since")
-            && daemon.stdout().contains("(held: uplink failing)"),
+            && daemon.stdout().contains("[held: uplink failing]"),
         "{}",
         daemon.stdout()
     );
