@@ -34,7 +34,7 @@ pub fn site(port: u16) -> Site {
         ),
     );
     let mut config = format!(
-        "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\nfrom = \"Picomon <picomon@monitor.example.org>\"\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
+        "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\ndigest_over = 0\nfrom = \"Picomon <picomon@monitor.example.org>\"\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
         site.path("state").display()
     );
     for i in 0..CHECKS {
