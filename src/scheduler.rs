@@ -12,10 +12,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::check::{Instance, RunResult};
 use crate::config::{Config, ConfigError};
+use crate::digest::Outgoing;
 use crate::logging::Throttle;
+use crate::mail::Mail;
 use crate::mail::Outbox;
 use crate::runner::{Runner, Watch};
 use crate::signals::Signal;
+use crate::silence::Silences;
 use crate::state::{CheckState, Event, StateStore, Transition};
 use crate::sys;
 
@@ -40,6 +43,8 @@ pub enum Msg {
         leftovers: Leftovers,
     },
     Signal(Signal),
+    /// `picomon status` asks for the live view (see status_socket.rs).
+    Status(Sender<crate::status::View>),
     /// A reload's configuration, loaded off the loop; `generation` tells
     /// a late answer to a refused reload from the current one.
     Loaded {
@@ -207,6 +212,13 @@ pub fn run_once(
         .collect())
 }
 
+/// A switch not mailed yet.
+struct Pending {
+    event: Event,
+    /// Logged as held back by a failing parent.
+    logged: bool,
+}
+
 /// One scheduled instance in the daemon.
 struct Slot {
     instance: Arc<Instance>,
@@ -282,6 +294,9 @@ pub struct Daemon {
     outbox: Outbox,
     /// When the next global report is due, if reports are on.
     next_report: Option<Instant>,
+    /// Answers `picomon status`, with `state_dir`; declared before
+    /// `store` so that its file goes before the lock is let go.
+    status_socket: Option<crate::status_socket::StatusSocket>,
     /// Where state is saved, with `state_dir`.
     store: Option<StateStore>,
     save: Save,
@@ -293,6 +308,16 @@ pub struct Daemon {
     /// The reload being loaded off the loop: its generation and deadline.
     reloading: Option<(u64, Instant)>,
     reloads: u64,
+    /// Switches recorded and not mailed yet, the latest per instance:
+    /// collected while a tick's results come in and mailed together by
+    /// `flush`, so that a storm is one digest.
+    pending: BTreeMap<String, Pending>,
+    /// A switch was recorded since the last flush.
+    fresh: bool,
+    /// Instances that started or stopped flapping since the last flush.
+    flaps: Vec<(String, crate::flapping::News)>,
+    /// `picomon silence`s, read from `state_dir`.
+    silences: Silences,
 }
 
 impl Daemon {
@@ -311,9 +336,29 @@ impl Daemon {
             .map(StateStore::open)
             .transpose()?;
         let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
+        // Without it the daemon still monitors and mails: logged, not fatal.
+        let status_socket = store.as_ref().and_then(|store| {
+            crate::status_socket::serve(store.dir(), tx.clone())
+                .map_err(|e| {
+                    log::error!(
+                        "{}: cannot serve picomon status there: {e}",
+                        store.dir().display()
+                    )
+                })
+                .ok()
+        });
+        let mut silences = Silences::new(config.state_dir.as_deref());
+        // A state that differs from what was mailed was silenced before
+        // the restart: its mail is due when no silence covers it now.
+        for (id, state) in &saved {
+            if state.failing != state.mailed.is_some() {
+                silences.assume_muted(id);
+            }
+        }
         let pool = Pool::new(config.max_parallel, &runner)?;
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
-        let outbox = Outbox::start(config.emails.clone(), spool.as_deref())?;
+        let failing = crate::state::failing_since(&saved);
+        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
         let next_report = config
             .emails
             .report_every
@@ -331,6 +376,7 @@ impl Daemon {
             rx,
             outbox,
             next_report,
+            status_socket,
             store,
             save: Save::Clean,
             last_save: Instant::now(),
@@ -338,6 +384,10 @@ impl Daemon {
             throttle: Throttle::new(Duration::from_secs(60)),
             reloading: None,
             reloads: 0,
+            pending: BTreeMap::new(),
+            fresh: false,
+            flaps: Vec::new(),
+            silences,
         };
         daemon.install_instances();
         daemon.save_state();
@@ -400,6 +450,7 @@ impl Daemon {
         let slots = &self.slots;
         self.throttle
             .retain(|key| slots.contains_key(key.rsplit_once(' ').map_or(key, |(id, _)| id)));
+        self.pending.retain(|id, _| slots.contains_key(id));
     }
 
     /// Writes every state to `state_dir`, if there is one and something
@@ -463,6 +514,12 @@ impl Daemon {
                     self.print_status();
                     schedule = Schedule::new(Instant::now(), self.config.base_tick);
                 }
+                Ok(Msg::Status(reply)) => {
+                    // A silence just added shows at once.
+                    self.silences.refresh(SystemTime::now());
+                    // The asker may have given up: nothing to do then.
+                    let _ = reply.send(self.view());
+                }
                 Ok(Msg::Signal(Signal::Reload)) => self.start_reload(),
                 Ok(Msg::Loaded { generation, config }) => {
                     if self.reloading.is_some_and(|(g, _)| g == generation) {
@@ -487,6 +544,7 @@ impl Daemon {
                         schedule.tick,
                         now.saturating_duration_since(due).as_secs_f64() * 1000.0
                     );
+                    self.end_silences();
                     self.tick();
                     self.maybe_report();
                     self.check_reload_deadline(now);
@@ -507,6 +565,9 @@ impl Daemon {
     }
 
     fn tick(&mut self) {
+        // What the last tick's late results switched goes out before this
+        // tick's runs start: no alert waits longer than one tick.
+        self.flush();
         let now = Instant::now();
         for slot in self.slots.values_mut() {
             slot.due_in = slot.due_in.saturating_sub(1);
@@ -546,26 +607,303 @@ impl Daemon {
         );
         let durable = slot.state.durable();
         let event = slot.state.record(&slot.instance, result);
+        if let Some(news) = slot.state.flap.observe(event.is_some(), slot.instance.flap) {
+            self.flaps.push((id.to_string(), news));
+            self.fresh = true;
+        }
         if slot.state.durable() != durable {
             self.save = self.save.max(Save::Soon);
         }
         if let Some(event) = event {
             // Runs come at `error_every` while failing, `every` otherwise.
             slot.due_in = slot.state.interval(&slot.instance);
-            self.alert(&event);
+            self.pending.insert(
+                id.to_string(),
+                Pending {
+                    event,
+                    logged: false,
+                },
+            );
+            self.fresh = true;
         }
         self.log_leftovers(id, leftovers);
+        // The flush point: once every run of the tick has answered (else
+        // at the next tick), so that switches of one tick go out together.
+        if self.fresh && !self.slots.values().any(|s| s.running) {
+            self.flush();
+        }
     }
 
-    /// Tells a switch: the mail is queued (spooled) first, then the state
-    /// that says it was sent is saved, then it is logged: a crash in
-    /// between repeats a mail, never loses one, and nothing on the way
-    /// out can fail before both are on disk.
+    /// Mails what is owed: every instance whose state differs from what
+    /// was told (a problem not told, a told problem that recovered), as
+    /// single mails or, in a storm, digests (`digest::plan`).
+    fn flush(&mut self) {
+        self.fresh = false;
+        let now = SystemTime::now();
+        self.update_holds();
+        self.tell_flaps(now);
+        let mut due = Vec::new();
+        // Parent → the instances it holds back that are owed a mail.
+        let mut holds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (id, slot) in &self.slots {
+            let Some(owed) = slot.state.overdue(&slot.instance) else {
+                self.pending.remove(id);
+                continue;
+            };
+            if slot.state.flap.flapping {
+                // The flapping mail said it; the settled one will say more.
+                self.pending.remove(id);
+                continue;
+            }
+            if let Some(parent) = &slot.state.held_by {
+                // Kept pending: mailed when the parent recovers, if still
+                // owed. Logged once, as every switch is.
+                if let Some(pending) = self.pending.get_mut(id) {
+                    if !pending.logged {
+                        log::info!(
+                            "{id}: {} held back: {parent} failing",
+                            match pending.event.transition {
+                                Transition::Recovered { .. } => "RECOVERY",
+                                _ => "PROBLEM",
+                            }
+                        );
+                        pending.logged = true;
+                    }
+                }
+                holds.entry(parent).or_default().push(id.clone());
+                continue;
+            }
+            if let Some(silence) = self.silences.silencing(id, now) {
+                // Kept: mailed when the silence ends, if still owed.
+                if let Some(pending) = self.pending.get_mut(id) {
+                    if !pending.logged {
+                        log::info!(
+                            "{id}: silenced until {} by silence {} ({}): no mail",
+                            crate::human::human_time(silence.until()),
+                            silence.id,
+                            silence.reason
+                        );
+                        log_event(&pending.event);
+                        pending.logged = true;
+                    }
+                }
+                continue;
+            }
+            let same = |e: &Event| {
+                std::mem::discriminant(&e.transition) == std::mem::discriminant(&owed.transition)
+            };
+            let event = match self.pending.remove(id) {
+                Some(pending) if same(&pending.event) => pending.event,
+                _ => owed,
+            };
+            // A recovery replies to the mail that told the problem.
+            due.push(slot.state.threaded(&event));
+        }
+        for event in &mut due {
+            event.held = holds.remove(event.id.as_str()).unwrap_or_default();
+        }
+        if due.is_empty() {
+            return;
+        }
+        let plan = crate::digest::plan(due, self.config.emails.digest_over, self.slots.len());
+        for outgoing in plan {
+            match outgoing {
+                Outgoing::One(event) => self.alert(&event),
+                Outgoing::Digest(digest) => {
+                    // As `alert`: spooled held, the switches saved, released.
+                    let mail = Mail::digest(&self.config.emails, &digest);
+                    for event in &digest.events {
+                        if let Some(slot) = self.slots.get_mut(&event.id) {
+                            slot.state.note_mailed(event);
+                            if !digest.recovered {
+                                slot.state.mailed_by = Some(mail.message_id.clone());
+                            }
+                        }
+                    }
+                    let held = self.outbox.hold_mail(mail);
+                    self.save = Save::Now;
+                    self.save_state();
+                    self.outbox.release(held);
+                    log::info!(
+                        "{} {} told in one digest mail",
+                        digest.events.len(),
+                        if digest.recovered {
+                            "recoveries"
+                        } else {
+                            "problems"
+                        }
+                    );
+                    for event in &digest.events {
+                        log_event(event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mails that instances started flapping, or where they settled; the
+    /// thread goes on from the mail that told their problem, if any. An
+    /// instance held back by a failing parent gets none of these.
+    fn tell_flaps(&mut self, now: SystemTime) {
+        for (id, news) in std::mem::take(&mut self.flaps) {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            if slot.state.held_by.is_some() || self.silences.silencing(&id, now).is_some() {
+                continue;
+            }
+            let state = &mut slot.state;
+            let reply_to = state.mailed.map(|since| {
+                state
+                    .mailed_by
+                    .clone()
+                    .unwrap_or_else(|| crate::mail::thread_id(&self.config.emails.from, &id, since))
+            });
+            let mail = Mail::flapping(
+                &self.config.emails,
+                &slot.instance,
+                state,
+                news,
+                reply_to,
+                now,
+            );
+            // The thread goes on from this mail; settled OK closes it.
+            (state.mailed, state.mailed_by) = match (news, state.failing) {
+                (crate::flapping::News::Settled, false) => (None, None),
+                _ => (
+                    Some(state.since.unwrap_or(now)),
+                    Some(mail.message_id.clone()),
+                ),
+            };
+            let (what, limits) = (news, slot.instance.flap);
+            let held = self.outbox.hold_mail(mail);
+            self.save = Save::Now;
+            self.save_state();
+            self.outbox.release(held);
+            match what {
+                crate::flapping::News::Started => log::warn!(
+                    "{id}: FLAPPING: more than {} switches in {} runs; no switch mails until it is stable for {} runs",
+                    limits.switches,
+                    limits.window,
+                    limits.window
+                ),
+                crate::flapping::News::Settled => {
+                    log::info!("{id}: stopped flapping, settled {}", self.settled_word(&id))
+                }
+            }
+        }
+    }
+
+    fn settled_word(&self, id: &str) -> &'static str {
+        match self.slots.get(id).is_some_and(|s| s.state.failing) {
+            true => "failing",
+            false => "OK",
+        }
+    }
+
+    /// Marks each instance with the failing parent that holds its mails
+    /// back (`depends`), from the parents' states now; logs changes.
+    fn update_holds(&mut self) {
+        let slots = &self.slots;
+        // Only the changes are collected: most flushes have none.
+        let changes: Vec<(String, Option<String>)> = slots
+            .iter()
+            .filter_map(|(id, slot)| {
+                let holder = self.config.parents.get(id).and_then(|parents| {
+                    crate::depends::holder(parents, |p| {
+                        slots.get(p).is_some_and(|s| s.state.failing)
+                    })
+                });
+                (slot.state.held_by.as_deref() != holder)
+                    .then(|| (id.clone(), holder.map(str::to_string)))
+            })
+            .collect();
+        for (id, holder) in changes {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            if slot.state.held_by != holder {
+                match &holder {
+                    Some(parent) => log::debug!("{id}: held: {parent} failing; its mails wait"),
+                    None => log::debug!("{id}: no longer held back"),
+                }
+                slot.state.held_by = holder;
+            }
+        }
+    }
+
+    /// Tells a switch: the mail is spooled first (held), then the state
+    /// that says it was sent is saved, then the mail is released for
+    /// delivery, then it is logged: a crash in between neither loses the
+    /// mail nor tells the switch twice (see `Outbox::hold`), and nothing
+    /// on the way out can fail before both are on disk.
     fn alert(&mut self, event: &Event) {
-        self.outbox.alert(event);
+        let now = SystemTime::now();
+        let held = if let Some(silence) = self.silences.silencing(&event.id, now) {
+            // The switch is kept (and saved); its mail is what the end of
+            // the silence compares with.
+            log::info!(
+                "{}: silenced until {} by silence {} ({}): no mail",
+                event.id,
+                crate::human::human_time(silence.until()),
+                silence.id,
+                silence.reason
+            );
+            None
+        } else {
+            let event = match self.slots.get_mut(&event.id) {
+                Some(slot) => {
+                    let event = slot.state.threaded(event);
+                    slot.state.note_mailed(&event);
+                    event
+                }
+                None => event.clone(),
+            };
+            Some(self.outbox.hold(&event))
+        };
         self.save = Save::Now;
         self.save_state();
+        if let Some(held) = held {
+            self.outbox.release(held);
+        }
         log_event(event);
+    }
+
+    /// Mails what is due for the instances whose silence ended (expired
+    /// or removed): one mail each, when the state differs from what was
+    /// last mailed.
+    fn end_silences(&mut self) {
+        let ids = self
+            .slots
+            .iter()
+            .map(|(id, slot)| (id.as_str(), slot.state.last.is_some()));
+        for id in self.silences.ended(ids, SystemTime::now()) {
+            let Some(slot) = self.slots.get(&id) else {
+                continue;
+            };
+            // The flush that follows mails it (with the others, held back
+            // by a failing parent or flapping as they may be).
+            match slot.state.overdue(&slot.instance) {
+                Some(_) => log::info!("{id}: silence ended, mailing what happened meanwhile"),
+                None => log::info!("{id}: silence ended, nothing to mail"),
+            }
+            self.fresh = true;
+        }
+    }
+
+    /// The live view, for SIGUSR1, the report and `picomon status`.
+    fn view(&self) -> crate::status::View {
+        let now = SystemTime::now();
+        crate::status::View::new(
+            self.slots.values().map(|s| {
+                (
+                    s.instance.as_ref(),
+                    &s.state,
+                    self.silences.find(&s.instance.id, now),
+                )
+            }),
+            now,
+        )
     }
 
     fn log_leftovers(&mut self, id: &str, leftovers: Leftovers) {
@@ -609,18 +947,11 @@ impl Daemon {
         if !long_failing {
             return;
         }
-        let body = crate::status::render_states(
-            self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
-            wall,
-        );
-        self.outbox.report(body);
+        self.outbox.report(self.view().render());
     }
 
     fn print_status(&self) {
-        let text = crate::status::render_states(
-            self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
-            SystemTime::now(),
-        );
+        let text = self.view().render();
         let mut out = std::io::stdout().lock();
         if out
             .write_all(text.as_bytes())
@@ -717,11 +1048,14 @@ impl Daemon {
             }
         }
         self.runner.sweep();
+        self.flush();
         if self.save != Save::Clean {
             self.save = Save::Now;
         }
         self.save_state();
         self.outbox.stop(FLUSH_GRACE);
+        // No status is answered from here on.
+        self.status_socket = None;
         log::info!("stopped");
     }
 }

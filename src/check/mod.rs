@@ -115,6 +115,8 @@ pub struct Instance {
     pub error_every: u32,
     pub retry: u32,
     pub timeout: Duration,
+    /// When its switches count as flapping (`flap_switches`, `flap_window`).
+    pub flap: crate::flapping::Limits,
     /// Variables the operator set for this check's plugin (`env`), on top
     /// of the minimal environment every plugin gets.
     pub env: Vec<(OsString, OsString)>,
@@ -294,6 +296,7 @@ mod tests {
             error_every: 1,
             retry: 0,
             timeout: Duration::from_secs(2),
+            flap: crate::flapping::Limits::default(),
             env: Vec::new(),
         }
     }

@@ -2,7 +2,7 @@
 //! one per host and address family (or per zone), each with the plugin
 //! argv it runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use super::paths;
 use super::raw::{CheckType, CommandValue, RawCheck, RawConfig, RawHost};
 use super::validate::{Seconds, Validator};
 use crate::check::{Family, Instance, OpenvpnKey, Probe, Target, Tls};
+use crate::depends::{resolve, Parents};
 use crate::host::{address_of, from_header};
 
 /// A validated host.
@@ -132,6 +133,15 @@ impl Validator<'_> {
             (None, _) => None,
         };
 
+        let flap = self.flap_limits(
+            &format!("{at}."),
+            check
+                .flap_switches
+                .unwrap_or(i64::from(self.defaults.flap.switches)),
+            check
+                .flap_window
+                .unwrap_or(i64::from(self.defaults.flap.window)),
+        );
         let env = self.plugin_env(&at, check.env.as_ref());
         let Some(probes) = self.probes(raw, hosts, name, check) else {
             return Vec::new();
@@ -151,6 +161,7 @@ impl Validator<'_> {
                     error_every,
                     retry,
                     timeout,
+                    flap,
                     env: env.clone(),
                 }));
             };
@@ -166,6 +177,40 @@ impl Validator<'_> {
             }
         }
         out
+    }
+
+    /// Every check's `depends`, resolved to parent instances; unknown
+    /// names and cycles are problems of `checks.NAME.depends`.
+    pub(super) fn depends(
+        &mut self,
+        raw: &RawConfig,
+        instances: &[Arc<Instance>],
+        disabled: &[String],
+    ) -> Parents {
+        let depends: BTreeMap<&str, &[String]> = raw
+            .checks
+            .iter()
+            .filter_map(|(name, c)| c.depends.as_deref().map(|d| (name.as_str(), d)))
+            .collect();
+        // With other problems, instances may be missing: no guessing.
+        if depends.is_empty() || !self.problems.is_empty() {
+            return Parents::new();
+        }
+        let list: Vec<(&str, &str)> = instances
+            .iter()
+            .map(|i| (i.id.as_str(), i.check.as_str()))
+            .collect();
+        let checks: BTreeSet<&str> = raw.checks.keys().map(String::as_str).collect();
+        let disabled: BTreeSet<&str> = disabled.iter().map(String::as_str).collect();
+        match resolve(&list, &depends, &checks, &disabled) {
+            Ok(parents) => parents,
+            Err(problems) => {
+                for (check, what) in problems {
+                    self.bad(&format!("checks.{check}.depends"), what);
+                }
+                Parents::new()
+            }
+        }
     }
 
     /// The type-specific part: one probe, or one per zone for `dns-zone`

@@ -29,6 +29,9 @@ pub struct Emails {
     pub retry: Duration,
     pub subject_tpl: String,
     pub watchdog_subject: String,
+    /// More problems (or recoveries) than this at once make one digest
+    /// mail; 0 turns digests off.
+    pub digest_over: u32,
     /// None when reports are off.
     pub report_every: Option<Duration>,
     pub report_subject: String,
@@ -151,6 +154,7 @@ impl Validator<'_> {
             retry,
             subject_tpl: raw.subject_tpl.clone(),
             watchdog_subject: raw.watchdog_subject.clone(),
+            digest_over: self.count("emails.digest_over", raw.digest_over, 0, u32::MAX),
             report_every,
             report_subject: raw.report.subject.clone(),
         }

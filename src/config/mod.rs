@@ -50,6 +50,9 @@ pub struct Config {
     /// Every enabled check, expanded per host and family, sorted by id;
     /// shared with the scheduler rather than copied.
     pub instances: Vec<Arc<Instance>>,
+    /// Each instance's parents (`depends`, resolved): while one of them is
+    /// failing, the instance's mails are held back.
+    pub parents: crate::depends::Parents,
     /// Names of the checks switched off with `enabled = false`.
     pub disabled: Vec<String>,
     /// The files read, in the order they were merged.

@@ -17,6 +17,9 @@ pub(crate) struct RawConfig {
     pub default_retry: i64,
     pub default_timeout: f64,
     pub max_parallel: i64,
+    /// Flapping: more switches than this within `flap_window` runs.
+    pub flap_switches: i64,
+    pub flap_window: i64,
     pub plugin_dir: PathBuf,
     pub log_level: LogLevel,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,6 +38,8 @@ impl Default for RawConfig {
             default_retry: 1,
             default_timeout: 2.0,
             max_parallel: 32,
+            flap_switches: 4,
+            flap_window: 10,
             plugin_dir: PathBuf::from("/usr/lib/nagios/plugins"),
             log_level: LogLevel::Info,
             state_dir: None,
@@ -87,6 +92,8 @@ pub(crate) struct RawEmails {
     pub smtp_retry_timeout: f64,
     pub subject_tpl: String,
     pub watchdog_subject: String,
+    /// More switches than this in one tick go out as one digest; 0: never.
+    pub digest_over: i64,
     pub report: RawReport,
 }
 
@@ -105,6 +112,7 @@ impl Default for RawEmails {
             smtp_retry_timeout: 60.0,
             subject_tpl: "[picomon] {state}: {check} on {dest}".into(),
             watchdog_subject: "[picomon] picomon stopped".into(),
+            digest_over: 5,
             report: RawReport::default(),
         }
     }
@@ -234,6 +242,13 @@ pub(crate) struct RawCheck {
     /// Variables for the plugin, on top of its minimal environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap_switches: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flap_window: Option<i64>,
+    /// Checks (or instance ids) whose failure holds this one's mails back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depends: Option<Vec<String>>,
     // http, https
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,

@@ -308,7 +308,7 @@ fn every_key() -> Vec<String> {
         },
     );
     let check: RawCheck = toml::from_str(
-        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\nverify = true\nca_file = \"/c\"\ncertificate_days = [1, 0]\ntls_auth = \"/a\"\nkey_direction = 1\ntls_crypt = \"/t\"\nenv = { A = \"b\" }\n",
+        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\nverify = true\nca_file = \"/c\"\ncertificate_days = [1, 0]\ntls_auth = \"/a\"\nkey_direction = 1\ntls_crypt = \"/t\"\nenv = { A = \"b\" }\ndepends = []\nflap_switches = 1\nflap_window = 2\n",
     )
     .expect("a check with every key");
     raw.checks.insert("c".into(), check);
@@ -904,4 +904,58 @@ fn configuration_anyone_can_write_is_refused() {
     chmod(&d.join("a.toml"), 0o644);
     chmod(&d, 0o1777);
     assert_names(&site.error(), &["site.d: writable by anyone (mode 1777)"]);
+}
+
+#[test]
+fn flap_limits_default_are_global_and_per_check_and_bounded() {
+    let site = Site::new(&format!(
+        "flap_window = 20\n{}",
+        with_hosts("[checks.a]\ntype = \"ping\"\nhosts = [\"web\"]\n[checks.b]\ntype = \"ping\"\nhosts = [\"old\"]\nflap_switches = 2\n[emails]\ndigest_over = 0\n")
+    ));
+    let config = site.load().expect("valid");
+    let limits = |check: &str| {
+        config
+            .instances
+            .iter()
+            .find(|i| i.check == check)
+            .expect("instance")
+            .flap
+    };
+    assert_eq!((limits("a").switches, limits("a").window), (4, 20));
+    assert_eq!((limits("b").switches, limits("b").window), (2, 20));
+    assert_eq!(config.emails.digest_over, 0);
+    for (bad, key) in [
+        ("flap_window = 65\n", "flap_window"),
+        (
+            "flap_switches = 10\n",
+            "flap_switches: must be below flap_window (10)",
+        ),
+        (
+            "[checks.a]\ntype = \"command\"\ncommand = [\"true\"]\nflap_window = 3\n",
+            "checks.a.flap_switches: must be below flap_window (3)",
+        ),
+        ("[emails]\ndigest_over = -1\n", "emails.digest_over"),
+    ] {
+        let err = Site::new(bad).error();
+        assert!(err.contains(key), "{bad}: {err}");
+        assert!(err.contains("site.toml"), "{err}");
+    }
+}
+
+#[test]
+fn depends_names_the_same_host_and_family_and_unknown_names_name_the_key() {
+    let site = Site::new(&with_hosts(
+        "[checks.ping]\ntype = \"ping\"\nhosts = [\"web\", \"old\"]\n[checks.http]\ntype = \"http\"\nhosts = [\"web\"]\ndepends = [\"ping\"]\n",
+    ));
+    let config = site.load().expect("valid");
+    assert_eq!(config.parents["http/web/ipv6"], vec!["ping/web/ipv6"]);
+    assert_eq!(config.parents["http/web/ipv4"], vec!["ping/web/ipv4"]);
+    let err = Site::new(&with_hosts(
+        "[checks.http]\ntype = \"http\"\nhosts = [\"web\"]\ndepends = [\"pnig\"]\n",
+    ))
+    .error();
+    assert!(
+        err.contains("checks.http.depends: unknown check \"pnig\""),
+        "{err}"
+    );
 }

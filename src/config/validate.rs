@@ -62,6 +62,7 @@ pub(super) struct Defaults {
     pub(super) error_every: Option<u32>,
     pub(super) retry: u32,
     pub(super) timeout: Duration,
+    pub(super) flap: crate::flapping::Limits,
 }
 
 impl<'a> Validator<'a> {
@@ -75,6 +76,7 @@ impl<'a> Validator<'a> {
                 error_every: None,
                 retry: 1,
                 timeout: Duration::from_secs(2),
+                flap: crate::flapping::Limits::default(),
             },
         }
     }
@@ -116,6 +118,27 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `flap_switches` and `flap_window` under `at` (`""` or
+    /// `checks.NAME.`): a window of 1 to 64 runs, and fewer switches than
+    /// runs (0 turns flapping detection off).
+    pub(super) fn flap_limits(
+        &mut self,
+        at: &str,
+        switches: i64,
+        window: i64,
+    ) -> crate::flapping::Limits {
+        use crate::flapping::{Limits, MAX_WINDOW};
+        let window = self.count(&format!("{at}flap_window"), window, 1, MAX_WINDOW);
+        let switches = self.count(&format!("{at}flap_switches"), switches, 0, MAX_WINDOW);
+        if switches >= window {
+            self.bad(
+                &format!("{at}flap_switches"),
+                format!("must be below flap_window ({window}): {window} runs cannot switch more than {window} times (0 turns flapping detection off)"),
+            );
+        }
+        Limits { switches, window }
+    }
+
     pub(super) fn name(&mut self, key: &str, name: &str) {
         if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
             self.bad(
@@ -139,7 +162,10 @@ impl<'a> Validator<'a> {
                 .map(|v| self.count("default_error_every", v, 1, u32::MAX)),
             retry: self.count("default_retry", raw.default_retry, 0, u32::MAX),
             timeout: self.secs("default_timeout", raw.default_timeout, Seconds::DAY),
+            flap: crate::flapping::Limits::default(),
         };
+        let flap = self.flap_limits("", raw.flap_switches, raw.flap_window);
+        self.defaults.flap = flap;
         if let Some(dir) = &raw.state_dir {
             if let Some(problem) = paths::state_dir_problem(dir, self.on_this_machine) {
                 self.bad("state_dir", problem);
@@ -162,6 +188,7 @@ impl<'a> Validator<'a> {
             instances.extend(self.check(&raw, &hosts, name, check));
         }
         instances.sort_by(|a, b| a.id.cmp(&b.id));
+        let parents = self.depends(&raw, &instances, &disabled);
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -176,6 +203,7 @@ impl<'a> Validator<'a> {
             emails,
             hosts,
             instances,
+            parents,
             disabled,
             files,
             raw,

@@ -14,6 +14,7 @@ use lettre::{Address, Message};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Emails;
+use crate::digest::Digest;
 use crate::host::address_of;
 use crate::human::{human_duration, human_time};
 use crate::state::{Event, Transition};
@@ -118,6 +119,9 @@ pub fn new_message_id(from: &str) -> String {
     )
 }
 
+/// How the Message-ID of a Problem mail (a thread) begins.
+const THREAD_PREFIX: &str = "<picomon.";
+
 /// The Message-ID of the Problem mail of instance `id` failing since
 /// `since`. The recovery computes it again from the same two facts to
 /// reply to it, so the thread needs nothing stored beside `since`. Bytes
@@ -125,7 +129,7 @@ pub fn new_message_id(from: &str) -> String {
 /// any check name makes a valid header.
 pub fn thread_id(from: &str, id: &str, since: SystemTime) -> String {
     let at = since.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut out = format!("<picomon.{}.{:09}.", at.as_secs(), at.subsec_nanos());
+    let mut out = format!("{THREAD_PREFIX}{}.{:09}.", at.as_secs(), at.subsec_nanos());
     for byte in id.bytes() {
         match byte {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => out.push(byte as char),
@@ -152,6 +156,25 @@ fn indented_output(output: &str) -> String {
         let _ = writeln!(out, "    [… {} more bytes]", output.len() - cut);
     }
     out
+}
+
+/// The instances whose mails a failing instance holds back (`depends`),
+/// one `held:` line each, after its own output.
+fn held_list(body: &mut String, held: &[String], transition: &Transition) {
+    if held.is_empty() {
+        return;
+    }
+    let _ = match transition {
+        Transition::Failing => writeln!(
+            body,
+            "\n{} checks depend on this one and fail too; their mails are held back until it recovers:",
+            held.len()
+        ),
+        _ => writeln!(body, "\n{} checks that depend on this one were held back:", held.len()),
+    };
+    for id in held {
+        let _ = writeln!(body, "    {id}: held");
+    }
 }
 
 impl Mail {
@@ -255,16 +278,191 @@ impl Mail {
             }
         }
         let _ = write!(body, "\nOutput:\n{}", indented_output(&result.output()));
+        held_list(&mut body, &event.held, &event.transition);
         let mut mail = Mail::new(emails, subject, body, result.started);
         let thread = thread_id(&emails.from, &event.id, event.since);
         match event.transition {
             Transition::Failing => mail.message_id = thread,
-            // The OK mail and the "no longer monitored" one close the thread.
+            // The OK mail and the "no longer monitored" one close the
+            // thread: that of the mail that told the problem.
             Transition::Recovered { .. } | Transition::Unmonitored { .. } => {
-                mail.in_reply_to = Some(thread)
+                mail.in_reply_to = Some(event.reply_to.clone().unwrap_or(thread))
             }
         }
         mail
+    }
+
+    /// The one mail of a storm: every switch on one line (check, target,
+    /// severity, first output line). A Problem digest has a Message-ID of
+    /// its own, which each instance keeps to reply to; an OK digest
+    /// replies to every mail that told one of its problems.
+    pub fn digest(emails: &Emails, digest: &Digest) -> Mail {
+        let n = digest.events.len();
+        let mut dests: Vec<&str> = digest.events.iter().map(|e| e.dest.as_str()).collect();
+        dests.sort_unstable();
+        dests.dedup();
+        let worst = digest
+            .events
+            .iter()
+            .map(|e| e.result.state)
+            .max()
+            .unwrap_or(crate::check::State::Ok);
+        let (state, severity) = match digest.recovered {
+            true => ("OK", "OK"),
+            false => ("Problem", worst.as_str()),
+        };
+        let checks = format!("{n} checks");
+        let targets = match dests.as_slice() {
+            [one] => one.to_string(),
+            _ => format!("{} targets", dests.len()),
+        };
+        let subject = render_subject(
+            &emails.subject_tpl,
+            &[
+                ("state", state),
+                ("check", &checks),
+                ("dest", &targets),
+                ("severity", severity),
+            ],
+        );
+        let mut body = String::new();
+        if let Some((failed, of)) = digest.blind {
+            let _ = writeln!(
+                body,
+                "{failed} of the {of} monitored checks failed at the same time: picomon's own host or network is the likely cause, and monitoring may be blind. Check the monitoring host's network first.\n"
+            );
+        }
+        let verb = match digest.recovered {
+            true => "recovered",
+            false => "are failing",
+        };
+        let _ = writeln!(body, "{n} checks {verb} (one mail for all of them):\n");
+        for event in &digest.events {
+            let first = one_line(event.result.summary.lines().next().unwrap_or(""));
+            let _ = write!(
+                body,
+                "  {:<8} {} on {}: {first}",
+                event.result.state.as_str(),
+                event.check,
+                event.dest
+            );
+            match event.transition {
+                Transition::Recovered { after, .. } => {
+                    let _ = writeln!(body, " (failed {})", human_duration(after));
+                }
+                _ => {
+                    let _ = writeln!(body, " (since {})", human_time(event.since));
+                }
+            }
+            if !event.held.is_empty() {
+                let _ = writeln!(
+                    body,
+                    "           holds back {}: {}",
+                    event.held.len(),
+                    event.held.join(", ")
+                );
+            }
+        }
+        let started = digest
+            .events
+            .iter()
+            .map(|e| e.result.started)
+            .min()
+            .unwrap_or_else(SystemTime::now);
+        let mut mail = Mail::new(emails, subject, body, started);
+        if digest.recovered {
+            let mut threads: Vec<String> = digest
+                .events
+                .iter()
+                .map(|e| {
+                    e.reply_to
+                        .clone()
+                        .unwrap_or_else(|| thread_id(&emails.from, &e.id, e.since))
+                })
+                .collect();
+            threads.sort();
+            threads.dedup();
+            mail.in_reply_to = Some(threads.join(" "));
+        }
+        mail
+    }
+
+    /// The mail saying that an instance started flapping (no switch
+    /// mails follow), or where it settled once stable for a whole window.
+    pub fn flapping(
+        emails: &Emails,
+        instance: &crate::check::Instance,
+        state: &crate::state::CheckState,
+        news: crate::flapping::News,
+        reply_to: Option<String>,
+        now: SystemTime,
+    ) -> Mail {
+        use crate::flapping::News;
+        let limits = instance.flap;
+        let severity = match (&state.last, state.failing) {
+            (_, false) => "OK",
+            (Some(last), true) => last.state.as_str(),
+            (None, true) => "UNKNOWN",
+        };
+        let state_word = match (news, state.failing) {
+            (News::Started, _) => "Flapping",
+            (News::Settled, true) => "Problem",
+            (News::Settled, false) => "OK",
+        };
+        let subject = render_subject(
+            &emails.subject_tpl,
+            &[
+                ("state", state_word),
+                ("check", &instance.check),
+                ("dest", &instance.dest),
+                ("severity", severity),
+            ],
+        );
+        let mut body = String::new();
+        match news {
+            News::Started => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} is flapping: it switched more than {} times in its last {} runs.\nNo more mails about its switches until it has been stable for {} runs; then one mail says where it settled.\n",
+                    instance.check, instance.dest, limits.switches, limits.window, limits.window
+                );
+            }
+            News::Settled => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} stopped flapping: stable for {} runs, it settled {}.\n",
+                    instance.check,
+                    instance.dest,
+                    limits.window,
+                    if state.failing { "failing" } else { "OK" }
+                );
+            }
+        }
+        let _ = writeln!(body, "Check:    {} ({})", instance.check, instance.id);
+        let _ = writeln!(body, "Target:   {}", instance.dest);
+        let _ = writeln!(body, "State:    {severity}");
+        if let Some(last) = &state.last {
+            let _ = write!(body, "\nLast output:\n{}", indented_output(&last.output()));
+        }
+        let mut mail = Mail::new(emails, subject, body, now);
+        mail.in_reply_to = reply_to;
+        mail
+    }
+
+    /// Whether a saved state whose failing instances are `failing` (each
+    /// with its `since`) has the switch this alert tells: the thread a
+    /// Problem opens is open there, the one an OK (or a "no longer
+    /// monitored") closes is not. A mail that is not an alert tells none.
+    pub(crate) fn told(&self, failing: &[(String, SystemTime)]) -> bool {
+        let open = |thread: &str| {
+            failing
+                .iter()
+                .any(|(id, since)| thread_id(&self.from, id, *since) == thread)
+        };
+        match &self.in_reply_to {
+            None => !self.message_id.starts_with(THREAD_PREFIX) || open(&self.message_id),
+            Some(thread) => !open(thread),
+        }
     }
 
     /// The lettre message, with a note on how long it waited if a delivery
@@ -396,6 +594,8 @@ mod tests {
                 duration: std::time::Duration::ZERO,
                 started: UNIX_EPOCH + std::time::Duration::from_secs(at),
             },
+            reply_to: None,
+            held: Vec::new(),
         };
         let problem = Mail::alert(&emails, &event(Transition::Failing, State::Critical, 1060));
         let ok = Mail::alert(
@@ -413,6 +613,55 @@ mod tests {
         assert_eq!(ok.in_reply_to.as_deref(), Some(problem.message_id.as_str()));
         assert_ne!(ok.message_id, problem.message_id);
         assert!(problem.message(SystemTime::now()).is_ok());
+    }
+
+    #[test]
+    fn a_held_alert_is_told_when_the_saved_state_has_its_switch() {
+        use crate::check::{RunResult, State};
+        let emails = test_emails();
+        let since = UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        let event = |transition| Event {
+            id: "db/main/ipv4".into(),
+            check: "db".into(),
+            dest: "main".into(),
+            transition,
+            since,
+            result: RunResult {
+                state: State::Critical,
+                exit_code: Some(2),
+                summary: String::new(),
+                perfdata: String::new(),
+                details: String::new(),
+                duration: std::time::Duration::ZERO,
+                started: since,
+            },
+            reply_to: None,
+            held: Vec::new(),
+        };
+        let problem = Mail::alert(&emails, &event(Transition::Failing));
+        let ok = Mail::alert(
+            &emails,
+            &event(Transition::Recovered {
+                after: std::time::Duration::from_secs(5),
+                failed_runs: 1,
+            }),
+        );
+        let open = vec![("db/main/ipv4".to_string(), since)];
+        let other = vec![(
+            "db/main/ipv4".to_string(),
+            since + std::time::Duration::from_secs(1),
+        )];
+        // Saved failing since then: the Problem is told, the OK is not yet.
+        assert!(problem.told(&open));
+        assert!(!ok.told(&open));
+        // Saved not failing, or failing in another outage: the reverse.
+        assert!(!problem.told(&[]));
+        assert!(!problem.told(&other));
+        assert!(ok.told(&[]));
+        assert!(ok.told(&other));
+        // Not an alert: nothing to tell.
+        let report = Mail::new(&emails, "report".into(), String::new(), since);
+        assert!(report.told(&[]));
     }
 
     #[test]

@@ -7,5 +7,5 @@ mod outbox;
 mod smtp;
 mod spool;
 
-pub use message::{new_message_id, one_line, render_subject, Mail, NO_SUBSTITUTION};
-pub use outbox::Outbox;
+pub use message::{new_message_id, one_line, render_subject, thread_id, Mail, NO_SUBSTITUTION};
+pub use outbox::{Held, Outbox};

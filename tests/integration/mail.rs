@@ -673,7 +673,7 @@ fn sigterm_with_200_mails_queued_for_a_slow_server_exits_within_the_grace_and_a_
     let port = SmtpServer::free_port();
     let state = tempfile::tempdir().expect("state dir");
     let mut config = format!(
-        "base_tick = 3600\ndefault_retry = 0\nmax_parallel = 50\nstate_dir = \"{}\"\n[emails]\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
+        "base_tick = 3600\ndefault_retry = 0\nmax_parallel = 50\nstate_dir = \"{}\"\n[emails]\ndigest_over = 0\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
         state.path().display()
     );
     for i in 0..200 {
@@ -775,6 +775,11 @@ fn spooled_mails_and_the_state_file_are_private_under_umask_022() {
     assert_eq!(mode(&spooled[0]), 0o600, "{}", spooled[0].display());
     assert_eq!(mode(&outbox.join("rejected")), 0o700);
     assert_eq!(mode(&outbox.join("rejected/0001-000001.json")), 0o600);
+    // Saved right after the mail is queued: the first delivery attempt
+    // may be logged before the save is done.
+    crate::harness::wait_for("the state file", LONG, || {
+        state.path().join("state.json").exists()
+    });
     assert_eq!(mode(&state.path().join("state.json")), 0o600);
 }
 

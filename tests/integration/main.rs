@@ -21,3 +21,6 @@ mod mail;
 mod netns;
 mod plugins;
 mod runaway;
+mod silence;
+mod status;
+mod storms;

@@ -1,0 +1,323 @@
+//! Quiet when it should be: storm digests, dependencies and flapping,
+//! with the real daemon and a real SMTP server. The tick is an hour long
+//! and every tick is started by SIGUSR1, so that "in one tick" is exact,
+//! not a race between the test and the clock.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::harness::{wait_for, Daemon, Site};
+use crate::smtp::{Received, Security, SmtpServer};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A plugin that fails while any of the files its arguments name exists
+/// in the site's directory, printing which one, and passes otherwise.
+fn flags_plugin(site: &Site) -> String {
+    site.plugin(
+        "flags",
+        &format!(
+            "cd {}\nfor f in \"$@\"; do if [ -e \"$f\" ]; then echo \"FLAG CRITICAL - $f is set|x=1\"; exit 2; fi; done\necho 'FLAG OK - fine'",
+            site.dir.path().display()
+        ),
+    )
+}
+
+/// Configures `site` so that only SIGUSR1 starts a tick, mailing to
+/// `port`, with `body` (hosts and checks) appended.
+fn configure(site: &Site, port: u16, globals: &str, body: &str) {
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 3600\ndefault_retry = 0\n{globals}\n[emails]\nto = [\"ops@example.org\"]\nfrom = \"Picomon <picomon@monitor.example.org>\"\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n{body}"
+        ),
+    );
+}
+
+/// `n` hosts h0..h(n-1), all on loopback.
+fn hosts(n: usize) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        let _ = write!(out, "[hosts.h{i}]\nipv4 = \"127.0.0.1\"\n");
+    }
+    out
+}
+
+fn host_list(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("\"h{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Plugin runs the daemon has finished (its debug log has one line each).
+fn runs(daemon: &Daemon) -> usize {
+    daemon
+        .stderr()
+        .lines()
+        .filter(|l| [": OK in ", ": CRITICAL in "].iter().any(|s| l.contains(s)))
+        .count()
+}
+
+/// Starts a tick with SIGUSR1 and waits until its `instances` runs are done.
+#[track_caller]
+fn tick(daemon: &Daemon, instances: usize) {
+    let before = runs(daemon);
+    daemon.signal(libc::SIGUSR1);
+    wait_for(&format!("{instances} more runs"), LONG, || {
+        runs(daemon) >= before + instances
+    });
+}
+
+/// Stops the daemon (which flushes what it owes and delivers its queue)
+/// and returns every mail the server got.
+#[track_caller]
+fn stop(mut daemon: Daemon, smtp: &SmtpServer) -> Vec<Received> {
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(LONG).code(),
+        Some(0),
+        "{}",
+        daemon.stderr()
+    );
+    assert!(
+        !daemon.stderr().contains("unsent"),
+        "every mail was delivered: {}",
+        daemon.stderr()
+    );
+    smtp.messages()
+}
+
+#[test]
+fn twenty_checks_failing_in_one_tick_make_one_digest_and_their_recoveries_one_reply() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = flags_plugin(&site);
+    configure(
+        &site,
+        port,
+        "",
+        &format!(
+            "{}[checks.svc]\ntype = \"command\"\nhosts = [{}]\ncommand = [\"{plugin}\", \"down\"]\n",
+            hosts(20),
+            host_list(20)
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("x");
+    // Tick 0 runs at start: all twenty fail in it.
+    let daemon = site.daemon(&["-D"]);
+    let digest = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(
+        digest.header("subject"),
+        "[picomon] Problem: 20 checks on 20 targets",
+        "{:?}",
+        digest.headers
+    );
+    for i in 0..20 {
+        assert!(
+            digest.body.contains(&format!(
+                "CRITICAL svc on h{i}: FLAG CRITICAL - down is set (since "
+            )),
+            "h{i} listed with its severity and first output line:\n{}",
+            digest.body
+        );
+    }
+    assert!(!digest.body.contains("x=1"), "no performance data");
+    // All of picomon's checks failed at once: it says so.
+    assert!(
+        digest.body.contains("monitoring may be blind"),
+        "{}",
+        digest.body
+    );
+    let id = digest.header("message-id").to_string();
+
+    site.up();
+    tick(&daemon, 20);
+    let msgs = smtp.wait_messages(2, LONG);
+    let ok = &msgs[1];
+    assert_eq!(
+        ok.header("subject"),
+        "[picomon] OK: 20 checks on 20 targets"
+    );
+    assert_eq!(
+        ok.header("in-reply-to"),
+        id,
+        "the OK digest threads under the Problem digest"
+    );
+    assert_eq!(ok.header("references"), id);
+    assert!(ok.body.contains("20 checks recovered"), "{}", ok.body);
+    assert!(!ok.body.contains("blind"), "{}", ok.body);
+
+    let all = stop(daemon, &smtp);
+    assert_eq!(all.len(), 2, "exactly two mails: {:#?}", all);
+}
+
+#[test]
+fn forty_instances_behind_one_failing_uplink_make_one_problem_mail_listing_them_held() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = flags_plugin(&site);
+    configure(
+        &site,
+        port,
+        "",
+        &format!(
+            "{}[checks.uplink]\ntype = \"command\"\ncommand = [\"{plugin}\", \"down-uplink\"]\n[checks.svc]\ntype = \"command\"\nhosts = [{}]\ncommand = [\"{plugin}\", \"down-all\", \"down-{{host}}\"]\ndepends = [\"uplink\"]\n",
+            hosts(40),
+            host_list(40)
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.write("down-uplink", "");
+    site.write("down-all", "");
+    // Tick 0: the uplink and all forty behind it fail together.
+    let daemon = site.daemon(&["-D"]);
+    let problem = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(
+        problem.header("subject"),
+        "[picomon] Problem: uplink on uplink"
+    );
+    for i in 0..40 {
+        assert!(
+            problem.body.contains(&format!("    svc/h{i}/ipv4: held\n")),
+            "h{i} listed as held:\n{}",
+            problem.body
+        );
+    }
+    assert!(
+        problem.body.contains("40 checks depend on this one"),
+        "{}",
+        problem.body
+    );
+
+    // Half of them recover while the uplink is still down: held, and
+    // never told, so never mailed.
+    std::fs::remove_file(site.path("down-all")).expect("rm");
+    for i in 20..40 {
+        site.write(&format!("down-h{i}"), "");
+    }
+    tick(&daemon, 41);
+    // SIGUSR1 printed the view before that tick: every child held.
+    assert!(
+        daemon.stdout().contains("svc on h39: failing since")
+            && daemon.stdout().contains("[held: uplink failing]"),
+        "{}",
+        daemon.stdout()
+    );
+
+    // The uplink recovers: its OK mail, and the twenty still failing are
+    // told now, in one digest; the twenty that recovered meanwhile are not.
+    std::fs::remove_file(site.path("down-uplink")).expect("rm");
+    tick(&daemon, 41);
+    let msgs = smtp.wait_messages(3, LONG);
+    let ok = msgs
+        .iter()
+        .find(|m| m.header("subject") == "[picomon] OK: uplink on uplink")
+        .expect("the uplink's OK mail");
+    assert_eq!(ok.header("in-reply-to"), problem.header("message-id"));
+    let digest = msgs
+        .iter()
+        .find(|m| m.header("subject") == "[picomon] Problem: 20 checks on 20 targets")
+        .unwrap_or_else(|| panic!("a digest of the twenty still failing: {msgs:#?}"));
+    for i in 0..40 {
+        let listed = digest.body.contains(&format!("svc on h{i}: "));
+        assert_eq!(listed, i >= 20, "h{i}:\n{}", digest.body);
+    }
+    assert!(!digest.body.contains("blind"), "{}", digest.body);
+
+    // They recover: one OK digest in the digest's thread.
+    for i in 20..40 {
+        std::fs::remove_file(site.path(&format!("down-h{i}"))).expect("rm");
+    }
+    tick(&daemon, 41);
+    let msgs = smtp.wait_messages(4, LONG);
+    assert_eq!(
+        msgs[3].header("subject"),
+        "[picomon] OK: 20 checks on 20 targets"
+    );
+    assert_eq!(msgs[3].header("in-reply-to"), digest.header("message-id"));
+    let all = stop(daemon, &smtp);
+    assert_eq!(all.len(), 4, "exactly four mails: {all:#?}");
+}
+
+#[test]
+fn a_dependency_on_an_unknown_check_or_a_cycle_is_a_configuration_error() {
+    for (depends, says) in [
+        ("[\"pnig\"]", "checks.svc.depends: unknown check \"pnig\""),
+        (
+            "[\"svc\"]",
+            "checks.svc.depends: dependency cycle: svc -> svc",
+        ),
+    ] {
+        let site = Site::new(&format!(
+            "[checks.svc]\ntype = \"command\"\ncommand = [\"true\"]\ndepends = {depends}\n"
+        ));
+        let out = site.run(&["check-config"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
+fn a_check_toggling_every_tick_sends_at_most_two_mails_in_thirty_ticks_then_one_when_it_settles() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = flags_plugin(&site);
+    // The global window, and this check's own limit: more than one switch
+    // in ten runs is flapping.
+    configure(
+        &site,
+        port,
+        "flap_window = 10",
+        &format!(
+            "[checks.vpn]\ntype = \"command\"\ncommand = [\"{plugin}\", \"down\"]\nflap_switches = 1\n"
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("x");
+    // Tick 0 fails (the Problem mail), tick 1 recovers: flapping.
+    let daemon = site.daemon(&["-D"]);
+    // SIGUSR1 before picomon handles it would kill it.
+    daemon.wait_log("vpn: CRITICAL in", 1, LONG);
+    for t in 1..30 {
+        if t % 2 == 1 {
+            site.up();
+        } else {
+            site.down("x");
+        }
+        tick(&daemon, 1);
+        if t == 15 {
+            // A reload keeps the flap history: no second flapping mail.
+            daemon.signal(libc::SIGHUP);
+            daemon.wait_log("configuration reloaded", 1, LONG);
+        }
+    }
+    daemon.wait_log("vpn: FLAPPING", 1, LONG);
+    let msgs = smtp.wait_messages(2, LONG);
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    assert_eq!(msgs[0].header("subject"), "[picomon] Problem: vpn on vpn");
+    assert_eq!(msgs[1].header("subject"), "[picomon] Flapping: vpn on vpn");
+    assert!(msgs[1].body.contains("is flapping"), "{}", msgs[1].body);
+    assert_eq!(msgs[1].header("in-reply-to"), msgs[0].header("message-id"));
+
+    // Tick 29 left it up: one more switch down, then ten quiet runs
+    // settle it there.
+    site.down("x");
+    for _ in 0..11 {
+        tick(&daemon, 1);
+    }
+    let msgs = smtp.wait_messages(3, LONG);
+    assert_eq!(msgs[2].header("subject"), "[picomon] Problem: vpn on vpn");
+    assert!(msgs[2].body.contains("settled failing"), "{}", msgs[2].body);
+    assert_eq!(msgs[2].header("in-reply-to"), msgs[1].header("message-id"));
+    // Its recovery now is an ordinary OK mail in that thread.
+    site.up();
+    tick(&daemon, 1);
+    let msgs = smtp.wait_messages(4, LONG);
+    assert_eq!(msgs[3].header("subject"), "[picomon] OK: vpn on vpn");
+    assert_eq!(msgs[3].header("in-reply-to"), msgs[2].header("message-id"));
+    let all = stop(daemon, &smtp);
+    assert_eq!(all.len(), 4, "{all:#?}");
+}
