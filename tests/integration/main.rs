@@ -10,4 +10,6 @@ mod smtp;
 mod cli;
 mod daemon;
 mod mail;
+mod package;
 mod plugins;
+mod units;
