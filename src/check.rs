@@ -5,7 +5,8 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use regex::Regex;
@@ -73,7 +74,7 @@ impl Family {
         }
     }
 
-    fn flag(self) -> &'static str {
+    pub(crate) fn flag(self) -> &'static str {
         match self {
             Family::V4 => "-4",
             Family::V6 => "-6",
@@ -101,6 +102,8 @@ pub enum Probe {
         vhost: Option<String>,
         string: Option<String>,
         url: Option<String>,
+        /// https only: how the server's certificate is judged.
+        tls: Tls,
     },
     Smtp {
         port: Option<u16>,
@@ -114,9 +117,13 @@ pub enum Probe {
     DnsZone {
         zone: String,
         family: Option<Family>,
+        /// The nameservers to ask (the check's `hosts`), by display name;
+        /// empty: the zone's NS records.
+        servers: Vec<(String, IpAddr)>,
     },
     Openvpn {
         port: u16,
+        key: Option<OpenvpnKey>,
     },
     Jabber {
         port: Option<u16>,
@@ -126,16 +133,87 @@ pub enum Probe {
     },
 }
 
-/// What OpenVPN's probe sends: a P_CONTROL_HARD_RESET_CLIENT_V2 opcode
-/// (0x38) and a session id. An argv cannot carry the NUL bytes of a full
-/// packet, so this is the longest NUL-free prefix; a server answers it
-/// with a hard reset whose first byte is 0x40 ('@').
-const OPENVPN_PROBE: &[u8] = b"\x38\x8d\xc1\x78\x01\xb8\x9b\xcb\x8f";
+/// How an https check judges the certificate (check_curl does the work).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// Chain, name and dates must be valid (`verify`, default true).
+    pub verify: bool,
+    /// Trust this CA file instead of the system's (`ca_file`).
+    pub ca_file: Option<PathBuf>,
+    /// Warn / critical this many days before expiry (`certificate_days`).
+    pub certificate_days: Option<(u32, u32)>,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            verify: true,
+            ca_file: None,
+            certificate_days: None,
+        }
+    }
+}
+
+/// The static key that an OpenVPN server wraps its control channel with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenvpnKey {
+    /// `tls-auth`: an HMAC on every control packet; `direction` is the
+    /// client's `key-direction` (None: the key is used both ways).
+    TlsAuth {
+        file: PathBuf,
+        direction: Option<u8>,
+    },
+    /// `tls-crypt`: control packets are encrypted and authenticated.
+    TlsCrypt { file: PathBuf },
+}
+
+/// How a run's exit code and output become a state and the text an
+/// operator reads. Most plugins follow the Nagios API; `ping` and `dig`
+/// are plain programs with exit codes of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    Nagios,
+    /// ping exits 1 when no reply came: that is CRITICAL, not WARNING.
+    Ping {
+        addr: String,
+    },
+    /// dig exits 0 for any answer (NXDOMAIN too) and 9 when no server
+    /// answered; OK needs `status: NOERROR`.
+    Dig {
+        query: String,
+        server: String,
+    },
+    /// check_curl with `-C … --continue-after-certificate` exits with the
+    /// HTTP result only; its first line tells the certificate's state.
+    Curl,
+}
+
+/// This very executable, for the built-in plugins (`picomon plugin …`).
+/// Looked up once: after an upgrade replaces the file, the path that was
+/// started is still the one to run.
+fn picomon_exe() -> OsString {
+    static EXE: OnceLock<OsString> = OnceLock::new();
+    EXE.get_or_init(|| {
+        std::env::current_exe()
+            .map(PathBuf::into_os_string)
+            .unwrap_or_else(|_| OsString::from("picomon"))
+    })
+    .clone()
+}
 
 /// Whole seconds for plugins' `-t`/`-W`, rounded up, at least one.
 fn whole_seconds(timeout: Duration) -> String {
-    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-    secs.max(1).to_string()
+    ceil_secs(timeout).max(1).to_string()
+}
+
+fn ceil_secs(timeout: Duration) -> u64 {
+    timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)
+}
+
+/// Whole seconds for a program's own deadline, below the check's timeout
+/// (so the program reports, rather than being killed), at least one.
+fn seconds_within(timeout: Duration) -> u64 {
+    ceil_secs(timeout).saturating_sub(1).max(1)
 }
 
 impl Probe {
@@ -149,6 +227,8 @@ impl Probe {
         let plugin = |name: &str| plugin_dir.join(name).into_os_string();
         let addr = target.map(|t| t.addr.to_string()).unwrap_or_default();
         let t = whole_seconds(timeout);
+        // Built-ins take fractions: they keep inside the check's timeout.
+        let exact = timeout.as_secs_f64().to_string();
         let mut argv: Vec<OsString> = Vec::new();
         let mut push = |s: &str| argv.push(OsString::from(s));
         match self {
@@ -157,7 +237,11 @@ impl Probe {
                 if let Some(target) = target {
                     push(target.family.flag());
                 }
-                for a in ["-c", "1", "-W", &t, &addr] {
+                // -w: ping's own deadline, inside the check's timeout, so
+                // that a silent host is reported by ping (exit 1) and not
+                // by a kill racing with it.
+                let deadline = seconds_within(timeout).to_string();
+                for a in ["-n", "-c", "1", "-w", &deadline, &addr] {
                     push(a);
                 }
             }
@@ -168,8 +252,11 @@ impl Probe {
                 vhost,
                 string,
                 url,
+                tls,
             } => {
-                argv.push(plugin("check_http"));
+                // check_http cannot verify a certificate chain or name;
+                // check_curl (same options) can.
+                argv.push(plugin(if *ssl { "check_curl" } else { "check_http" }));
                 let mut push = |s: &str| argv.push(OsString::from(s));
                 for a in ["-I", &addr, "-t", &t] {
                     push(a);
@@ -188,6 +275,21 @@ impl Probe {
                 if *ssl {
                     push("--ssl");
                     push("--sni");
+                    if tls.verify {
+                        push("--verify-cert");
+                        // check_curl checks against a CA file whenever it
+                        // has one, so it goes with verification only.
+                        if let Some(ca) = &tls.ca_file {
+                            argv.push(OsString::from("--ca-cert"));
+                            argv.push(ca.clone().into_os_string());
+                        }
+                    }
+                    if let Some((warn, crit)) = tls.certificate_days {
+                        let mut push = |s: &str| argv.push(OsString::from(s));
+                        push("-C");
+                        push(&format!("{warn},{crit}"));
+                        push("--continue-after-certificate");
+                    }
                 }
             }
             Probe::Smtp {
@@ -210,28 +312,59 @@ impl Probe {
                 }
             }
             Probe::DnsRec { query } => {
-                push("dig");
-                push(query);
-                push(&format!("@{addr}"));
+                // -r: no ~/.digrc (a `+short` there hides the status line).
+                // dig's own time limit fits inside the check's timeout, so
+                // a silent server is dig's "no servers could be reached".
+                let budget = seconds_within(timeout);
+                let tries = if budget >= 4 { 2 } else { 1 };
+                let time = format!("+time={}", budget / tries);
+                let tries = format!("+tries={tries}");
+                for a in ["dig", "-r", &time, &tries, query, &format!("@{addr}")] {
+                    push(a);
+                }
             }
-            Probe::DnsZone { zone, family } => {
-                push("check_dns_soa");
-                push("-H");
-                push(zone);
+            Probe::DnsZone {
+                zone,
+                family,
+                servers,
+            } => {
+                argv.push(picomon_exe());
+                let mut push = |s: &str| argv.push(OsString::from(s));
+                for a in ["plugin", "dns-zone", "-t", &exact] {
+                    push(a);
+                }
                 if let Some(family) = family {
                     push(family.flag());
                 }
+                for (name, addr) in servers {
+                    push("-s");
+                    push(&format!("{name}={addr}"));
+                }
+                push(zone);
             }
-            Probe::Openvpn { port } => {
-                argv.push(plugin("check_udp"));
+            Probe::Openvpn { port, key } => {
+                argv.push(picomon_exe());
                 let mut push = |s: &str| argv.push(OsString::from(s));
-                for a in ["-H", &addr, "-p", &port.to_string(), "-t", &t] {
+                for a in ["plugin", "openvpn", "-H", &addr, "-p", &port.to_string()] {
                     push(a);
                 }
-                push("-s");
-                argv.push(probe_bytes(OPENVPN_PROBE));
-                argv.push(OsString::from("-e"));
-                argv.push(OsString::from("@"));
+                push("-t");
+                push(&exact);
+                match key {
+                    None => {}
+                    Some(OpenvpnKey::TlsAuth { file, direction }) => {
+                        argv.push(OsString::from("--tls-auth"));
+                        argv.push(file.clone().into_os_string());
+                        if let Some(d) = direction {
+                            argv.push(OsString::from("--key-direction"));
+                            argv.push(OsString::from(d.to_string()));
+                        }
+                    }
+                    Some(OpenvpnKey::TlsCrypt { file }) => {
+                        argv.push(OsString::from("--tls-crypt"));
+                        argv.push(file.clone().into_os_string());
+                    }
+                }
             }
             Probe::Jabber { port } => {
                 argv.push(plugin("check_jabber"));
@@ -260,9 +393,20 @@ fn push_port(push: &mut impl FnMut(&str), port: Option<u16>) {
     }
 }
 
-fn probe_bytes(bytes: &[u8]) -> OsString {
-    use std::os::unix::ffi::OsStringExt;
-    OsString::from_vec(bytes.to_vec())
+impl Probe {
+    /// How this probe's runs are read.
+    pub fn reading(&self, target: Option<&Target>) -> Reading {
+        let addr = target.map(|t| t.addr.to_string()).unwrap_or_default();
+        match self {
+            Probe::Ping => Reading::Ping { addr },
+            Probe::DnsRec { query } => Reading::Dig {
+                query: query.clone(),
+                server: addr,
+            },
+            Probe::Http { ssl: true, .. } => Reading::Curl,
+            _ => Reading::Nagios,
+        }
+    }
 }
 
 /// One scheduled unit: a check expanded for one host and address family
@@ -276,6 +420,8 @@ pub struct Instance {
     /// The target's display name, `{dest}` in subjects.
     pub dest: String,
     pub argv: Vec<OsString>,
+    /// How the plugin's exit code and output are read.
+    pub reading: Reading,
     pub pattern: Option<Regex>,
     pub every: u32,
     pub error_every: u32,
@@ -313,31 +459,41 @@ impl Instance {
             ),
             Ok(done) => {
                 let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
+                let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
                 match (done.timed_out, done.exit_code) {
                     (true, _) => {
+                        // What the plugin said before it was killed often
+                        // tells where it hung.
                         let mut text = format!("timed out after {} s", fmt_secs(self.timeout));
-                        if !stdout.trim().is_empty() {
-                            text.push('\n');
-                            text.push_str(&stdout);
+                        for said in [&stdout, &stderr] {
+                            if !said.trim().is_empty() {
+                                text.push('\n');
+                                text.push_str(said.trim_end());
+                            }
                         }
                         (State::Critical, None, text, done.duration)
                     }
                     (false, Some(code)) => {
-                        let mut state = State::from_exit_code(code);
-                        let mut text = stdout;
+                        let (mut state, mut text) = self.reading.read(code, &stdout, self.timeout);
                         if let Some(pattern) = &self.pattern {
-                            if state == State::Ok && !pattern.is_match(&text) {
+                            if state == State::Ok && !pattern.is_match(&stdout) {
                                 state = State::Critical;
                                 text =
                                     format!("output does not match /{}/\n{text}", pattern.as_str());
                             }
                         }
+                        // A failed run shows all the plugin said: the
+                        // reason is often on standard error only.
+                        let err = stderr.trim();
+                        if !err.is_empty() && (state != State::Ok || text.trim().is_empty()) {
+                            if !text.trim().is_empty() {
+                                text = text.trim_end().to_string();
+                                text.push('\n');
+                            }
+                            text.push_str(err);
+                        }
                         if text.trim().is_empty() {
-                            let stderr = String::from_utf8_lossy(&done.stderr);
-                            text = match stderr.trim() {
-                                "" => format!("no output (exit code {code})"),
-                                err => err.to_string(),
-                            };
+                            text = format!("no output (exit code {code})");
                         }
                         (state, Some(code), text, done.duration)
                     }
@@ -346,7 +502,7 @@ impl Instance {
                         (
                             State::Unknown,
                             None,
-                            format!("killed by signal {signal}\n{stdout}"),
+                            format!("killed by signal {signal}\n{stdout}{stderr}"),
                             done.duration,
                         )
                     }
@@ -370,6 +526,85 @@ impl Instance {
             .first()
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default()
+    }
+}
+
+impl Reading {
+    /// The state and text of a run that exited with `code`.
+    fn read(&self, code: i32, stdout: &str, timeout: Duration) -> (State, String) {
+        match self {
+            Reading::Nagios => (State::from_exit_code(code), stdout.to_string()),
+            Reading::Curl => {
+                let state = State::from_exit_code(code);
+                let cert = if stdout.starts_with("CRITICAL - Certificate") {
+                    State::Critical
+                } else if stdout.starts_with("WARNING - Certificate") {
+                    State::Warning
+                } else {
+                    State::Ok
+                };
+                let state = match state {
+                    State::Ok | State::Warning => state.max(cert),
+                    _ => state,
+                };
+                (state, stdout.to_string())
+            }
+            Reading::Ping { addr } => match code {
+                0 => {
+                    let rtt = Regex::new(r"time=(\S+ ms)")
+                        .ok()
+                        .and_then(|re| re.captures(stdout).map(|c| c[1].to_string()));
+                    let summary = match rtt {
+                        Some(rtt) => format!("PING OK - {addr} answered in {rtt}"),
+                        None => format!("PING OK - {addr} answered"),
+                    };
+                    (State::Ok, format!("{summary}\n{stdout}"))
+                }
+                1 => (
+                    State::Critical,
+                    format!(
+                        "PING CRITICAL - no reply from {addr} within {} s\n{stdout}",
+                        seconds_within(timeout)
+                    ),
+                ),
+                _ => (
+                    State::Critical,
+                    format!("PING CRITICAL - ping {addr} failed (exit code {code})\n{stdout}"),
+                ),
+            },
+            Reading::Dig { query, server } => {
+                let status = Regex::new(r"status: ([A-Z]+)")
+                    .ok()
+                    .and_then(|re| re.captures(stdout).map(|c| c[1].to_string()));
+                match (code, status.as_deref()) {
+                    (0, Some("NOERROR")) => {
+                        let answers = Regex::new(r"ANSWER: (\d+)")
+                            .ok()
+                            .and_then(|re| re.captures(stdout).map(|c| c[1].to_string()))
+                            .unwrap_or_else(|| "?".into());
+                        (
+                            State::Ok,
+                            format!("DNS OK - {server} answered {query}: NOERROR, {answers} answer(s)\n{stdout}"),
+                        )
+                    }
+                    (0, Some(status)) => (
+                        State::Critical,
+                        format!("DNS CRITICAL - {server} answered {query}: {status}\n{stdout}"),
+                    ),
+                    (9, _) => (
+                        State::Critical,
+                        format!("DNS CRITICAL - no answer from {server} for {query}\n{stdout}"),
+                    ),
+                    // Usage or internal errors: the check, not the server.
+                    _ => (
+                        State::Unknown,
+                        format!(
+                            "DNS UNKNOWN - dig {query} @{server} failed (exit code {code})\n{stdout}"
+                        ),
+                    ),
+                }
+            }
+        }
     }
 }
 
@@ -459,11 +694,11 @@ mod tests {
         let p = Probe::Ping;
         assert_eq!(
             words(&p.argv(Some(&v4()), T, Path::new(DIR))),
-            ["ping", "-4", "-c", "1", "-W", "3", "192.0.2.10"]
+            ["ping", "-4", "-n", "-c", "1", "-w", "2", "192.0.2.10"]
         );
         assert_eq!(
-            words(&p.argv(Some(&v6()), T, Path::new(DIR))),
-            ["ping", "-6", "-c", "1", "-W", "3", "2001:db8::10"]
+            words(&p.argv(Some(&v6()), Duration::from_secs(1), Path::new(DIR))),
+            ["ping", "-6", "-n", "-c", "1", "-w", "1", "2001:db8::10"]
         );
     }
 
@@ -476,6 +711,7 @@ mod tests {
             vhost: None,
             string: None,
             url: None,
+            tls: Tls::default(),
         };
         assert_eq!(
             words(&p.argv(Some(&v4()), Duration::from_secs(10), Path::new(DIR))),
@@ -488,11 +724,16 @@ mod tests {
             vhost: Some("www.example.org".into()),
             string: Some("Welcome".into()),
             url: Some("/login".into()),
+            tls: Tls {
+                verify: true,
+                ca_file: Some("/etc/ca.pem".into()),
+                certificate_days: Some((30, 7)),
+            },
         };
         assert_eq!(
             words(&p.argv(Some(&v6()), T, Path::new(DIR))),
             [
-                "/plug/check_http",
+                "/plug/check_curl",
                 "-I",
                 "2001:db8::10",
                 "-t",
@@ -508,7 +749,13 @@ mod tests {
                 "-u",
                 "/login",
                 "--ssl",
-                "--sni"
+                "--sni",
+                "--verify-cert",
+                "--ca-cert",
+                "/etc/ca.pem",
+                "-C",
+                "30,7",
+                "--continue-after-certificate"
             ]
         );
     }
@@ -546,38 +793,65 @@ mod tests {
         };
         assert_eq!(
             words(&rec.argv(Some(&v4()), T, Path::new(DIR))),
-            ["dig", "www.example.org", "@192.0.2.10"]
+            [
+                "dig",
+                "-r",
+                "+time=2",
+                "+tries=1",
+                "www.example.org",
+                "@192.0.2.10"
+            ]
+        );
+        assert_eq!(
+            words(&rec.argv(Some(&v4()), Duration::from_secs(10), Path::new(DIR)))[1..4],
+            ["-r", "+time=4", "+tries=2"]
         );
         let zone = Probe::DnsZone {
             zone: "example.org".into(),
             family: Some(Family::V6),
+            servers: vec![("ns1".into(), v6().addr)],
         };
         assert_eq!(
-            words(&zone.argv(None, T, Path::new(DIR))),
-            ["check_dns_soa", "-H", "example.org", "-6"]
+            words(&zone.argv(None, T, Path::new(DIR)))[1..],
+            [
+                "plugin",
+                "dns-zone",
+                "-t",
+                "2.5",
+                "-6",
+                "-s",
+                "ns1=2001:db8::10",
+                "example.org"
+            ]
         );
     }
 
     #[test]
     fn openvpn_and_jabber_argv() {
-        let vpn = Probe::Openvpn { port: 1194 };
-        let argv = vpn.argv(Some(&v4()), T, Path::new(DIR));
-        let w = words(&argv);
+        let vpn = Probe::Openvpn {
+            port: 1194,
+            key: Some(OpenvpnKey::TlsAuth {
+                file: "/etc/ta.key".into(),
+                direction: Some(1),
+            }),
+        };
         assert_eq!(
-            &w[..7],
+            words(&vpn.argv(Some(&v4()), T, Path::new(DIR)))[1..],
             [
-                "/plug/check_udp",
+                "plugin",
+                "openvpn",
                 "-H",
                 "192.0.2.10",
                 "-p",
                 "1194",
                 "-t",
-                "3"
+                "2.5",
+                "--tls-auth",
+                "/etc/ta.key",
+                "--key-direction",
+                "1"
             ]
         );
-        assert_eq!(w[7], "-s");
-        assert!(!OPENVPN_PROBE.contains(&0), "argv cannot carry NUL");
-        assert_eq!(w[9..], ["-e", "@"]);
         let jabber = Probe::Jabber { port: Some(5222) };
         assert_eq!(
             words(&jabber.argv(Some(&v6()), T, Path::new(DIR))),
@@ -620,6 +894,7 @@ mod tests {
             check: "c".into(),
             dest: "c".into(),
             argv: vec!["/bin/x".into()],
+            reading: Reading::Nagios,
             pattern: pattern.map(|p| Regex::new(p).expect("test pattern")),
             every: 1,
             error_every: 1,
@@ -637,6 +912,8 @@ mod tests {
             stdout: out.as_bytes().to_vec(),
             stderr: Vec::new(),
             duration: Duration::from_millis(5),
+            escaped: Vec::new(),
+            output_held_open: false,
         })
     }
 
@@ -669,9 +946,145 @@ mod tests {
             stdout: Vec::new(),
             stderr: Vec::new(),
             duration: Duration::from_secs(2),
+            escaped: Vec::new(),
+            output_held_open: false,
         });
         let r = instance(None).interpret(now, timed_out);
         assert_eq!(r.state, State::Critical);
         assert_eq!(r.summary, "timed out after 2 s");
+    }
+
+    fn run(code: Option<i32>, out: &str, err: &str) -> Result<Finished, RunError> {
+        Ok(Finished {
+            exit_code: code,
+            signal: code.map_or(Some(9), |_| None),
+            timed_out: code.is_none(),
+            stdout: out.as_bytes().to_vec(),
+            stderr: err.as_bytes().to_vec(),
+            duration: Duration::from_millis(5),
+            escaped: Vec::new(),
+            output_held_open: false,
+        })
+    }
+
+    #[test]
+    fn a_failed_run_shows_stdout_and_stderr() {
+        let now = SystemTime::now();
+        let r = instance(None).interpret(
+            now,
+            run(Some(2), "CHECK CRITICAL - down\n", "detail on stderr\n"),
+        );
+        assert_eq!(r.output(), "CHECK CRITICAL - down\ndetail on stderr");
+        // An OK run keeps to its standard output.
+        let r = instance(None).interpret(now, run(Some(0), "CHECK OK\n", "noise\n"));
+        assert_eq!(r.output(), "CHECK OK");
+    }
+
+    #[test]
+    fn a_timed_out_run_shows_what_the_plugin_printed_before_it_was_killed() {
+        let now = SystemTime::now();
+        let r = instance(None).interpret(now, run(None, "connecting to db…\n", "slow\n"));
+        assert_eq!(r.state, State::Critical);
+        assert_eq!(r.output(), "timed out after 2 s\nconnecting to db…\nslow");
+    }
+
+    #[test]
+    fn ping_without_reply_is_critical_not_warning() {
+        let now = SystemTime::now();
+        let mut i = instance(None);
+        i.reading = Reading::Ping {
+            addr: "192.0.2.10".into(),
+        };
+        let r = i.interpret(
+            now,
+            run(
+                Some(1),
+                "PING 192.0.2.10 …\n1 packets transmitted, 0 received\n",
+                "",
+            ),
+        );
+        assert_eq!(r.state, State::Critical);
+        assert_eq!(
+            r.summary,
+            "PING CRITICAL - no reply from 192.0.2.10 within 1 s"
+        );
+        let r = i.interpret(
+            now,
+            run(
+                Some(0),
+                "64 bytes from 192.0.2.10: icmp_seq=1 ttl=64 time=0.04 ms\n",
+                "",
+            ),
+        );
+        assert_eq!(r.state, State::Ok);
+        assert_eq!(r.summary, "PING OK - 192.0.2.10 answered in 0.04 ms");
+    }
+
+    #[test]
+    fn dig_needs_noerror_and_pattern_is_an_extra_condition() {
+        let now = SystemTime::now();
+        let mut i = instance(Some("1\\.2\\.3\\.4"));
+        i.reading = Reading::Dig {
+            query: "www.example.org".into(),
+            server: "192.0.2.10".into(),
+        };
+        let nx = ";; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 1\n;www.example.org. IN A 1.2.3.4\n";
+        let r = i.interpret(now, run(Some(0), nx, ""));
+        assert_eq!(r.state, State::Critical);
+        assert_eq!(
+            r.summary,
+            "DNS CRITICAL - 192.0.2.10 answered www.example.org: NXDOMAIN"
+        );
+        let ok = ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n;; flags: qr; QUERY: 1, ANSWER: 1\nwww.example.org. 60 IN A 1.2.3.5\n";
+        let r = i.interpret(now, run(Some(0), ok, ""));
+        assert_eq!(
+            r.state,
+            State::Critical,
+            "NOERROR but the pattern does not match"
+        );
+        let r = i.interpret(now, run(Some(0), &ok.replace("1.2.3.5", "1.2.3.4"), ""));
+        assert_eq!(r.state, State::Ok);
+        assert_eq!(
+            r.summary,
+            "DNS OK - 192.0.2.10 answered www.example.org: NOERROR, 1 answer(s)"
+        );
+        let r = i.interpret(
+            now,
+            run(
+                Some(9),
+                ";; connection timed out; no servers could be reached\n",
+                "",
+            ),
+        );
+        assert_eq!(r.state, State::Critical);
+        assert_eq!(
+            r.summary,
+            "DNS CRITICAL - no answer from 192.0.2.10 for www.example.org"
+        );
+    }
+
+    #[test]
+    fn an_expiring_certificate_warns_although_check_curl_exits_with_the_http_result() {
+        let now = SystemTime::now();
+        let mut i = instance(None);
+        i.reading = Reading::Curl;
+        let out = "WARNING - Certificate 'www' expires in 10 day(s).\nHTTP OK: HTTP/1.1 200 OK\n";
+        assert_eq!(
+            i.interpret(now, run(Some(0), out, "")).state,
+            State::Warning
+        );
+        let out = "CRITICAL - Certificate 'www' expired on x.\nHTTP OK: HTTP/1.1 200 OK\n";
+        assert_eq!(
+            i.interpret(now, run(Some(0), out, "")).state,
+            State::Critical
+        );
+        assert_eq!(
+            i.interpret(now, run(Some(0), "HTTP OK\n", "")).state,
+            State::Ok
+        );
+        assert_eq!(
+            i.interpret(now, run(Some(2), "HTTP CRITICAL\n", "")).state,
+            State::Critical
+        );
     }
 }

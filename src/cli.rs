@@ -3,6 +3,7 @@
 //! users type (`picomon generate`).
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -132,6 +133,89 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Run a built-in monitoring plugin (what dns-zone and openvpn checks
+    /// run); Nagios plugin API: prints one status line, exits 0 to 3.
+    #[command(hide = true)]
+    Plugin {
+        #[command(subcommand)]
+        plugin: Plugin,
+    },
+}
+
+/// The built-in plugins.
+#[derive(Debug, Subcommand)]
+pub enum Plugin {
+    /// Ask every nameserver of ZONE, over UDP and without recursion, for
+    /// its SOA: OK when all answer authoritatively with one serial,
+    /// WARNING when serials differ, CRITICAL when one does not answer or is
+    /// not authoritative.
+    DnsZone(DnsZoneArgs),
+    /// Send an OpenVPN P_CONTROL_HARD_RESET_CLIENT_V2 (with the tls-auth
+    /// HMAC or tls-crypt wrapping of a static key, when given) over UDP:
+    /// OK when the server answers with its hard reset.
+    Openvpn(OpenvpnArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DnsZoneArgs {
+    /// The zone, e.g. example.org.
+    #[arg(value_name = "ZONE")]
+    pub zone: String,
+
+    /// A nameserver to ask, as NAME=ADDRESS (repeat for each); default:
+    /// the zone's NS records, looked up through the system's resolver.
+    #[arg(short = 's', long = "server", value_name = "NAME=ADDRESS", value_parser = parse_server)]
+    pub servers: Vec<(String, IpAddr)>,
+
+    /// Only IPv4 addresses of the nameservers.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Only IPv6 addresses of the nameservers.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// Seconds for the whole check.
+    #[arg(short, long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenvpnArgs {
+    /// The server's address.
+    #[arg(short = 'H', long = "host", value_name = "ADDRESS")]
+    pub addr: IpAddr,
+
+    /// The server's UDP port.
+    #[arg(short, long, default_value = "1194")]
+    pub port: u16,
+
+    /// Seconds to wait for the answer.
+    #[arg(short, long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    /// The server's tls-auth static key file.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_crypt")]
+    pub tls_auth: Option<PathBuf>,
+
+    /// The client's key-direction for --tls-auth (0 or 1; absent: the key
+    /// is used in both directions).
+    #[arg(long, value_name = "0|1", requires = "tls_auth", value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub key_direction: Option<u8>,
+
+    /// The server's tls-crypt static key file.
+    #[arg(long, value_name = "FILE")]
+    pub tls_crypt: Option<PathBuf>,
+}
+
+fn parse_server(s: &str) -> Result<(String, IpAddr), String> {
+    let (name, addr) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=ADDRESS"))?;
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an IP address"))?;
+    Ok((name.to_string(), addr))
 }
 
 /// Runs picomon with the same arguments, emails the addresses of its

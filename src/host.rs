@@ -3,6 +3,8 @@
 
 use std::sync::OnceLock;
 
+use crate::sys;
+
 /// The `From:` header: as configured, else `Picomon <picomon@FQDN>`.
 pub fn from_header(configured: Option<&str>) -> String {
     match configured {
@@ -28,38 +30,6 @@ pub fn fqdn() -> &'static str {
 }
 
 fn lookup_fqdn() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let short = match ok {
-        true => String::from_utf8_lossy(&buf[..end]).into_owned(),
-        false => "localhost".to_string(),
-    };
-    canonical_name(&short).unwrap_or(short)
-}
-
-fn canonical_name(host: &str) -> Option<String> {
-    let c_host = std::ffi::CString::new(host).ok()?;
-    // SAFETY: zeroed addrinfo is a valid "no hints" value; we only set flags.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_flags = libc::AI_CANONNAME;
-    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: valid C strings and pointers; `res` is freed below.
-    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
-    if rc != 0 || res.is_null() {
-        return None;
-    }
-    // SAFETY: getaddrinfo succeeded, so `res` points to a valid list.
-    let name = unsafe {
-        let canon = (*res).ai_canonname;
-        let name = (!canon.is_null()).then(|| {
-            std::ffi::CStr::from_ptr(canon)
-                .to_string_lossy()
-                .into_owned()
-        });
-        libc::freeaddrinfo(res);
-        name
-    };
-    name.filter(|n| !n.is_empty())
+    let short = sys::hostname().unwrap_or_else(|| "localhost".to_string());
+    sys::canonical_name(&short).unwrap_or(short)
 }

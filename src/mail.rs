@@ -158,6 +158,7 @@ impl Mail {
         let (state, severity) = match event.transition {
             Transition::Failing => ("Problem", result.state.as_str()),
             Transition::Recovered { .. } => ("OK", "OK"),
+            Transition::Unmonitored { .. } => ("Removed", result.state.as_str()),
         };
         let subject = render_subject(
             &emails.subject_tpl,
@@ -200,10 +201,22 @@ impl Mail {
                 let _ = writeln!(body, "Failing:   since {}", human_time(event.since));
                 let _ = writeln!(body, "Recovered: {}", human_time(result.started));
             }
+            Transition::Unmonitored { after } => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} is no longer monitored: its check left the configuration while failing, after {}.\n",
+                    event.check,
+                    event.dest,
+                    human_duration(*after)
+                );
+                let _ = writeln!(body, "Check:     {} ({})", event.check, event.id);
+                let _ = writeln!(body, "Failing:   since {}", human_time(event.since));
+                let _ = writeln!(body, "Last state: {severity}");
+            }
         }
         let _ = write!(body, "\nOutput:\n{}", indented_output(&result.output()));
         let mut mail = Mail::new(emails, subject, body, result.started);
-        if let Transition::Recovered { .. } = event.transition {
+        if event.transition != Transition::Failing {
             mail.in_reply_to = thread.map(str::to_string);
         }
         mail

@@ -5,10 +5,20 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = picomon::cli::Cli::parse();
+    let cli = match picomon::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // A built-in plugin's usage error is UNKNOWN (3) in the plugin API;
+        // clap's 2 would read as CRITICAL.
+        Err(e) if e.use_stderr() && std::env::args_os().nth(1).is_some_and(|a| a == "plugin") => {
+            let _ = e.print();
+            return ExitCode::from(3);
+        }
+        Err(e) => e.exit(),
+    };
     let debug = match &cli.command {
         Some(picomon::cli::Command::CheckConfig { common, .. }) => common.debug,
         Some(picomon::cli::Command::Generate { .. }) => false,
+        Some(picomon::cli::Command::Plugin { .. }) => false,
         None => cli.run.common.debug,
     };
     picomon::init_logging("picomon", debug);

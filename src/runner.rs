@@ -2,15 +2,24 @@
 //! that a timeout (or picomon stopping) kills the whole tree with one
 //! `killpg`, and watched with a pidfd and `poll` in the calling thread, so a
 //! run costs no helper threads. Output is read as it comes and capped.
+//!
+//! Plugins get a clean environment (no `PICOMON_*` configuration or
+//! secret reaches them), and picomon is the subreaper of what they leave
+//! behind: a process that escaped the group with `setsid` becomes a child
+//! of picomon's main thread (the kernel hands orphans to the first thread
+//! of the reaper), where plugins themselves never are, since workers
+//! start them; the worker that ran the plugin kills and reaps it.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::sys;
 
 /// How much of each output stream is kept; the rest is read and dropped so
 /// that a chatty plugin never blocks on a full pipe.
@@ -37,6 +46,12 @@ pub struct Finished {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub duration: Duration,
+    /// Processes that escaped the plugin's group and outlived it, killed
+    /// after the run: `PID (NAME)` each.
+    pub escaped: Vec<String>,
+    /// A process outside the group kept the output pipes open after the
+    /// plugin exited; picomon stopped reading them.
+    pub output_held_open: bool,
 }
 
 /// Runs plugins and remembers their process groups, so that stopping
@@ -45,6 +60,20 @@ pub struct Finished {
 pub struct Runner {
     groups: Mutex<HashSet<i32>>,
     stopping: AtomicBool,
+    /// The environment every plugin gets, before its check's own `env`.
+    base_env: Vec<(OsString, OsString)>,
+}
+
+/// What of picomon's own environment a plugin sees: where programs are,
+/// and the language and time zone of their messages. Nothing else, above
+/// all no `PICOMON_*` variable (configuration and secrets).
+fn plugin_env() -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(name, _)| {
+            let name = name.to_string_lossy();
+            name == "PATH" || name == "LANG" || name == "TZ" || name.starts_with("LC_")
+        })
+        .collect()
 }
 
 /// Output read so far from one pipe.
@@ -57,7 +86,7 @@ struct Stream {
 impl Stream {
     fn new(fd: os_pipe::PipeReader) -> io::Result<Stream> {
         // Only our end: the plugin's end stays blocking, as plugins expect.
-        set_nonblocking(fd.as_raw_fd())?;
+        sys::set_pipe_nonblocking(fd.as_raw_fd())?;
         Ok(Stream {
             fd: Some(fd),
             kept: Vec::new(),
@@ -100,60 +129,17 @@ impl Stream {
     }
 }
 
-/// Makes the read end of a fresh pipe non-blocking. Its only status flag
-/// is O_RDONLY, so there is nothing to read back first.
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own, with plain integer arguments.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_RDONLY | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = RawFd::try_from(fd).map_err(io::Error::other)?;
-    // SAFETY: the kernel just gave us this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn kill_group(pgid: i32) {
-    // SAFETY: killpg with a positive process group id and a valid signal.
-    // The group leader is our unreaped child, so the id cannot be reused.
-    unsafe { libc::killpg(pgid, libc::SIGKILL) };
-}
-
-/// Waits until one of `fds` is readable or `timeout` passes; returns the
-/// `revents` of each.
-fn poll(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<i16>> {
-    let mut polls: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // Round up so that a deadline a few microseconds away is not a busy loop.
-    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-    // SAFETY: `polls` is a valid array of `polls.len()` pollfd structs.
-    let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    Ok(polls.iter().map(|p| p.revents).collect())
-}
-
 impl Runner {
+    /// A runner for this process, which becomes the subreaper of every
+    /// plugin's leftovers.
     pub fn new() -> Runner {
-        Runner::default()
+        if let Err(e) = sys::become_child_subreaper() {
+            log::warn!("cannot become the reaper of plugins' leftovers: {e}");
+        }
+        Runner {
+            base_env: plugin_env(),
+            ..Runner::default()
+        }
     }
 
     /// Kills every running plugin group and refuses new runs.
@@ -161,7 +147,7 @@ impl Runner {
         self.stopping.store(true, Ordering::SeqCst);
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         for &pgid in groups.iter() {
-            kill_group(pgid);
+            sys::kill_group(pgid);
         }
     }
 
@@ -174,9 +160,15 @@ impl Runner {
         }
     }
 
-    /// Runs `argv` (no shell) with stdin closed, kills its process group
-    /// when it exits or at `timeout`, and returns what it printed.
-    pub fn run(&self, argv: &[OsString], timeout: Duration) -> Result<Finished, RunError> {
+    /// Runs `argv` (no shell) with stdin closed and the plugin environment
+    /// plus `env`, kills its process group when it exits or at `timeout`,
+    /// and returns what it printed.
+    pub fn run(
+        &self,
+        argv: &[OsString],
+        timeout: Duration,
+        env: &[(OsString, OsString)],
+    ) -> Result<Finished, RunError> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| RunError::Spawn(io::Error::other("empty command")))?;
@@ -193,6 +185,7 @@ impl Runner {
                 .stdin_null()
                 .stdout_file(out_w)
                 .stderr_file(err_w)
+                .full_env(self.base_env.iter().chain(env).cloned())
                 .unchecked()
                 .before_spawn(|cmd| {
                     cmd.process_group(0);
@@ -208,18 +201,23 @@ impl Runner {
             .ok_or_else(|| RunError::Wait(io::Error::other("no process id")))?;
         self.register(pid, true);
         if self.stopping.load(Ordering::SeqCst) {
-            kill_group(pid);
+            sys::kill_group(pid);
         }
         let watched = self.watch(pid, started, timeout, out_r, err_r);
         if watched.is_err() {
             // watch() kills the group itself, except when it could not watch.
-            kill_group(pid);
+            sys::kill_group(pid);
         }
-        let reaped = handle.wait().map(|o| o.status);
+        // Forgotten before it is reaped: once reaped, its group id may be
+        // reused, and a concurrent stop must not kill a stranger's group.
         self.register(pid, false);
-        let (timed_out, out, err, duration) = watched.map_err(RunError::Wait)?;
+        let reaped = handle.wait().map(|o| o.status);
+        let escaped = kill_leftovers(pid);
+        let (timed_out, out, err, duration, output_held_open) = watched.map_err(RunError::Wait)?;
         let status = reaped.map_err(RunError::Wait)?;
         Ok(Finished {
+            escaped,
+            output_held_open,
             exit_code: if timed_out { None } else { status.code() },
             signal: status.signal(),
             timed_out,
@@ -238,19 +236,20 @@ impl Runner {
         timeout: Duration,
         out_r: os_pipe::PipeReader,
         err_r: os_pipe::PipeReader,
-    ) -> io::Result<(bool, Stream, Stream, Duration)> {
-        let pidfd = pidfd_open(pid)?;
+    ) -> io::Result<(bool, Stream, Stream, Duration, bool)> {
+        let pidfd = sys::pidfd_open(pid)?;
         let mut out = Stream::new(out_r)?;
         let mut err = Stream::new(err_r)?;
         let deadline = started + timeout;
         let mut exited_at: Option<Instant> = None;
         let mut timed_out = false;
+        let mut held_open = false;
         loop {
             let now = Instant::now();
             let wait = match exited_at {
                 None if now >= deadline && !timed_out => {
                     timed_out = true;
-                    kill_group(pid);
+                    sys::kill_group(pid);
                     continue;
                 }
                 None if timed_out => Duration::from_millis(100),
@@ -262,9 +261,7 @@ impl Runner {
                     match (at + DRAIN_GRACE).checked_duration_since(now) {
                         Some(left) if !left.is_zero() => left,
                         _ => {
-                            log::warn!(
-                                "plugin {pid} exited but a process outside its group keeps its output open; not waiting for it"
-                            );
+                            held_open = true;
                             break;
                         }
                     }
@@ -276,16 +273,72 @@ impl Runner {
             }
             fds.extend(out.fd.as_ref().map(|f| f.as_raw_fd()));
             fds.extend(err.fd.as_ref().map(|f| f.as_raw_fd()));
-            let revents = poll(&fds, wait)?;
+            let revents = sys::poll(&fds, wait)?;
             if exited_at.is_none() && revents.first().is_some_and(|r| *r != 0) {
                 exited_at = Some(Instant::now());
                 // Whatever the plugin left behind goes with it.
-                kill_group(pid);
+                sys::kill_group(pid);
             }
             out.drain();
             err.drain();
         }
         let duration = exited_at.unwrap_or_else(Instant::now) - started;
-        Ok((timed_out, out, err, duration))
+        Ok((timed_out, out, err, duration, held_open))
     }
+
+    /// At stop: kills and reaps whatever plugins left behind that no run
+    /// is watching any more.
+    pub fn sweep(&self) {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        for pid in sys::children() {
+            if !groups.contains(&pid) {
+                sys::kill_child(pid);
+                sys::reap_child(pid);
+            }
+        }
+    }
+}
+
+/// Kills and reaps the main thread's children after the run of plugin
+/// `leader` (already reaped): orphans of plugins, which the subreaper
+/// setting handed to us. Those outside the plugin's group had escaped it
+/// (`setsid`); they are returned for the log (with several plugins ending
+/// at once, one may be blamed for another's). Members of the group were
+/// already killed with it and are only reaped.
+fn kill_leftovers(leader: i32) -> Vec<String> {
+    // One scan at a time: two workers must not both kill and reap one pid
+    // (the second kill could hit a reused one).
+    static SCAN: Mutex<()> = Mutex::new(());
+    let _scan = SCAN.lock().unwrap_or_else(|e| e.into_inner());
+    let main_thread = std::process::id();
+    let Ok(list) = std::fs::read_to_string(format!("/proc/self/task/{main_thread}/children"))
+    else {
+        return Vec::new();
+    };
+    let mut escaped = Vec::new();
+    for pid in list
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // `PID (COMM) STATE PPID PGRP …`; COMM may hold anything but ends
+        // at the last ')'.
+        let (comm, rest) = match (stat.find('('), stat.rfind(')')) {
+            (Some(open), Some(close)) if open < close => {
+                (&stat[open + 1..close], &stat[close + 1..])
+            }
+            _ => ("?", ""),
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        if state != "Z" && pgrp != Some(leader) {
+            escaped.push(format!("{pid} ({comm})"));
+        }
+        sys::kill_child(pid);
+        // A process just killed may take a moment to become a zombie; what
+        // is not reaped now is reaped after this thread's next run.
+        sys::reap_child(pid);
+    }
+    escaped
 }

@@ -10,22 +10,49 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::check::{Instance, RunResult};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::logging::Throttle;
 use crate::mail::{Mail, Outbox};
 use crate::runner::Runner;
 use crate::signals::Signal;
-use crate::state::{self, CheckState, Event, StateStore, Transition};
+use crate::state::{CheckState, Event, StateStore, Transition};
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long a stopping daemon tries to deliver queued mail.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
+/// A reload that has not finished loading by then is refused: the files
+/// may sit on a hung filesystem, and the running configuration goes on.
+const RELOAD_LIMIT: Duration = Duration::from_secs(10);
+/// Changes that are not switches (a retry counted, an outage's start) are
+/// saved at most this often, so that a failing check does not rewrite the
+/// state file on every run; a switch is saved at once.
+const TRICKLE: Duration = Duration::from_secs(60);
 
 /// What the daemon loop is told.
 #[derive(Debug)]
 pub enum Msg {
-    Done { id: String, result: RunResult },
+    Done {
+        id: String,
+        result: RunResult,
+        leftovers: Leftovers,
+    },
     Signal(Signal),
+    /// A reload's configuration, loaded off the loop; `generation` tells
+    /// a late answer to a refused reload from the current one.
+    Loaded {
+        generation: u64,
+        config: Box<Result<Config, ConfigError>>,
+    },
+}
+
+/// What a run left behind, for the log.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    /// Processes that escaped the plugin's group, killed after the run.
+    escaped: Vec<String>,
+    /// A process outside the group held the output open.
+    held_open: bool,
 }
 
 struct Job {
@@ -51,11 +78,23 @@ impl Pool {
                 .spawn(move || {
                     for job in queue.iter() {
                         let started = SystemTime::now();
-                        let run = runner.run(&job.instance.argv, job.instance.timeout);
-                        let result = job.instance.interpret(started, run);
-                        let id = job.instance.id.clone();
+                        let instance = &job.instance;
+                        let mut run = runner.run(&instance.argv, instance.timeout, &instance.env);
+                        let leftovers = match &mut run {
+                            Ok(done) => Leftovers {
+                                escaped: std::mem::take(&mut done.escaped),
+                                held_open: done.output_held_open,
+                            },
+                            Err(_) => Leftovers::default(),
+                        };
+                        let result = instance.interpret(started, run);
+                        let id = instance.id.clone();
                         // The daemon may be gone (stopping); nothing to tell then.
-                        let _ = job.reply.send(Msg::Done { id, result });
+                        let _ = job.reply.send(Msg::Done {
+                            id,
+                            result,
+                            leftovers,
+                        });
                     }
                 })?;
         }
@@ -90,7 +129,7 @@ pub fn run_once(
     drop(tx);
     let mut results: BTreeMap<String, RunResult> = BTreeMap::new();
     for msg in rx.iter().take(config.instances.len()) {
-        if let Msg::Done { id, result } = msg {
+        if let Msg::Done { id, result, .. } = msg {
             results.insert(id, result);
         }
     }
@@ -110,6 +149,57 @@ struct Slot {
     running: bool,
 }
 
+/// Drift-free ticks: tick k is due at start + k × length, whatever the
+/// ticks before it cost; after a stall (a suspended machine) the ticks
+/// already missed are skipped, not run back to back.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    length: Duration,
+    /// The next tick to run.
+    tick: u64,
+}
+
+impl Schedule {
+    fn new(start: Instant, length: Duration) -> Schedule {
+        Schedule {
+            start,
+            length,
+            tick: 0,
+        }
+    }
+
+    fn due(&self) -> Instant {
+        self.start + self.length.mul_f64(self.tick as f64)
+    }
+
+    /// Moves past the tick just run, at `now`; returns how many ticks
+    /// were missed and skipped.
+    fn advance(&mut self, now: Instant) -> u64 {
+        self.tick += 1;
+        let elapsed = now.saturating_duration_since(self.start);
+        let behind = (elapsed.as_secs_f64() / self.length.as_secs_f64()) as u64;
+        if behind > self.tick {
+            let missed = behind - self.tick + 1;
+            self.tick = behind + 1;
+            missed
+        } else {
+            0
+        }
+    }
+}
+
+/// When the state must reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Save {
+    /// Nothing changed that a restart needs.
+    Clean,
+    /// Retries or an outage's start changed: saved within `TRICKLE`.
+    Soon,
+    /// A switch, or a check's state kept or dropped: saved at once.
+    Now,
+}
+
 /// The running daemon: its configuration, its instances and their state.
 pub struct Daemon {
     config: Arc<Config>,
@@ -117,6 +207,9 @@ pub struct Daemon {
     runner: Arc<Runner>,
     pool: Pool,
     slots: BTreeMap<String, Slot>,
+    /// States of the instances of checks switched off (`enabled = false`):
+    /// kept, so that switching one on again continues its thread.
+    dormant: BTreeMap<String, CheckState>,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     outbox: Outbox,
@@ -124,12 +217,15 @@ pub struct Daemon {
     next_report: Option<Instant>,
     /// Where state is saved, with `state_dir`.
     store: Option<StateStore>,
-    /// States loaded at start, waiting for their instances.
-    saved: BTreeMap<String, CheckState>,
-    /// Some state changed since the last save.
-    dirty: bool,
+    save: Save,
+    last_save: Instant,
     /// Written to after every tick, for the watchdog.
     heartbeat: Option<std::fs::File>,
+    /// Repeated warnings about one check, held to one line a minute.
+    throttle: Throttle,
+    /// The reload being loaded off the loop: its generation and deadline.
+    reloading: Option<(u64, Instant)>,
+    reloads: u64,
 }
 
 impl Daemon {
@@ -161,23 +257,31 @@ impl Daemon {
             runner,
             pool,
             slots: BTreeMap::new(),
+            // What was saved is looked up like the states of switched-off
+            // checks: whatever the configuration no longer has is closed.
+            dormant: saved,
             tx,
             rx,
             outbox,
             next_report,
             store,
-            saved,
-            dirty: false,
+            save: Save::Clean,
+            last_save: Instant::now(),
             heartbeat,
+            throttle: Throttle::new(Duration::from_secs(60)),
+            reloading: None,
+            reloads: 0,
         };
         daemon.install_instances();
-        daemon.saved.clear();
-        daemon.save();
+        daemon.save_state();
         Ok(daemon)
     }
 
-    /// Builds the slots of the current configuration, keeping the state of
-    /// every instance whose identity survives.
+    /// Builds the slots of the current configuration. An instance keeps
+    /// its state if its identity survives (or comes back from a switched
+    /// off check); the state of a switched-off check is kept aside; a
+    /// check gone for good that was failing gets one mail closing its
+    /// thread ("no longer monitored").
     fn install_instances(&mut self) {
         let mut old = std::mem::take(&mut self.slots);
         for instance in &self.config.instances {
@@ -186,36 +290,73 @@ impl Daemon {
                     slot.instance = Arc::clone(instance);
                     slot
                 }
-                None => Slot {
-                    instance: Arc::clone(instance),
-                    state: self.saved.remove(&instance.id).unwrap_or_default(),
-                    due_in: 0,
-                    running: false,
-                },
+                None => {
+                    let state = self.dormant.remove(&instance.id).unwrap_or_default();
+                    if state != CheckState::default() {
+                        self.save = Save::Now;
+                    }
+                    Slot {
+                        instance: Arc::clone(instance),
+                        state,
+                        due_in: 0,
+                        running: false,
+                    }
+                }
             };
             self.slots.insert(instance.id.clone(), slot);
         }
-        for id in old.keys() {
-            log::info!("{id}: check removed by the new configuration, its state dropped");
-            self.dirty = true;
+        let disabled = |id: &str| {
+            let check = id.split('/').next().unwrap_or(id);
+            self.config.disabled.iter().any(|d| d == check)
+        };
+        for (id, slot) in old {
+            if disabled(&id) {
+                log::info!("{id}: check switched off (enabled = false), its state kept");
+            }
+            self.dormant.insert(id, slot.state);
         }
-        for id in self.saved.keys() {
-            log::info!("{id}: saved state of a check no longer configured, dropped");
-            self.dirty = true;
+        let (kept, gone): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.dormant)
+            .into_iter()
+            .partition(|(id, _)| disabled(id));
+        self.dormant = kept;
+        let now = SystemTime::now();
+        for (id, state) in gone {
+            self.save = Save::Now;
+            let (check, dest) = id.split_once('/').unwrap_or((&id, &id));
+            match state.close(&id, check, dest, now) {
+                Some(event) => {
+                    self.alert(&event);
+                }
+                None => log::info!("{id}: check removed by the configuration, its state dropped"),
+            }
         }
+        let slots = &self.slots;
+        self.throttle
+            .retain(|key| slots.contains_key(key.split_once(' ').map_or(key, |(id, _)| id)));
     }
 
     /// Writes every state to `state_dir`, if there is one and something
-    /// changed.
-    fn save(&mut self) {
-        if !std::mem::take(&mut self.dirty) {
+    /// that a restart needs changed.
+    fn save_state(&mut self) {
+        if self.save == Save::Clean {
             return;
         }
-        let Some(store) = &self.store else { return };
-        let states = self.slots.iter().map(|(id, s)| (id.as_str(), &s.state));
-        if let Err(e) = store.save(states) {
-            log::error!("cannot save state in {}: {e}", store.dir().display());
-            self.dirty = true;
+        let Some(store) = &self.store else {
+            self.save = Save::Clean;
+            return;
+        };
+        let states = self
+            .slots
+            .iter()
+            .map(|(id, s)| (id.as_str(), &s.state))
+            .chain(self.dormant.iter().map(|(id, s)| (id.as_str(), s)));
+        match store.save(states) {
+            Ok(()) => {
+                self.save = Save::Clean;
+                self.last_save = Instant::now();
+            }
+            // Kept dirty: the next occasion tries again.
+            Err(e) => log::error!("cannot save state in {}: {e}", store.dir().display()),
         }
     }
 
@@ -236,10 +377,9 @@ impl Daemon {
             self.config.check_count(),
             crate::human::fmt_secs(self.config.base_tick)
         );
-        let mut start = Instant::now();
-        let mut tick: u64 = 0;
+        let mut schedule = Schedule::new(Instant::now(), self.config.base_tick);
         loop {
-            let due = start + self.config.base_tick.mul_f64(tick as f64);
+            let due = schedule.due();
             // A due tick goes before queued results: a burst of them must
             // not delay it.
             let next = match Instant::now() >= due {
@@ -247,25 +387,26 @@ impl Daemon {
                 false => self.rx.recv_deadline(due),
             };
             match next {
-                Ok(Msg::Done { id, result }) => {
-                    self.finished(&id, result);
-                    // Save once a burst of results is in, not after each.
-                    if self.rx.is_empty() {
-                        self.save();
-                    }
-                }
+                Ok(Msg::Done {
+                    id,
+                    result,
+                    leftovers,
+                }) => self.finished(&id, result, leftovers),
                 Ok(Msg::Signal(Signal::Status)) => {
                     self.print_status();
-                    start = Instant::now();
-                    tick = 0;
+                    schedule = Schedule::new(Instant::now(), self.config.base_tick);
                 }
-                Ok(Msg::Signal(Signal::Reload)) => {
-                    let old_tick = self.config.base_tick;
-                    self.reload();
-                    if self.config.base_tick != old_tick {
-                        // A new tick length starts a new schedule, one tick from now.
-                        start = Instant::now();
-                        tick = 1;
+                Ok(Msg::Signal(Signal::Reload)) => self.start_reload(),
+                Ok(Msg::Loaded { generation, config }) => {
+                    if self.reloading.is_some_and(|(g, _)| g == generation) {
+                        self.reloading = None;
+                        let old_tick = self.config.base_tick;
+                        self.reload(*config);
+                        if self.config.base_tick != old_tick {
+                            // A new tick length starts a new schedule, one tick from now.
+                            schedule = Schedule::new(Instant::now(), self.config.base_tick);
+                            schedule.tick = 1;
+                        }
                     }
                 }
                 Ok(Msg::Signal(Signal::Stop)) => {
@@ -275,24 +416,20 @@ impl Daemon {
                 Err(RecvTimeoutError::Timeout) => {
                     let now = Instant::now();
                     log::debug!(
-                        "tick {tick} started {:.3} ms after its time",
+                        "tick {} started {:.3} ms after its time",
+                        schedule.tick,
                         now.saturating_duration_since(due).as_secs_f64() * 1000.0
                     );
                     self.tick();
                     self.maybe_report();
+                    self.check_reload_deadline(now);
+                    if self.save == Save::Soon && now.duration_since(self.last_save) >= TRICKLE {
+                        self.save_state();
+                    }
                     self.beat();
-                    tick += 1;
-                    // After a suspend or a stall, skip the ticks already missed
-                    // instead of running them back to back.
-                    let elapsed = Instant::now().saturating_duration_since(start);
-                    let behind =
-                        (elapsed.as_secs_f64() / self.config.base_tick.as_secs_f64()) as u64;
-                    if behind > tick {
-                        log::warn!(
-                            "{} ticks missed (was the machine suspended?)",
-                            behind - tick + 1
-                        );
-                        tick = behind + 1;
+                    let missed = schedule.advance(Instant::now());
+                    if missed > 0 {
+                        log::warn!("{missed} ticks missed (was the machine suspended?)");
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -303,6 +440,7 @@ impl Daemon {
     }
 
     fn tick(&mut self) {
+        let now = Instant::now();
         for slot in self.slots.values_mut() {
             slot.due_in = slot.due_in.saturating_sub(1);
             if slot.due_in > 0 {
@@ -310,10 +448,10 @@ impl Daemon {
             }
             slot.due_in = slot.state.interval(&slot.instance);
             if slot.running {
-                log::warn!(
-                    "{}: previous run still going, this run is skipped",
-                    slot.instance.id
-                );
+                let id = &slot.instance.id;
+                if let Some(note) = self.throttle.admit(&format!("{id} still-running"), now) {
+                    log::warn!("{id}: previous run still going, this run is skipped{note}");
+                }
                 continue;
             }
             slot.running = true;
@@ -326,7 +464,8 @@ impl Daemon {
         }
     }
 
-    fn finished(&mut self, id: &str, result: RunResult) {
+    /// A run's result: record → (on a switch) mail and save → log.
+    fn finished(&mut self, id: &str, result: RunResult, leftovers: Leftovers) {
         // A result for an instance that a reload removed is dropped.
         let Some(slot) = self.slots.get_mut(id) else {
             return;
@@ -338,42 +477,59 @@ impl Daemon {
             result.duration.as_secs_f64(),
             result.summary
         );
-        let was_failing = slot.state.failing;
-        let transition = slot.state.record(result, slot.instance.retry);
-        self.dirty = true;
-        if slot.state.failing != was_failing {
+        let durable = slot.state.durable();
+        let event = slot.state.record(&slot.instance, result);
+        if slot.state.durable() != durable {
+            self.save = self.save.max(Save::Soon);
+        }
+        if let Some(event) = event {
             // Runs come at `error_every` while failing, `every` otherwise.
             slot.due_in = slot.state.interval(&slot.instance);
+            self.alert(&event);
         }
-        // Only a switch needs its own copy of the result, for the mail.
-        if let (Some(transition), Some(result)) = (transition, slot.state.last.clone()) {
-            let since = match &transition {
-                Transition::Failing => slot.state.since.unwrap_or(result.started),
-                Transition::Recovered { after, .. } => {
-                    result.started.checked_sub(*after).unwrap_or(result.started)
-                }
-            };
-            let event = Event {
-                id: id.to_string(),
-                check: slot.instance.check.clone(),
-                dest: slot.instance.dest.clone(),
-                since,
-                transition,
-                result,
-            };
-            log_event(&event);
-            let thread = match event.transition {
-                Transition::Failing => None,
-                Transition::Recovered { .. } => slot.state.thread.take(),
-            };
-            let mail = Mail::alert(self.outbox.emails(), &event, thread.as_deref());
-            if event.transition == Transition::Failing {
+        self.log_leftovers(id, leftovers);
+    }
+
+    /// Tells a switch: the mail is queued (spooled) first, then the state
+    /// that says it was sent is saved, then it is logged: a crash in
+    /// between repeats a mail, never loses one, and nothing on the way
+    /// out can fail before both are on disk.
+    fn alert(&mut self, event: &Event) {
+        let thread = match event.transition {
+            Transition::Failing => None,
+            _ => self
+                .slots
+                .get_mut(&event.id)
+                .and_then(|s| s.state.thread.take()),
+        };
+        let mail = Mail::alert(self.outbox.emails(), event, thread.as_deref());
+        if event.transition == Transition::Failing {
+            if let Some(slot) = self.slots.get_mut(&event.id) {
                 slot.state.thread = Some(mail.message_id.clone());
             }
-            // The mail is queued (spooled) before the state that says it
-            // was sent is saved: a crash in between repeats, never loses.
-            self.outbox.send(mail);
-            self.save();
+        }
+        self.outbox.send(mail);
+        self.save = Save::Now;
+        self.save_state();
+        log_event(event);
+    }
+
+    fn log_leftovers(&mut self, id: &str, leftovers: Leftovers) {
+        let now = Instant::now();
+        if !leftovers.escaped.is_empty() {
+            if let Some(note) = self.throttle.admit(&format!("{id} escaped"), now) {
+                log::warn!(
+                    "{id}: the plugin left processes outside its group, killed: {}{note}",
+                    leftovers.escaped.join(", ")
+                );
+            }
+        }
+        if leftovers.held_open {
+            if let Some(note) = self.throttle.admit(&format!("{id} held-open"), now) {
+                log::warn!(
+                    "{id}: the plugin exited but a process outside its group kept its output open; not waiting for it{note}"
+                );
+            }
         }
     }
 
@@ -399,7 +555,7 @@ impl Daemon {
         if !long_failing {
             return;
         }
-        let body = state::render_states(
+        let body = crate::status::render_states(
             self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
             wall,
         );
@@ -409,7 +565,7 @@ impl Daemon {
     }
 
     fn print_status(&self) {
-        let text = state::render_states(
+        let text = crate::status::render_states(
             self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
             SystemTime::now(),
         );
@@ -423,10 +579,42 @@ impl Daemon {
         }
     }
 
-    /// Loads every layer again; keeps the old configuration if the new one
-    /// is invalid. New instances run at the next tick.
-    fn reload(&mut self) {
-        let config = match Config::load(&self.main_file) {
+    /// Loads every layer again in a thread of its own: reading files can
+    /// block (a hung filesystem), and the loop must go on ticking.
+    fn start_reload(&mut self) {
+        self.reloads += 1;
+        let generation = self.reloads;
+        self.reloading = Some((generation, Instant::now() + RELOAD_LIMIT));
+        let main_file = self.main_file.clone();
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let config = Box::new(Config::load(&main_file));
+                let _ = tx.send(Msg::Loaded { generation, config });
+            });
+        if let Err(e) = spawned {
+            self.reloading = None;
+            log::error!("reload refused, still running the previous configuration: cannot start a thread to load it: {e}");
+        }
+    }
+
+    fn check_reload_deadline(&mut self, now: Instant) {
+        if let Some((_, deadline)) = self.reloading {
+            if now >= deadline {
+                self.reloading = None;
+                log::error!(
+                    "reload refused, still running the previous configuration: loading it took longer than {} (a file on a hung filesystem?)",
+                    crate::human::human_duration(RELOAD_LIMIT)
+                );
+            }
+        }
+    }
+
+    /// Switches to a newly loaded configuration; keeps the old one if the
+    /// new one is invalid. New instances run at the next tick.
+    fn reload(&mut self, loaded: Result<Config, ConfigError>) {
+        let config = match loaded {
             Ok(config) => config,
             Err(e) => {
                 log::error!("reload refused, still running the previous configuration: {e}");
@@ -457,7 +645,7 @@ impl Daemon {
         }
         self.config = Arc::new(config);
         self.install_instances();
-        self.save();
+        self.save_state();
         log::info!("configuration reloaded: {}", self.config.summary());
     }
 
@@ -472,11 +660,15 @@ impl Daemon {
                         slot.running = false;
                     }
                 }
-                Ok(Msg::Signal(_)) => {}
+                Ok(_) => {}
                 Err(_) => break,
             }
         }
-        self.save();
+        self.runner.sweep();
+        if self.save != Save::Clean {
+            self.save = Save::Now;
+        }
+        self.save_state();
         self.outbox.stop(FLUSH_GRACE);
         log::info!("stopped");
     }
@@ -500,5 +692,32 @@ fn log_event(event: &Event) {
             crate::human::human_duration(*after),
             event.result.summary
         ),
+        Transition::Unmonitored { after } => log::warn!(
+            "{}: NO LONGER MONITORED on {}: removed from the configuration while failing, after {}",
+            event.id,
+            event.dest,
+            crate::human::human_duration(*after)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_k_is_due_at_start_plus_k_ticks_and_missed_ticks_are_skipped() {
+        let t0 = Instant::now();
+        let tick = Duration::from_millis(100);
+        let mut s = Schedule::new(t0, tick);
+        assert_eq!(s.due(), t0);
+        // A slow tick does not push the next ones back.
+        assert_eq!(s.advance(t0 + Duration::from_millis(90)), 0);
+        assert_eq!(s.due(), t0 + tick);
+        // After a stall of 1.05 s, ticks 2..=10 are skipped: the next is
+        // the first one still in the future.
+        assert_eq!(s.advance(t0 + Duration::from_millis(1050)), 9);
+        assert_eq!(s.due(), t0 + tick * 11);
+        assert!(s.due() > t0 + Duration::from_millis(1050));
     }
 }

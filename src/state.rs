@@ -1,13 +1,16 @@
 //! The per-instance state machine of SPEC section 4: consecutive failed
 //! runs, the switch to failing after `retry + 1` of them, recovery at the
-//! first OK run. Each switch is an `Event`, the one place where alerting
-//! (logs now, email later) plugs in.
+//! first OK run. `record` takes a run's result and returns the switch it
+//! causes as a complete `Event`, built here where `since` is known; the
+//! daemon only tells it on (log, mail) and saves.
+//!
+//! Beside it, the store that keeps states across restarts. Only what a
+//! restart needs is saved (failing since when, failed runs), never a run's
+//! output, so that checks that keep their state write nothing.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -16,10 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{Instance, RunResult, State};
 use crate::files;
-use crate::human::{human_duration, human_time};
 
 /// What is remembered about one check instance between runs (and, with
-/// `state_dir`, across restarts).
+/// `state_dir`, across restarts: every field but `last`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CheckState {
@@ -29,8 +31,11 @@ pub struct CheckState {
     pub since: Option<SystemTime>,
     /// True from the `retry + 1`-th failed run to the next OK one.
     pub failing: bool,
+    /// The last run, for the status view; a restart starts without it.
+    #[serde(skip)]
     pub last: Option<RunResult>,
     /// The Message-ID of the Problem mail, for the recovery to reply to.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
 }
 
@@ -46,6 +51,12 @@ pub enum Transition {
         /// How many runs failed in between.
         failed_runs: u32,
     },
+    /// The instance was failing when its check left the configuration:
+    /// its Problem thread is closed, since no recovery will ever come.
+    Unmonitored {
+        /// From the first failed run to the removal.
+        after: Duration,
+    },
 }
 
 /// A transition with everything needed to describe it.
@@ -55,36 +66,85 @@ pub struct Event {
     pub check: String,
     pub dest: String,
     pub transition: Transition,
+    /// When the outage began: the first failed run.
     pub since: SystemTime,
+    /// The run that caused the switch (for `Unmonitored`, the last one).
     pub result: RunResult,
 }
 
 impl CheckState {
-    /// Records a run; returns the switch it causes, if any.
-    pub fn record(&mut self, result: RunResult, retry: u32) -> Option<Transition> {
-        let ok = result.state == State::Ok;
+    /// Records a run of `instance`; returns the switch it causes, if any.
+    pub fn record(&mut self, instance: &Instance, result: RunResult) -> Option<Event> {
         let at = result.started;
-        self.last = Some(result);
-        if ok {
+        let transition = if result.state == State::Ok {
             let was_failing = self.failing;
             let failed_runs = self.failed_runs;
             let since = self.since.take();
             self.failed_runs = 0;
             self.failing = false;
-            return was_failing.then(|| Transition::Recovered {
-                after: since
-                    .and_then(|s| at.duration_since(s).ok())
-                    .unwrap_or_default(),
-                failed_runs,
-            });
+            match (was_failing, since) {
+                (true, Some(since)) => Some((
+                    Transition::Recovered {
+                        after: at.duration_since(since).unwrap_or_default(),
+                        failed_runs,
+                    },
+                    since,
+                )),
+                _ => None,
+            }
+        } else {
+            self.failed_runs = self.failed_runs.saturating_add(1);
+            let since = *self.since.get_or_insert(at);
+            if !self.failing && self.failed_runs > instance.retry {
+                self.failing = true;
+                Some((Transition::Failing, since))
+            } else {
+                None
+            }
+        };
+        let event = transition.map(|(transition, since)| Event {
+            id: instance.id.clone(),
+            check: instance.check.clone(),
+            dest: instance.dest.clone(),
+            transition,
+            since,
+            result: result.clone(),
+        });
+        self.last = Some(result);
+        event
+    }
+
+    /// The check of instance `id` left the configuration for good: when
+    /// it was failing, the event that closes its thread.
+    pub fn close(self, id: &str, check: &str, dest: &str, now: SystemTime) -> Option<Event> {
+        if !self.failing {
+            return None;
         }
-        self.failed_runs = self.failed_runs.saturating_add(1);
-        self.since.get_or_insert(at);
-        if !self.failing && self.failed_runs > retry {
-            self.failing = true;
-            return Some(Transition::Failing);
-        }
-        None
+        let since = self.since.unwrap_or(now);
+        let result = self.last.unwrap_or_else(|| RunResult {
+            state: State::Unknown,
+            exit_code: None,
+            summary: "no longer monitored".to_string(),
+            perfdata: String::new(),
+            details: String::new(),
+            duration: Duration::ZERO,
+            started: now,
+        });
+        Some(Event {
+            id: id.to_string(),
+            check: check.to_string(),
+            dest: dest.to_string(),
+            transition: Transition::Unmonitored {
+                after: now.duration_since(since).unwrap_or_default(),
+            },
+            since,
+            result,
+        })
+    }
+
+    /// What a restart needs of this state; a change of it is worth a save.
+    pub fn durable(&self) -> (u32, Option<SystemTime>, bool) {
+        (self.failed_runs, self.since, self.failing)
     }
 
     /// Ticks until the next run: `error_every` while failing, else `every`.
@@ -101,10 +161,17 @@ impl CheckState {
 /// misread.
 const STATE_VERSION: u32 = 1;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StateFile {
     version: u32,
     instances: BTreeMap<String, CheckState>,
+}
+
+/// The same file, as written: borrowed, not copied.
+#[derive(Serialize)]
+struct SavedStates<'a> {
+    version: u32,
+    instances: BTreeMap<&'a str, &'a CheckState>,
 }
 
 /// Per-instance state on disk in `state_dir`, guarded by a lock so that
@@ -128,8 +195,9 @@ impl StateStore {
             .truncate(false)
             .open(&path)
             .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let locked = crate::sys::try_lock_exclusive(&lock)
+            .with_context(|| format!("{}: cannot lock it", path.display()))?;
+        if !locked {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             anyhow::bail!(
                 "state_dir {} is in use by another picomon (pid {}); give each instance its own state_dir",
@@ -210,60 +278,18 @@ impl StateStore {
         &self,
         states: impl IntoIterator<Item = (&'a str, &'a CheckState)>,
     ) -> io::Result<()> {
-        let file = StateFile {
+        // A check with nothing to remember (OK, no failed run) is left out:
+        // the file holds only what a restart needs, and stays small.
+        let file = SavedStates {
             version: STATE_VERSION,
             instances: states
                 .into_iter()
-                .map(|(id, state)| (id.to_string(), state.clone()))
+                .filter(|(_, state)| state.durable() != (0, None, false) || state.thread.is_some())
                 .collect(),
         };
         let json = serde_json::to_vec(&file).map_err(io::Error::other)?;
         files::write_atomic(&self.path(), &json)
     }
-}
-
-/// The state of every instance, failing ones first with since-when and
-/// their last output, then the others: shared by SIGUSR1 and the reports.
-pub fn render_states<'a>(
-    entries: impl IntoIterator<Item = (&'a Instance, &'a CheckState)>,
-    now: SystemTime,
-) -> String {
-    let entries: Vec<_> = entries.into_iter().collect();
-    let (failing, others): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, s)| s.failing);
-    let mut out = String::new();
-    let _ = writeln!(out, "Failing checks: {}", failing.len());
-    for (inst, state) in &failing {
-        let since = state.since.unwrap_or(now);
-        let for_how_long = human_duration(now.duration_since(since).unwrap_or_default());
-        let severity = state
-            .last
-            .as_ref()
-            .map(|r| r.state)
-            .unwrap_or(State::Unknown);
-        let _ = writeln!(
-            out,
-            "  {severity:<8} {} on {}: failing since {} ({for_how_long}, {} failed runs)",
-            inst.check,
-            inst.dest,
-            human_time(since),
-            state.failed_runs
-        );
-        if let Some(last) = &state.last {
-            for line in last.output().lines() {
-                let _ = writeln!(out, "      {line}");
-            }
-        }
-    }
-    let _ = writeln!(out, "Other checks: {}", others.len());
-    for (inst, state) in &others {
-        let status = match (&state.last, state.failed_runs) {
-            (None, _) => "PENDING".to_string(),
-            (Some(_), 0) => "OK".to_string(),
-            (Some(last), n) => format!("{} (retrying, {n} failed runs)", last.state),
-        };
-        let _ = writeln!(out, "  {status:<8} {} on {}", inst.check, inst.dest);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -282,26 +308,55 @@ mod tests {
         }
     }
 
+    fn instance(retry: u32) -> Instance {
+        Instance {
+            id: "c/h/ipv4".into(),
+            check: "c".into(),
+            dest: "h".into(),
+            argv: vec!["/bin/true".into()],
+            reading: crate::check::Reading::Nagios,
+            pattern: None,
+            every: 1,
+            error_every: 1,
+            retry,
+            timeout: Duration::from_secs(2),
+            env: Vec::new(),
+        }
+    }
+
+    /// The switch a run causes, if any.
+    #[track_caller]
+    fn switch(s: &mut CheckState, retry: u32, state: State, at: u64) -> Option<Transition> {
+        s.record(&instance(retry), result(state, at))
+            .map(|e| e.transition)
+    }
+
     #[test]
     fn failing_from_the_retry_plus_one_th_failed_run() {
         let mut s = CheckState::default();
-        assert_eq!(s.record(result(State::Critical, 0), 2), None);
-        assert_eq!(s.record(result(State::Warning, 60), 2), None);
+        assert_eq!(switch(&mut s, 2, State::Critical, 0), None);
+        assert_eq!(switch(&mut s, 2, State::Warning, 60), None);
         assert!(!s.failing);
         assert_eq!(
-            s.record(result(State::Unknown, 120), 2),
+            switch(&mut s, 2, State::Unknown, 120),
             Some(Transition::Failing)
         );
         assert!(s.failing);
         // Staying down says nothing more.
-        assert_eq!(s.record(result(State::Critical, 180), 2), None);
+        assert_eq!(switch(&mut s, 2, State::Critical, 180), None);
+        let event = s
+            .record(&instance(2), result(State::Ok, 3723))
+            .expect("a recovery");
         assert_eq!(
-            s.record(result(State::Ok, 3723), 2),
-            Some(Transition::Recovered {
+            event.transition,
+            Transition::Recovered {
                 after: Duration::from_secs(3723),
                 failed_runs: 4
-            })
+            }
         );
+        // The event knows when the outage began, and which run ended it.
+        assert_eq!(event.since, SystemTime::UNIX_EPOCH);
+        assert_eq!(event.id, "c/h/ipv4");
         assert!(!s.failing);
         assert_eq!(s.failed_runs, 0);
     }
@@ -310,13 +365,13 @@ mod tests {
     fn retry_zero_fails_at_once_and_a_blip_below_retry_is_silent() {
         let mut s = CheckState::default();
         assert_eq!(
-            s.record(result(State::Critical, 0), 0),
+            switch(&mut s, 0, State::Critical, 0),
             Some(Transition::Failing)
         );
         let mut s = CheckState::default();
-        assert_eq!(s.record(result(State::Critical, 0), 1), None);
-        assert_eq!(s.record(result(State::Ok, 60), 1), None);
-        assert_eq!(s.record(result(State::Critical, 120), 1), None);
+        assert_eq!(switch(&mut s, 1, State::Critical, 0), None);
+        assert_eq!(switch(&mut s, 1, State::Ok, 60), None);
+        assert_eq!(switch(&mut s, 1, State::Critical, 120), None);
         assert_eq!(
             s.since,
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(120))
@@ -324,15 +379,53 @@ mod tests {
     }
 
     #[test]
+    fn a_check_removed_while_failing_closes_its_thread_and_an_ok_one_says_nothing() {
+        let mut s = CheckState::default();
+        switch(&mut s, 0, State::Critical, 100);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(160);
+        let event = s
+            .clone()
+            .close("c/h/ipv4", "c", "h/ipv4", now)
+            .expect("closing event");
+        assert_eq!(
+            event.transition,
+            Transition::Unmonitored {
+                after: Duration::from_secs(60)
+            }
+        );
+        let mut ok = CheckState::default();
+        switch(&mut ok, 0, State::Ok, 100);
+        assert!(ok.close("c/h/ipv4", "c", "h/ipv4", now).is_none());
+    }
+
+    #[test]
+    fn an_ok_check_that_stays_ok_changes_nothing_worth_saving() {
+        let mut s = CheckState::default();
+        let before = s.durable();
+        for at in 0..5 {
+            switch(&mut s, 0, State::Ok, at);
+        }
+        assert_eq!(s.durable(), before);
+        assert!(s.last.is_some(), "the last run is kept for the status view");
+    }
+
+    #[test]
     fn state_survives_a_save_and_load() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = StateStore::open(dir.path()).expect("open");
         let mut s = CheckState::default();
-        s.record(result(State::Critical, 7), 0);
+        switch(&mut s, 0, State::Critical, 7);
         s.thread = Some("<a@b>".into());
-        store.save([("c/h/ipv4", &s)]).expect("save");
+        let quiet = CheckState::default();
+        store
+            .save([("c/h/ipv4", &s), ("c/h/ipv6", &quiet)])
+            .expect("save");
         let loaded = store.load();
+        // The output is not saved; everything else is.
+        s.last = None;
         assert_eq!(loaded.get("c/h/ipv4"), Some(&s));
+        // Nothing to remember, nothing written.
+        assert_eq!(loaded.len(), 1);
     }
 
     #[test]

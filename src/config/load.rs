@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
+use super::error::ConfigError;
 use super::raw::RawConfig;
-use super::ConfigError;
 
 /// Every `PICOMON_*` variable is configuration; `__` separates nested keys.
 pub const ENV_PREFIX: &str = "PICOMON_";
@@ -93,7 +93,9 @@ pub(crate) fn load(main: &Path) -> Result<Layers, ConfigError> {
     }
     figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
 
-    let raw: RawConfig = figment.extract().map_err(ConfigError::from_figment)?;
+    let raw: RawConfig = figment
+        .extract()
+        .map_err(|e| ConfigError::from_figment(&figment, e))?;
     Ok(Layers {
         figment,
         raw,

@@ -188,11 +188,21 @@ impl CheckType {
         match self {
             CheckType::Ping => &[],
             CheckType::Jabber => &["port"],
-            CheckType::Http | CheckType::Https => &["port", "status", "vhost", "string", "url"],
+            CheckType::Http => &["port", "status", "vhost", "string", "url"],
+            CheckType::Https => &[
+                "port",
+                "status",
+                "vhost",
+                "string",
+                "url",
+                "verify",
+                "ca_file",
+                "certificate_days",
+            ],
             CheckType::Smtp => &["port", "from_addr", "command", "response"],
             CheckType::DnsRec => &["query"],
             CheckType::DnsZone => &["zones", "ip_version"],
-            CheckType::Openvpn => &["port"],
+            CheckType::Openvpn => &["port", "tls_auth", "key_direction", "tls_crypt"],
             CheckType::Command => &["command"],
         }
     }
@@ -248,6 +258,20 @@ pub(crate) struct RawCheck {
     // openvpn (default 1194), http, https, smtp, jabber (plugin's default)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
+    // https
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_days: Option<Vec<i64>>,
+    // openvpn
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_auth: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_direction: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_crypt: Option<PathBuf>,
 }
 
 /// `command` is an argv list for `type = "command"` and an SMTP command
@@ -274,6 +298,12 @@ impl RawCheck {
             ("zones", self.zones.is_some()),
             ("ip_version", self.ip_version.is_some()),
             ("port", self.port.is_some()),
+            ("verify", self.verify.is_some()),
+            ("ca_file", self.ca_file.is_some()),
+            ("certificate_days", self.certificate_days.is_some()),
+            ("tls_auth", self.tls_auth.is_some()),
+            ("key_direction", self.key_direction.is_some()),
+            ("tls_crypt", self.tls_crypt.is_some()),
         ];
         set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
     }

@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::emails::split_host_port;
+use super::raw::{RawCheck, RawHost};
 use super::*;
+use crate::host::address_of;
 
 struct Site {
     dir: tempfile::TempDir,
@@ -381,4 +384,70 @@ fn bad_defaults_are_errors_of_their_own_key() {
         !err.contains("checks.c"),
         "a default is not the check's fault:\n{err}"
     );
+}
+
+#[test]
+fn every_bound_is_explicit_and_names_its_key() {
+    let cases = [
+        ("max_parallel = 100000\n", "max_parallel", "1 to 1024"),
+        ("max_parallel = 4294967295\n", "max_parallel", "1 to 1024"),
+        ("base_tick = 1e-7\n", "base_tick", "0.01 to 86400"),
+        ("base_tick = 86401\n", "base_tick", "0.01 to 86400"),
+        ("default_timeout = 0.001\n", "default_timeout", "0.01"),
+        (
+            "[emails]\nsmtp_retry_timeout = 1e-7\n",
+            "emails.smtp_retry_timeout",
+            "0.01",
+        ),
+        (
+            "[emails]\nsmtp_keepalive_timeout = 1e9\n",
+            "emails.smtp_keepalive_timeout",
+            "86400",
+        ),
+        (
+            "[emails.report]\nevery = 1e-3\n",
+            "emails.report.every",
+            "0.01",
+        ),
+        (
+            "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\ntimeout = 1e-9\n",
+            "checks.c.timeout",
+            "0.01",
+        ),
+    ];
+    for (text, key, bound) in cases {
+        let site = Site::new(text);
+        assert_names(&site.error(), &["site.toml", key, bound]);
+    }
+    let site =
+        Site::new("max_parallel = 1024\nbase_tick = 0.01\n[emails.report]\nevery = 604800\n");
+    site.load().expect("the bounds themselves are accepted");
+}
+
+#[test]
+fn a_state_dir_that_cannot_hold_state_is_refused() {
+    let site = Site::new("");
+    let file = site.dir.path().join("afile");
+    std::fs::write(&file, "").expect("write");
+    let long = format!("/{}", "a".repeat(100_000));
+    let cases = [
+        ("\"\"".to_string(), "must not be empty"),
+        ("\"var/lib/picomon\"".to_string(), "absolute"),
+        ("\"/a\\u0000b\"".to_string(), "NUL"),
+        (format!("{:?}", long), "too long"),
+        (format!("{:?}", file), "not a directory"),
+        (format!("{:?}", file.join("sub")), "not a directory"),
+        ("\"/proc/self\"".to_string(), "proc"),
+    ];
+    for (value, why) in cases {
+        let site = Site::new(&format!("state_dir = {value}\n"));
+        assert_names(&site.error(), &["site.toml", "state_dir", why]);
+    }
+    // A directory still to be created is fine, and where a configuration
+    // is only built, only the text of the path is checked.
+    let fresh = site.dir.path().join("state/deeper");
+    let site = Site::new(&format!("state_dir = {fresh:?}\n"));
+    site.load().expect("a creatable state_dir");
+    let site = Site::new(&format!("state_dir = {:?}\n", file));
+    Config::load_with(&site.main(), false).expect("not looked at where it is built");
 }

@@ -271,3 +271,45 @@ fn a_password_in_a_world_readable_file_is_warned_about() {
     let out = site.run(&["check-config", "--dump"]);
     assert!(!stdout(&out).contains("s3cret"));
 }
+
+#[test]
+fn what_check_config_refuses_for_a_bound_the_daemon_refuses_too_instead_of_panicking() {
+    // max_parallel = 100000 aborted the daemon; base_tick = 1e-7 made it
+    // deaf to SIGTERM; state_dir = "" wrote into the current directory.
+    for text in [
+        "max_parallel = 100000\n",
+        "base_tick = 1e-7\n",
+        "state_dir = \"\"\n",
+        "state_dir = \"/proc/self\"\n",
+        "[emails]\nsmtp_retry_timeout = 1e-7\n",
+    ] {
+        let site = Site::new(text);
+        let check = site.run(&["check-config"]);
+        assert_eq!(check.status.code(), Some(78), "{text}: {}", stderr(&check));
+        assert!(stderr(&check).contains("site.toml: "), "{}", stderr(&check));
+        let mut daemon = site.daemon(&[]);
+        let status = daemon.wait_exit(std::time::Duration::from_secs(30));
+        assert_eq!(status.code(), Some(78), "{text}: {}", daemon.stderr());
+        assert!(!daemon.stderr().contains("panicked"), "{}", daemon.stderr());
+    }
+}
+
+#[test]
+fn a_check_made_by_environment_variables_alone_is_blamed_on_them() {
+    // A key missing from a table the environment made used to be blamed on
+    // "configuration", which names nothing an operator can edit.
+    let site = Site::new("");
+    let out = site
+        .picomon()
+        .env("PICOMON_CHECKS__WEB__TYPE", "ping")
+        .args(["check-config", "-c", "site.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    assert!(
+        err.contains("PICOMON_CHECKS__WEB__*: checks.web.hosts"),
+        "{err}"
+    );
+    assert!(!err.contains("configuration:"), "{err}");
+}

@@ -161,9 +161,15 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_takes_a_good_one()
 
 #[test]
 fn under_journald_log_lines_carry_a_priority_and_no_timestamp() {
+    use std::os::unix::fs::MetadataExt;
     let site = Site::new("base_tick = 60\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    // journald names the stream it gives as stderr by device and inode;
+    // the harness sends stderr to this file (truncated, same inode).
+    let err = site.path("daemon.err");
+    std::fs::write(&err, "").expect("create stderr file");
+    let meta = std::fs::metadata(&err).expect("stat stderr file");
     let mut cmd = site.picomon();
-    cmd.env("JOURNAL_STREAM", "8:12345");
+    cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
     let daemon = site.spawn_daemon(cmd, &[]);
     daemon.wait_log("<6>INFO  picomon started", 1, LONG);
     let first = daemon
@@ -173,6 +179,20 @@ fn under_journald_log_lines_carry_a_priority_and_no_timestamp() {
         .unwrap_or_default()
         .to_string();
     assert!(first.starts_with('<'), "{first}");
+}
+
+#[test]
+fn a_journal_stream_inherited_through_a_pipe_does_not_put_priorities_in_the_log() {
+    // Under the watchdog, picomon inherits JOURNAL_STREAM but its stderr is
+    // the watchdog's pipe: the tail mailed on a crash must read plainly.
+    let site = Site::new("base_tick = 60\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let mut cmd = site.picomon();
+    cmd.env("JOURNAL_STREAM", "8:12345");
+    let daemon = site.spawn_daemon(cmd, &[]);
+    daemon.wait_log("INFO  picomon started", 1, LONG);
+    let log = daemon.stderr();
+    assert!(!log.contains("<6>"), "{log}");
+    assert!(log.contains("picomon: INFO  picomon started"), "{log}");
 }
 
 #[test]
@@ -199,7 +219,7 @@ fn reload_keeps_the_state_of_a_changed_check_and_drops_a_removed_one() {
     daemon.wait_log("configuration reloaded", 1, LONG);
     assert!(daemon
         .stderr()
-        .contains("gone: check removed by the new configuration, its state dropped"));
+        .contains("gone: check switched off (enabled = false), its state kept"));
     let runs = daemon.stderr().matches("flag: CRITICAL in").count();
     daemon.wait_log("flag: CRITICAL in", runs + 2, LONG);
     site.up();
@@ -211,4 +231,46 @@ fn reload_keeps_the_state_of_a_changed_check_and_drops_a_removed_one() {
         "the changed check kept its state:\n{log}"
     );
     assert!(!log.contains("gone: RECOVERED"), "{log}");
+}
+
+#[test]
+fn a_check_switched_off_while_failing_and_on_again_continues_its_outage_and_one_removed_closes_it()
+{
+    let site = Site::new("");
+    let gone = site.plugin("gone", "echo 'GONE CRITICAL'; exit 2");
+    let main = format!(
+        "base_tick = 0.2\ndefault_retry = 0\n[checks.keep]\ntype = \"command\"\ncommand = [\"true\"]\n[checks.gone]\ntype = \"command\"\ncommand = [\"{gone}\"]\n"
+    );
+    site.write("site.toml", &main);
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("gone: PROBLEM", 1, LONG);
+
+    site.write("site.d/10-off.toml", "[checks.gone]\nenabled = false\n");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("configuration reloaded", 1, LONG);
+    daemon.wait_log(
+        "gone: check switched off (enabled = false), its state kept",
+        1,
+        LONG,
+    );
+
+    std::fs::remove_file(site.path("site.d/10-off.toml")).expect("switch it on again");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("configuration reloaded", 2, LONG);
+    let runs = daemon.stderr().matches("gone: CRITICAL in").count();
+    daemon.wait_log("gone: CRITICAL in", runs + 2, LONG);
+    let log = daemon.stderr();
+    assert_eq!(
+        log.matches("gone: PROBLEM").count(),
+        1,
+        "one outage, one Problem:\n{log}"
+    );
+
+    site.write(
+        "site.toml",
+        "base_tick = 0.2\ndefault_retry = 0\n[checks.keep]\ntype = \"command\"\ncommand = [\"true\"]\n",
+    );
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("configuration reloaded", 3, LONG);
+    daemon.wait_log("gone: NO LONGER MONITORED", 1, LONG);
 }

@@ -7,9 +7,17 @@ mod harness;
 #[allow(dead_code)]
 mod smtp;
 
+mod checks_dns;
+mod checks_https;
+mod checks_openvpn;
+mod checks_ping;
 mod cli;
 mod daemon;
+mod durability;
 mod mail;
+#[allow(dead_code)]
+mod netns;
 mod package;
 mod plugins;
+mod runaway;
 mod units;

@@ -179,3 +179,35 @@ fn checks_run_in_parallel() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_failed_plugin_shows_both_its_stdout_and_its_stderr() {
+    let site = Site::new("");
+    let p = site.plugin(
+        "both",
+        "echo 'DB CRITICAL - cannot connect'\necho 'psql: connection refused' >&2\nexit 2",
+    );
+    site.write("site.toml", &command_check("both", &p, ""));
+    let objs = json(&site.run(&["-1", "--json"]));
+    assert_eq!(objs[0]["state"], "CRITICAL");
+    assert_eq!(
+        objs[0]["output"],
+        "DB CRITICAL - cannot connect\npsql: connection refused"
+    );
+}
+
+#[test]
+fn a_timed_out_plugin_shows_what_it_printed_before_it_was_killed() {
+    let site = Site::new("");
+    let p = site.plugin(
+        "slow",
+        "echo 'connecting to 192.0.2.1'\necho 'still waiting' >&2\nexec sleep 30",
+    );
+    site.write("site.toml", &command_check("slow", &p, "timeout = 1"));
+    let objs = json(&site.run(&["-1", "--json"]));
+    assert_eq!(objs[0]["state"], "CRITICAL");
+    assert_eq!(
+        objs[0]["output"],
+        "timed out after 1 s\nconnecting to 192.0.2.1\nstill waiting"
+    );
+}

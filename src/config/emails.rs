@@ -1,0 +1,226 @@
+//! The `[emails]` section validated: recipients, sender, SMTP server and
+//! its secrets (password, CA bundle). Secrets are read here, once, so the
+//! mail code never touches a file.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::raw::{RawEmails, SmtpSecurity};
+use super::validate::{Seconds, Validator};
+use crate::host::from_header;
+
+/// Where alerts go and how they are sent.
+#[derive(Clone)]
+pub struct Emails {
+    /// Recipients; empty means that mails are only logged.
+    pub to: Vec<String>,
+    pub from: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: SmtpSecurity,
+    pub smtp_user: Option<String>,
+    pub smtp_password: Option<String>,
+    /// Extra trusted CA certificates (PEM) for STARTTLS and TLS.
+    pub smtp_ca_pem: Option<Vec<u8>>,
+    pub keepalive: Duration,
+    pub retry: Duration,
+    pub subject_tpl: String,
+    pub watchdog_subject: String,
+    /// None when reports are off.
+    pub report_every: Option<Duration>,
+    pub report_subject: String,
+}
+
+impl fmt::Debug for Emails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emails")
+            .field("to", &self.to)
+            .field("from", &self.from)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_security", &self.smtp_security)
+            .field("smtp_user", &self.smtp_user)
+            .field(
+                "smtp_password",
+                &self.smtp_password.as_ref().map(|_| "<hidden>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Validator<'_> {
+    fn mailbox(&mut self, key: &str, mailbox: &str) -> String {
+        if let Err(e) = mailbox.parse::<lettre::message::Mailbox>() {
+            self.bad(key, format!("{mailbox:?} is not an email address: {e}"));
+        }
+        mailbox.to_string()
+    }
+
+    pub(super) fn emails(&mut self, raw: &RawEmails) -> Emails {
+        let to = raw
+            .to
+            .iter()
+            .map(|m| self.mailbox("emails.to", m))
+            .collect();
+        let from = from_header(raw.from.as_deref());
+        let from = self.mailbox("emails.from", &from);
+        let (smtp_host, smtp_port) = match split_host_port(&raw.smtp_host) {
+            Some((host, port)) => (
+                host,
+                port.unwrap_or(match raw.smtp_security {
+                    SmtpSecurity::Tls => 465,
+                    SmtpSecurity::None | SmtpSecurity::Starttls => 25,
+                }),
+            ),
+            None => {
+                self.bad(
+                    "emails.smtp_host",
+                    format!("{:?} is not host or host:port", raw.smtp_host),
+                );
+                (String::new(), 25)
+            }
+        };
+        let smtp_password = match (&raw.smtp_password, &raw.smtp_password_file) {
+            (Some(_), Some(_)) => {
+                self.bad(
+                    "emails.smtp_password_file",
+                    "set either smtp_password or smtp_password_file, not both",
+                );
+                None
+            }
+            (Some(p), None) => {
+                self.warn_if_world_readable("emails.smtp_password");
+                Some(p.clone())
+            }
+            (None, Some(_)) if !self.on_this_machine => None,
+            (None, Some(file)) => match std::fs::read_to_string(file) {
+                Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_string()),
+                Err(e) => {
+                    self.bad(
+                        "emails.smtp_password_file",
+                        format!("cannot read {}: {e}", file.display()),
+                    );
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        if self.on_this_machine && raw.smtp_user.is_some() != smtp_password.is_some() {
+            let key = match (&raw.smtp_user, &raw.smtp_password_file) {
+                (Some(_), _) => "emails.smtp_user",
+                (None, Some(_)) => "emails.smtp_password_file",
+                (None, None) => "emails.smtp_password",
+            };
+            self.bad(key, "smtp_user and a password (smtp_password_file or PICOMON_EMAILS__SMTP_PASSWORD) go together");
+        }
+        let smtp_ca_pem = raw
+            .smtp_ca_file
+            .as_ref()
+            .filter(|_| self.on_this_machine)
+            .and_then(|file| match std::fs::read(file) {
+                Ok(pem) => match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
+                    Ok(_) => Some(pem),
+                    Err(e) => {
+                        self.bad(
+                            "emails.smtp_ca_file",
+                            format!("{}: not a PEM certificate: {e}", file.display()),
+                        );
+                        None
+                    }
+                },
+                Err(e) => {
+                    self.bad(
+                        "emails.smtp_ca_file",
+                        format!("cannot read {}: {e}", file.display()),
+                    );
+                    None
+                }
+            });
+        let keepalive = self.secs(
+            "emails.smtp_keepalive_timeout",
+            raw.smtp_keepalive_timeout,
+            Seconds::DAY,
+        );
+        let retry = self.secs(
+            "emails.smtp_retry_timeout",
+            raw.smtp_retry_timeout,
+            Seconds::DAY,
+        );
+        let every = raw.report.every;
+        let report_every = if every == 0.0 {
+            None
+        } else {
+            Some(self.secs("emails.report.every", every, Seconds::YEAR))
+        };
+        for (key, value) in [
+            ("emails.subject_tpl", &raw.subject_tpl),
+            ("emails.watchdog_subject", &raw.watchdog_subject),
+            ("emails.report.subject", &raw.report.subject),
+        ] {
+            if value.chars().any(char::is_control) {
+                self.bad(key, "must be one line, without control characters");
+            }
+        }
+        Emails {
+            to,
+            from,
+            smtp_host,
+            smtp_port,
+            smtp_security: raw.smtp_security,
+            smtp_user: raw.smtp_user.clone(),
+            smtp_password,
+            smtp_ca_pem,
+            keepalive,
+            retry,
+            subject_tpl: raw.subject_tpl.clone(),
+            watchdog_subject: raw.watchdog_subject.clone(),
+            report_every,
+            report_subject: raw.report.subject.clone(),
+        }
+    }
+
+    /// A password in a file anyone may read deserves a warning.
+    fn warn_if_world_readable(&self, key: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(figment::Source::File(path)) = self
+            .figment
+            .find_metadata(key)
+            .and_then(|m| m.source.as_ref())
+        else {
+            return;
+        };
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o004 != 0 {
+                log::warn!(
+                    "{}: {key} is set in a file anyone on this machine can read; use smtp_password_file or PICOMON_EMAILS__SMTP_PASSWORD",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
+pub(super) fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':')?)),
+        }
+    } else {
+        match s.split_once(':') {
+            Some((host, port)) if !port.contains(':') => (host, Some(port)),
+            Some(_) => return None,
+            None => (s, None),
+        }
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
+        None => None,
+    };
+    Some((host.to_string(), port))
+}

@@ -1,0 +1,184 @@
+//! The validation stage: turns the merged raw configuration into a
+//! `Config`, collecting every problem instead of stopping at the first, so
+//! that one `check-config` run shows them all. The sections are validated
+//! by `emails` and `checks`; the shared helpers (bounds, names) live here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+
+use super::error::{origin, ConfigError};
+use super::paths;
+use super::raw::RawConfig;
+use super::Config;
+
+/// The shortest duration picomon accepts, in seconds. A shorter tick or
+/// retry would keep the daemon loop busy; a tick that rounds down to
+/// nothing (1e-7 s) left SIGTERM unanswered.
+pub(super) const SHORTEST: f64 = 0.01;
+
+/// The most plugin workers: each is a thread with its own stack, so a
+/// ceiling keeps a typo (100000) from aborting the daemon at start.
+pub(super) const MAX_PARALLEL: u32 = 1024;
+
+/// The longest a duration key may be, with the words for the message.
+#[derive(Clone, Copy)]
+pub(super) struct Seconds {
+    max: f64,
+    words: &'static str,
+}
+
+impl Seconds {
+    /// Ticks, timeouts, keep-alive and retry delays.
+    pub(super) const DAY: Seconds = Seconds {
+        max: 86_400.0,
+        words: "one day",
+    };
+    /// The error report's period: a weekly report must fit.
+    pub(super) const YEAR: Seconds = Seconds {
+        max: 31_622_400.0,
+        words: "366 days",
+    };
+}
+
+/// Collects every problem instead of stopping at the first, so that one
+/// `check-config` run shows them all.
+pub(super) struct Validator<'a> {
+    pub(super) figment: &'a Figment,
+    pub(super) problems: Vec<String>,
+    /// False when validating where the configuration is built, not where
+    /// it runs: secrets and `state_dir` are not looked at on this machine.
+    pub(super) on_this_machine: bool,
+    pub(super) defaults: Defaults,
+}
+
+/// The validated `default_*` keys, for checks that do not set their own.
+#[derive(Clone, Copy)]
+pub(super) struct Defaults {
+    pub(super) every: u32,
+    pub(super) error_every: Option<u32>,
+    pub(super) retry: u32,
+    pub(super) timeout: Duration,
+}
+
+impl<'a> Validator<'a> {
+    pub(super) fn new(figment: &'a Figment) -> Validator<'a> {
+        Validator {
+            figment,
+            problems: Vec::new(),
+            on_this_machine: true,
+            defaults: Defaults {
+                every: 1,
+                error_every: None,
+                retry: 1,
+                timeout: Duration::from_secs(2),
+            },
+        }
+    }
+
+    /// Records a problem with `key`, naming the layer that set it.
+    pub(super) fn bad(&mut self, key: &str, what: impl fmt::Display) {
+        let origin = origin(self.figment, key);
+        self.problems.push(format!("{origin}: {key}: {what}"));
+    }
+
+    /// A duration in seconds within `range`, or a problem naming both
+    /// bounds.
+    pub(super) fn secs(&mut self, key: &str, value: f64, range: Seconds) -> Duration {
+        if value.is_finite() && value >= SHORTEST && value <= range.max {
+            Duration::from_secs_f64(value)
+        } else {
+            self.bad(
+                key,
+                format!(
+                    "must be a number of seconds from {SHORTEST} to {} ({}), not {value}",
+                    range.max, range.words
+                ),
+            );
+            Duration::from_secs(1)
+        }
+    }
+
+    /// A whole number from `min` to `max`.
+    pub(super) fn count(&mut self, key: &str, value: i64, min: u32, max: u32) -> u32 {
+        match u32::try_from(value) {
+            Ok(v) if (min..=max).contains(&v) => v,
+            _ => {
+                self.bad(
+                    key,
+                    format!("must be a whole number from {min} to {max}, not {value}"),
+                );
+                min.max(1)
+            }
+        }
+    }
+
+    pub(super) fn name(&mut self, key: &str, name: &str) {
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+            self.bad(
+                key,
+                "a name must be non-empty, without '/' or control characters",
+            );
+        }
+    }
+
+    pub(super) fn config(
+        mut self,
+        raw: RawConfig,
+        files: Vec<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let base_tick = self.secs("base_tick", raw.base_tick, Seconds::DAY);
+        let max_parallel = self.count("max_parallel", raw.max_parallel, 1, MAX_PARALLEL) as usize;
+        self.defaults = Defaults {
+            every: self.count("default_every", raw.default_every, 1, u32::MAX),
+            error_every: raw
+                .default_error_every
+                .map(|v| self.count("default_error_every", v, 1, u32::MAX)),
+            retry: self.count("default_retry", raw.default_retry, 0, u32::MAX),
+            timeout: self.secs("default_timeout", raw.default_timeout, Seconds::DAY),
+        };
+        if let Some(dir) = &raw.state_dir {
+            if let Some(problem) = paths::state_dir_problem(dir, self.on_this_machine) {
+                self.bad("state_dir", problem);
+            }
+        }
+        let emails = self.emails(&raw.emails);
+        let mut hosts = BTreeMap::new();
+        for (key, host) in &raw.hosts {
+            if let Some(host) = self.host(key, host) {
+                hosts.insert(key.clone(), host);
+            }
+        }
+        let mut instances = Vec::new();
+        let mut disabled = Vec::new();
+        for (name, check) in &raw.checks {
+            if check.enabled == Some(false) {
+                disabled.push(name.clone());
+                continue;
+            }
+            instances.extend(self.check(&raw, &hosts, name, check));
+        }
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        if !self.problems.is_empty() {
+            return Err(ConfigError {
+                problems: self.problems,
+            });
+        }
+        Ok(Config {
+            base_tick,
+            max_parallel,
+            log_level: raw.log_level.filter(),
+            plugin_dir: raw.plugin_dir.clone(),
+            state_dir: raw.state_dir.clone(),
+            emails,
+            hosts,
+            instances,
+            disabled,
+            files,
+            raw,
+        })
+    }
+}

@@ -1,0 +1,64 @@
+//! Built-in monitoring plugins: checks that no Debian plugin does well
+//! (SOA serials across nameservers, an OpenVPN handshake with a tls-auth or
+//! tls-crypt key). They run as `picomon plugin NAME …`, a child process
+//! like any other plugin, so they get the same timeout, process-group kill
+//! and output cap, and follow the Nagios plugin API (Icinga can run them).
+
+pub(crate) mod dns_zone;
+pub(crate) mod openvpn;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::check::State;
+use crate::cli::Plugin;
+
+pub use openvpn::read_static_key;
+
+/// The verdict of a built-in plugin: the state and the text it prints.
+pub(crate) struct Verdict {
+    pub state: State,
+    /// First line: `NAME STATE - summary`; then details.
+    pub text: String,
+}
+
+/// Runs one built-in plugin, prints its verdict, exits with its code.
+pub fn run(plugin: Plugin) -> ExitCode {
+    let verdict = match plugin {
+        Plugin::DnsZone(args) => dns_zone::run(&args),
+        Plugin::Openvpn(args) => openvpn::run(&args),
+    };
+    println!("{}", verdict.text.trim_end());
+    ExitCode::from(match verdict.state {
+        State::Ok => 0,
+        State::Warning => 1,
+        State::Critical => 2,
+        State::Unknown => 3,
+    })
+}
+
+/// How long a plugin may work: a little less than the timeout picomon
+/// kills it at, so that it reports what it found instead of being killed.
+pub(crate) fn working_time(timeout: Duration) -> Duration {
+    let margin = (timeout / 10).min(Duration::from_millis(500));
+    timeout.saturating_sub(margin)
+}
+
+/// A query id or session id: unpredictable enough that a stray packet is
+/// not taken for the answer (not a secret).
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; N];
+    for chunk in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        let bytes = h.finish().to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    out
+}

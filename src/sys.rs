@@ -1,0 +1,204 @@
+//! The few system calls std lacks, each wrapped once so that the rest of
+//! picomon holds no `unsafe`: descriptors (flags, locks, polling), process
+//! groups and pidfds, the child subreaper, the allocator, host names.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        rc => Ok(rc),
+    }
+}
+
+/// Makes the read end of a fresh pipe non-blocking. Its only status flag
+/// is O_RDONLY, so there is nothing to read back first (a syscall saved
+/// on every plugin run).
+pub fn set_pipe_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns, with integer arguments.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_RDONLY | libc::O_NONBLOCK) }).map(drop)
+}
+
+/// Takes over an inherited descriptor (the watchdog's heartbeat pipe):
+/// non-blocking, closed on exec so plugins never hold it.
+pub fn claim_inherited_fd(fd: RawFd) -> io::Result<File> {
+    if fd < 3 {
+        return Err(io::Error::other("0, 1 and 2 are standard streams"));
+    }
+    // SAFETY: F_GETFL only reads the flags; it fails with EBADF when `fd`
+    // is not open, which is what is being asked.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above, setting flags of the same descriptor.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    // SAFETY: the descriptor is open, and the command line hands it to us;
+    // it is claimed before anything else in picomon opens a descriptor.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Takes an exclusive lock on `file` without waiting; false when another
+/// process holds it.
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor `file` owns.
+    match check(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A pidfd for our own, unreaped child `pid`.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: the kernel just gave us this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// SIGKILLs process group `pgid`. Callers only pass the group of a child
+/// they have not reaped yet, so the id cannot have been reused.
+pub fn kill_group(pgid: i32) {
+    // SAFETY: killpg with a positive group id and a valid signal.
+    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+}
+
+/// SIGKILLs `pid`, a child of ours that we have not reaped yet.
+pub fn kill_child(pid: i32) {
+    // SAFETY: kill with a positive pid (our unreaped child) and a valid signal.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Reaps our child `pid` if it has exited; true when it was reaped.
+pub fn reap_child(pid: i32) -> bool {
+    let mut status = 0;
+    // SAFETY: waitpid for one specific child, with a valid status pointer.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == pid }
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes; returns the
+/// `revents` of each.
+pub fn poll(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<i16>> {
+    let mut polls: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // Round up so that a deadline a few microseconds away is not a busy loop.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    // SAFETY: `polls` is a valid array of `polls.len()` pollfd structs.
+    let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(polls.iter().map(|p| p.revents).collect())
+}
+
+/// Makes picomon the reaper of every orphan its plugins leave, even those
+/// that escaped with `setsid`: they become our children, so they can be
+/// found and killed instead of piling up.
+pub fn become_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Our children, living or not yet reaped, as the kernel lists them for
+/// each of our threads.
+pub fn children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+/// True when standard error is the journal stream that `JOURNAL_STREAM`
+/// (`DEVICE:INODE`) names: the variable is inherited by everything systemd
+/// starts, also when our stderr was redirected (the watchdog's pipe).
+pub fn stderr_is(journal_stream: &str) -> bool {
+    let Some((dev, ino)) = journal_stream.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    // SAFETY: an all-zero stat is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat of standard error into a valid stat struct.
+    if unsafe { libc::fstat(2, &mut st) } != 0 {
+        return false;
+    }
+    st.st_dev as u64 == dev && st.st_ino as u64 == ino
+}
+
+/// glibc gives each thread its own malloc arena, and each keeps freed
+/// memory around: with `max_parallel` workers that is most of a small
+/// daemon's memory. Workers allocate little, so two arenas are plenty;
+/// and what parsing the configuration freed goes back to the system.
+/// Called once the configuration is loaded, before any worker starts.
+pub fn settle_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt and malloc_trim only tune the allocator; called
+    // before any worker thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::malloc_trim(0);
+    }
+}
+
+/// This machine's host name, as `gethostname` gives it.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// The canonical name the resolver gives `host` (`AI_CANONNAME`).
+pub fn canonical_name(host: &str) -> Option<String> {
+    let c_host = CString::new(host).ok()?;
+    // SAFETY: an all-zero addrinfo is a valid "no hints" value; only the
+    // flags are set.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C string and pointers; `res` is freed below.
+    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
+    }
+    // SAFETY: getaddrinfo succeeded, so `res` points to a valid list whose
+    // `ai_canonname` is null or a C string; the list is freed once, here.
+    let name = unsafe {
+        let canon = (*res).ai_canonname;
+        let name = (!canon.is_null()).then(|| CStr::from_ptr(canon).to_string_lossy().into_owned());
+        libc::freeaddrinfo(res);
+        name
+    };
+    name.filter(|n| !n.is_empty())
+}

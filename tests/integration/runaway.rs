@@ -1,0 +1,106 @@
+//! Plugins that misbehave: ones that read picomon's environment, escape
+//! their process group, or run so long that every tick warns about them.
+
+use std::time::Duration;
+
+use crate::harness::{alive, Site};
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_plugin_never_sees_picomons_configuration_or_secrets() {
+    let site = Site::new("[checks.env]\ntype = \"command\"\ncommand = [\"env\"]\n");
+    let mut cmd = site.picomon();
+    cmd.args(["-1", "--json", "-c"])
+        .arg(site.config())
+        .env("PICOMON_EMAILS__SMTP_USER", "picomon")
+        .env("PICOMON_EMAILS__SMTP_PASSWORD", "hunter2-secret")
+        .env("PICOMON_LOG_LEVEL", "info")
+        .env("LANG", "C.UTF-8")
+        .env("SOME_OTHER_VARIABLE", "not for plugins");
+    let out = cmd.output().expect("run picomon -1");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("PATH="), "{stdout}");
+    assert!(stdout.contains("LANG=C.UTF-8"), "{stdout}");
+    assert!(!stdout.contains("hunter2-secret"), "{stdout}");
+    assert!(!stdout.contains("PICOMON_"), "{stdout}");
+    assert!(!stdout.contains("SOME_OTHER_VARIABLE"), "{stdout}");
+}
+
+/// Processes whose command line is exactly `words`.
+fn processes(words: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = words
+        .iter()
+        .flat_map(|w| [w.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .expect("list /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+#[test]
+fn processes_that_escape_a_plugins_group_with_setsid_are_killed_not_left_behind() {
+    // A sleep no other test uses, to count this test's leftovers only.
+    let marker = format!("{}", 40_000 + std::process::id() % 10_000);
+    let site = Site::new("");
+    let escaper = site.plugin(
+        "escaper",
+        &format!("setsid sleep {marker} >/dev/null 2>&1 &\necho 'ESCAPE OK - left a process'"),
+    );
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.1\n[checks.escaper]\ntype = \"command\"\ncommand = [\"{escaper}\"]\n"
+        ),
+    );
+    let mut daemon = site.daemon(&["-D"]);
+    daemon.wait_log("escaper: OK in", 20, LONG);
+    // Each run's escapee is killed right after its run: never a pile.
+    let left = processes(&["sleep", &marker]);
+    assert!(
+        left.len() <= 2,
+        "{} escaped processes alive: {left:?}",
+        left.len()
+    );
+    let log = daemon.stderr();
+    assert!(
+        log.contains("escaper: the plugin left processes outside its group, killed:"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("left processes outside its group").count(),
+        1,
+        "one line a minute, not one a run:\n{log}"
+    );
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit(LONG);
+    crate::harness::wait_for("no escaped process left", LONG, || {
+        processes(&["sleep", &marker]).is_empty()
+    });
+}
+
+#[test]
+fn a_plugin_slower_than_the_tick_is_warned_about_once_a_minute_not_every_tick() {
+    let site = Site::new("");
+    let slow = site.plugin("slow", "sleep 30");
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.05\n[checks.slow]\ntype = \"command\"\ncommand = [\"{slow}\"]\ntimeout = 60\n"
+        ),
+    );
+    let daemon = site.daemon(&["-D"]);
+    // 40 ticks in which the check was due while still running.
+    daemon.wait_log("started", 40, LONG);
+    let log = daemon.stderr();
+    assert_eq!(
+        log.matches("slow: previous run still going").count(),
+        1,
+        "{log}"
+    );
+}
