@@ -151,7 +151,10 @@ fn rss_and_cpu(dir: &Path) {
         without.peak_kib as f64 / 1024.0,
         with.peak_kib as f64 / 1024.0
     );
-    for (label, cost) in [("without state_dir", &without), ("with state_dir   ", &with)] {
+    for (label, cost) in [
+        ("without state_dir", &without),
+        ("with state_dir   ", &with),
+    ] {
         println!(
             "daemon CPU per run, {label}: {:.0} µs; floor (bare spawn+wait) {:.0} µs; ratio {:.2} (target <= 1.5)",
             cost.cpu_per_run * 1e6,
