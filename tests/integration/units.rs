@@ -3,7 +3,10 @@
 //! built (the units name `/usr/bin`, where the Debian package puts them),
 //! with the man pages they cite on `MANPATH`, so `Documentation=` is
 //! checked too. verify exits 0 after an unknown key or a bad value (it
-//! only warns), so its warnings count as failures here.
+//! only warns), so its warnings count as failures here. And the units'
+//! sandbox as far as it can be had without systemd as PID 1: their user
+//! kind, capabilities and system call filter, under which ping and the
+//! plugins must still work.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -141,5 +144,151 @@ fn verify_reports_a_misspelt_key_in_a_unit() {
     assert!(
         stderr.contains("KilMode"),
         "systemd-analyze verify did not report the unknown key: {stderr}"
+    );
+}
+
+/// The values of `key` in the [Service] section of a dist unit, in order.
+fn service_values(unit: &str, key: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("dist/systemd")
+        .join(unit);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let prefix = format!("{key}=");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `picomon -1` on checks of this machine the way the units run it,
+/// without systemd as PID 1: as an unprivileged user with no_new_privs,
+/// the units' capability sets, and their SystemCallFilter= lines applied as
+/// systemd applies them (tests/units/syscall_filter.py), plus `extra`
+/// filter lines.
+fn one_pass_in_the_units_sandbox(extra: &[&str]) -> Output {
+    assert!(
+        running_as_root(),
+        "this test changes to an unprivileged user: run the suite as root, as scripts/test does"
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let open = |path: &Path, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    open(dir.path(), 0o755);
+    // A copy of the binary: the checkout may be where the user cannot go.
+    let picomon = dir.path().join("picomon");
+    fs::copy(bin("picomon"), &picomon).expect("copy picomon");
+    open(&picomon, 0o755);
+    let config = dir.path().join("picomon.toml");
+    fs::write(
+        &config,
+        r#"
+[hosts.localhost]
+ipv4 = "127.0.0.1"
+
+[checks.ping]
+type = "ping"
+hosts = ["localhost"]
+
+[checks.disk]
+type = "command"
+command = ["/usr/lib/nagios/plugins/check_disk", "-w", "1", "-c", "1", "-p", "/"]
+
+[checks.zombies]
+type = "command"
+command = ["/usr/lib/nagios/plugins/check_procs", "-s", "Z", "-w", "100000", "-c", "100000"]
+
+[checks.load]
+type = "command"
+command = ["/usr/lib/nagios/plugins/check_load", "-w", "10000,10000,10000", "-c", "10000,10000,10000"]
+"#,
+    )
+    .expect("write config");
+    open(&config, 0o644);
+
+    let caps = |key: &str| {
+        service_values("picomon.service", key)
+            .iter()
+            .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .map(|cap| format!("+{}", cap.trim_start_matches("CAP_").to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let bounding = caps("CapabilityBoundingSet");
+    let ambient = caps("AmbientCapabilities");
+    assert_eq!(
+        ambient, "+net_raw",
+        "the units grant more than the test models"
+    );
+
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--no-new-privs",
+    ])
+    .arg(format!("--bounding-set=-all,{bounding}"))
+    .arg(format!("--inh-caps=-all,{ambient}"))
+    .arg(format!("--ambient-caps={ambient}"))
+    .arg("/usr/bin/python3")
+    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/units/syscall_filter.py"));
+    for errno in service_values("picomon.service", "SystemCallErrorNumber") {
+        cmd.args(["--errno", &errno]);
+    }
+    let filters = service_values("picomon.service", "SystemCallFilter");
+    assert!(!filters.is_empty(), "the units filter no system calls");
+    for line in filters
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+    {
+        cmd.args(["--filter", line]);
+    }
+    cmd.arg("--").arg(&picomon).arg("-1").arg("-c").arg(&config);
+    cmd.output()
+        .expect("setpriv (util-linux) and python3-seccomp (scripts/deps installs it)")
+}
+
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.split_whitespace().take(3).eq(["Uid:", "0", "0"]))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn ping_and_plugins_work_in_the_units_sandbox() {
+    let out = one_pass_in_the_units_sandbox(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "picomon -1 with the units' user, capabilities and system call filter: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in ["ping/localhost/ipv4", "disk", "zombies", "load"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(check) && l.contains(" OK ")),
+            "{check} is not OK in the sandbox:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn ping_fails_when_the_filter_also_denies_privileged_calls() {
+    // Why nix/service.nix keeps @privileged: ping drops its capabilities
+    // with capset and setuid. This also shows the filter really applies.
+    let out = one_pass_in_the_units_sandbox(&["~@privileged"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("Operation not permitted"),
+        "ping still worked without @privileged, or failed otherwise: {}\n{stdout}",
+        out.status
     );
 }
