@@ -6,8 +6,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The daemon under test: this build's, or another one named by
+/// `BENCH_PICOMON` (an older build, for before/after figures in one run).
 fn picomon() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_picomon"));
+    let bin =
+        std::env::var_os("BENCH_PICOMON").unwrap_or_else(|| env!("CARGO_BIN_EXE_picomon").into());
+    let mut cmd = Command::new(bin);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PICOMON_") {
             cmd.env_remove(key);

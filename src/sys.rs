@@ -202,3 +202,28 @@ pub fn canonical_name(host: &str) -> Option<String> {
     };
     name.filter(|n| !n.is_empty())
 }
+
+/// The type (magic number) of the filesystem `path` is on, to tell the
+/// kernel's pseudo filesystems (proc, sysfs) from real ones.
+#[cfg(target_os = "linux")]
+// f_type is i64 here but another type on other targets.
+#[allow(clippy::unnecessary_cast)]
+pub fn filesystem_magic(path: &std::path::Path) -> io::Result<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path; statfs fills `st`, which is
+    // read only when it succeeded.
+    check(unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: statfs returned 0, so it initialised `st`.
+    Ok(unsafe { st.assume_init() }.f_type as i64)
+}
+
+/// Whether this process may create files in the directory `path`.
+pub fn may_write_in(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call; access
+    // only reads it.
+    check(unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) }).map(drop)
+}

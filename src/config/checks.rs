@@ -3,11 +3,14 @@
 //! argv it runs.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use regex::Regex;
 
+use super::load::ENV_PREFIX;
+use super::paths;
 use super::raw::{CheckType, CommandValue, RawCheck, RawConfig, RawHost};
 use super::validate::{Seconds, Validator};
 use crate::check::{Family, Instance, OpenvpnKey, Probe, Target, Tls};
@@ -129,6 +132,7 @@ impl Validator<'_> {
             (None, _) => None,
         };
 
+        let env = self.plugin_env(&at, check.env.as_ref());
         let Some(probes) = self.probes(raw, hosts, name, check) else {
             return Vec::new();
         };
@@ -147,7 +151,7 @@ impl Validator<'_> {
                     error_every,
                     retry,
                     timeout,
-                    env: Vec::new(),
+                    env: env.clone(),
                 }));
             };
             match (&targets, label) {
@@ -339,6 +343,35 @@ impl Validator<'_> {
         }
     }
 
+    /// The check's `env` table: variables its plugin gets on top of the
+    /// minimal environment, sorted by name. `PICOMON_*` names are refused:
+    /// that is picomon's own configuration (and secrets), which plugins
+    /// never see.
+    fn plugin_env(
+        &mut self,
+        at: &str,
+        env: Option<&BTreeMap<String, String>>,
+    ) -> Vec<(OsString, OsString)> {
+        let mut out = Vec::new();
+        for (name, value) in env.into_iter().flatten() {
+            let key = format!("{at}.env.{name}");
+            let problem = if name.is_empty() || name.contains(['=', '\0']) {
+                Some("a variable name must be non-empty, without '=' or NUL")
+            } else if name.to_ascii_uppercase().starts_with(ENV_PREFIX) {
+                Some("PICOMON_* variables are picomon's configuration and never reach a plugin")
+            } else if value.contains('\0') {
+                Some("a value must not contain a NUL byte")
+            } else {
+                None
+            };
+            match problem {
+                Some(problem) => self.bad(&key, problem),
+                None => out.push((OsString::from(name), OsString::from(value))),
+            }
+        }
+        out
+    }
+
     /// The hosts and families a check runs against, each with its `{dest}`,
     /// or None for checks without hosts.
     fn targets(
@@ -460,12 +493,12 @@ impl Validator<'_> {
                 None
             }
         };
-        if let Some(file) = &check.ca_file {
-            if let Err(e) = std::fs::File::open(file) {
-                self.bad(
-                    &format!("{at}.ca_file"),
-                    format!("cannot read {}: {e}", file.display()),
-                );
+        // Only where picomon runs, as smtp_ca_file: a configuration built
+        // elsewhere (a NixOS build) does not see the machine's files.
+        if let Some(file) = check.ca_file.as_ref().filter(|_| self.on_this_machine) {
+            // Never a plain open: a FIFO would block it for ever.
+            if let Err(e) = paths::read_small_file(file, paths::CA_CAP) {
+                self.bad(&format!("{at}.ca_file"), e);
             }
         }
         Tls {
@@ -520,7 +553,10 @@ impl Validator<'_> {
             ),
         };
         if self.on_this_machine {
-            if let Err(e) = crate::plugin::read_static_key(file) {
+            // A FIFO or /dev/zero must be refused before the key is parsed.
+            if let Err(e) = paths::read_small_file(file, paths::PASSWORD_CAP) {
+                self.bad(&format!("{at}.{name}"), e);
+            } else if let Err(e) = crate::plugin::read_static_key(file) {
                 self.bad(
                     &format!("{at}.{name}"),
                     format!("cannot use {} as a static key: {e}", file.display()),

@@ -3,8 +3,11 @@
 //! mail code never touches a file.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
+use super::error::origin;
+use super::paths;
 use super::raw::{RawEmails, SmtpSecurity};
 use super::validate::{Seconds, Validator};
 use crate::host::from_header;
@@ -93,19 +96,12 @@ impl Validator<'_> {
                 Some(p.clone())
             }
             (None, Some(_)) if !self.on_this_machine => None,
-            (None, Some(file)) => match std::fs::read_to_string(file) {
-                Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_string()),
-                Err(e) => {
-                    self.bad(
-                        "emails.smtp_password_file",
-                        format!("cannot read {}: {e}", file.display()),
-                    );
-                    None
-                }
-            },
+            (None, Some(file)) => self.password_file(file),
             (None, None) => None,
         };
-        if self.on_this_machine && raw.smtp_user.is_some() != smtp_password.is_some() {
+        // A password file that could not be read is its own error already.
+        let password_set = raw.smtp_password.is_some() || raw.smtp_password_file.is_some();
+        if self.on_this_machine && raw.smtp_user.is_some() != password_set {
             let key = match (&raw.smtp_user, &raw.smtp_password_file) {
                 (Some(_), _) => "emails.smtp_user",
                 (None, Some(_)) => "emails.smtp_password_file",
@@ -113,29 +109,10 @@ impl Validator<'_> {
             };
             self.bad(key, "smtp_user and a password (smtp_password_file or PICOMON_EMAILS__SMTP_PASSWORD) go together");
         }
-        let smtp_ca_pem = raw
-            .smtp_ca_file
-            .as_ref()
-            .filter(|_| self.on_this_machine)
-            .and_then(|file| match std::fs::read(file) {
-                Ok(pem) => match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
-                    Ok(_) => Some(pem),
-                    Err(e) => {
-                        self.bad(
-                            "emails.smtp_ca_file",
-                            format!("{}: not a PEM certificate: {e}", file.display()),
-                        );
-                        None
-                    }
-                },
-                Err(e) => {
-                    self.bad(
-                        "emails.smtp_ca_file",
-                        format!("cannot read {}: {e}", file.display()),
-                    );
-                    None
-                }
-            });
+        let smtp_ca_pem = match &raw.smtp_ca_file {
+            Some(file) if self.on_this_machine => self.ca_file(file),
+            _ => None,
+        };
         let keepalive = self.secs(
             "emails.smtp_keepalive_timeout",
             raw.smtp_keepalive_timeout,
@@ -176,6 +153,67 @@ impl Validator<'_> {
             watchdog_subject: raw.watchdog_subject.clone(),
             report_every,
             report_subject: raw.report.subject.clone(),
+        }
+    }
+
+    /// The password in `smtp_password_file`: its first line, from a
+    /// small regular file.
+    fn password_file(&mut self, file: &Path) -> Option<String> {
+        let key = "emails.smtp_password_file";
+        let (bytes, mode) = match paths::read_small_file(file, paths::PASSWORD_CAP) {
+            Ok(read) => read,
+            Err(e) => {
+                self.bad(key, e);
+                return None;
+            }
+        };
+        if mode & 0o004 != 0 {
+            log::warn!(
+                "{}: {key}: {} can be read by anyone on this machine (mode {mode:04o}); make it 0600 or 0640",
+                origin(self.figment, key),
+                file.display()
+            );
+        }
+        match String::from_utf8(bytes) {
+            Ok(p) if p.contains('\0') => {
+                self.bad(
+                    key,
+                    format!("{}: the password contains a NUL byte", file.display()),
+                );
+                None
+            }
+            Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_string()),
+            Err(_) => {
+                self.bad(key, format!("{}: not UTF-8 text", file.display()));
+                None
+            }
+        }
+    }
+
+    /// The extra CA certificates of `smtp_ca_file`, checked to be PEM.
+    fn ca_file(&mut self, file: &Path) -> Option<Vec<u8>> {
+        let key = "emails.smtp_ca_file";
+        let pem = match paths::read_small_file(file, paths::CA_CAP) {
+            Ok((pem, _)) => pem,
+            Err(e) => {
+                self.bad(key, e);
+                return None;
+            }
+        };
+        // The parser takes a file without any certificate: not a CA file.
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            self.bad(key, format!("{}: no PEM certificate in it", file.display()));
+            return None;
+        }
+        match lettre::transport::smtp::client::Certificate::from_pem(&pem) {
+            Ok(_) => Some(pem),
+            Err(e) => {
+                self.bad(
+                    key,
+                    format!("{}: not a PEM certificate: {e}", file.display()),
+                );
+                None
+            }
         }
     }
 

@@ -15,12 +15,6 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(super) fn one(problem: String) -> ConfigError {
-        ConfigError {
-            problems: vec![problem],
-        }
-    }
-
     /// Rewrites figment's errors as `WHERE: KEY: WHAT`, where WHERE is the
     /// file or the environment variable that set the key. figment leaves
     /// out where some errors come from (a key missing from a table, say):

@@ -8,7 +8,9 @@
 //!    expanded into instances).
 //!
 //! `error` tells where a key came from, so that every error names the key
-//! and the file or environment variable that set it.
+//! and the file or environment variable that set it; `paths` checks the
+//! files and directories a configuration names (state_dir, secrets)
+//! without ever blocking on them.
 
 mod checks;
 mod emails;

@@ -3,7 +3,6 @@
 //! that whatever `check-config` accepts also starts. Checked here, at
 //! validation, because `check-config` and the daemon share that path.
 
-use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -78,11 +77,7 @@ fn writable_dir(at: &Path, create: bool) -> Option<String> {
             "{what} on the kernel's {fs} filesystem, where picomon cannot keep files"
         ));
     }
-    let c = CString::new(at.as_os_str().as_bytes()).ok()?;
-    // SAFETY: `c` is a NUL-terminated path that outlives the call; access
-    // only reads it.
-    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = crate::sys::may_write_in(at) {
         return Some(format!("{what} not writable by picomon: {e}"));
     }
     None
@@ -91,19 +86,11 @@ fn writable_dir(at: &Path, create: bool) -> Option<String> {
 /// The name of the pseudo filesystem `at` is on (proc, sys, …), where
 /// even root's writes fail although `access` allows them.
 #[cfg(target_os = "linux")]
-// f_type and the magic numbers are i64 here but other types elsewhere.
-#[allow(clippy::unnecessary_cast)]
 fn kernel_filesystem(at: &Path) -> Option<&'static str> {
-    let c = CString::new(at.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path; statfs fills `st`, which is
-    // read only when it succeeded.
-    if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: statfs returned 0, so it initialised `st`.
-    let kind = unsafe { st.assume_init() }.f_type as i64;
-    [
+    let kind = crate::sys::filesystem_magic(at).ok()?;
+    // The constants' type differs between targets.
+    #[allow(clippy::unnecessary_cast)]
+    let known = [
         (libc::PROC_SUPER_MAGIC as i64, "proc"),
         (libc::SYSFS_MAGIC as i64, "sysfs"),
         (libc::CGROUP_SUPER_MAGIC as i64, "cgroup"),
@@ -111,13 +98,79 @@ fn kernel_filesystem(at: &Path) -> Option<&'static str> {
         (libc::DEBUGFS_MAGIC as i64, "debugfs"),
         (libc::SECURITYFS_MAGIC as i64, "securityfs"),
         (libc::DEVPTS_SUPER_MAGIC as i64, "devpts"),
-    ]
-    .into_iter()
-    .find(|(magic, _)| *magic == kind)
-    .map(|(_, name)| name)
+    ];
+    known
+        .into_iter()
+        .find(|(magic, _)| *magic == kind)
+        .map(|(_, name)| name)
 }
 
 #[cfg(not(target_os = "linux"))]
 fn kernel_filesystem(_at: &Path) -> Option<&'static str> {
     None
+}
+
+/// How large a password file may be.
+pub(super) const PASSWORD_CAP: u64 = 64 * 1024;
+/// How large a CA bundle may be (the system's whole bundle is ~200 KiB).
+pub(super) const CA_CAP: u64 = 1024 * 1024;
+
+/// A small secret or certificate file, read whole: only a regular file,
+/// at most `cap` bytes, and never a blocking read. A FIFO used to block
+/// `check-config` forever (and a reload, the daemon), `/dev/zero` to eat
+/// memory until the machine ran out. Returns the bytes and the file's
+/// permission bits.
+pub(super) fn read_small_file(path: &Path, cap: u64) -> Result<(Vec<u8>, u32), String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = path.display();
+    // Look before opening: opening a device may already do something.
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    regular(path, &meta)?;
+    // O_NONBLOCK: should the path become a FIFO meanwhile, neither open
+    // nor read waits for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    regular(path, &meta)?;
+    let too_big = || format!("{shown} is larger than {} KiB", cap / 1024);
+    if meta.len() > cap {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_big());
+    }
+    Ok((bytes, meta.mode() & 0o7777))
+}
+
+/// Refuses anything but a regular file, saying what it is instead.
+fn regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(format!(
+        "{} is {what}; it must be a regular file",
+        path.display()
+    ))
 }

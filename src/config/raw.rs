@@ -231,6 +231,9 @@ pub(crate) struct RawCheck {
     pub enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
+    /// Variables for the plugin, on top of its minimal environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
     // http, https
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,

@@ -308,7 +308,7 @@ fn every_key() -> Vec<String> {
         },
     );
     let check: RawCheck = toml::from_str(
-        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\n",
+        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\nverify = true\nca_file = \"/c\"\ncertificate_days = [1, 0]\ntls_auth = \"/a\"\nkey_direction = 1\ntls_crypt = \"/t\"\nenv = { A = \"b\" }\n",
     )
     .expect("a check with every key");
     raw.checks.insert("c".into(), check);
@@ -317,8 +317,11 @@ fn every_key() -> Vec<String> {
     fn walk(v: &toml::Value, user_table: bool, keys: &mut Vec<String>) {
         if let toml::Value::Table(t) = v {
             for (k, v) in t {
-                // Under [hosts] and [checks] the keys are the user's names.
-                if !user_table && v.is_table() {
+                // Under [hosts] and [checks] the keys are the user's names;
+                // so are those of a check's `env`, itself a key.
+                if k == "env" {
+                    keys.push(k.clone());
+                } else if !user_table && v.is_table() {
                     walk(v, k == "hosts" || k == "checks", keys);
                 } else if user_table {
                     walk(v, false, keys);
@@ -450,4 +453,455 @@ fn a_state_dir_that_cannot_hold_state_is_refused() {
     site.load().expect("a creatable state_dir");
     let site = Site::new(&format!("state_dir = {:?}\n", file));
     Config::load_with(&site.main(), false).expect("not looked at where it is built");
+}
+
+/// A well-formed OpenVPN static key file in `site`, and its path.
+fn static_key(site: &Site, name: &str) -> PathBuf {
+    let line = "0123456789abcdef".repeat(2);
+    let body: String = (0..16).map(|_| format!("{line}\n")).collect();
+    let path = site.dir.path().join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "#\n# 2048 bit OpenVPN static key\n#\n-----BEGIN OpenVPN Static key V1-----\n{body}-----END OpenVPN Static key V1-----\n"
+        ),
+    )
+    .expect("write key");
+    path
+}
+
+/// The argv of the only instance of a valid configuration, as strings.
+fn only_argv(site: &Site) -> Vec<String> {
+    let config = site.load().expect("valid");
+    assert_eq!(config.instances.len(), 1, "{:?}", config.instances);
+    config.instances[0]
+        .argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn https(extra: &str) -> String {
+    with_hosts(&format!(
+        "[checks.x]\ntype = \"https\"\nhosts = [\"old\"]\n{extra}"
+    ))
+}
+
+#[test]
+fn certificate_days_must_be_warn_then_crit_within_bounds() {
+    for days in [
+        "[30]",
+        "[30, 7, 1]",
+        "[]",
+        "[7, 30]",
+        "[30, -1]",
+        "[-1, -2]",
+        "[36501, 7]",
+    ] {
+        let site = Site::new(&https(&format!("certificate_days = {days}\n")));
+        assert_names(
+            &site.error(),
+            &[
+                "site.toml",
+                "checks.x.certificate_days",
+                "WARN >= CRIT >= 0",
+            ],
+        );
+    }
+    let site = Site::new(&https("certificate_days = 7\n"));
+    assert_names(&site.error(), &["checks.x.certificate_days"]);
+    for (days, option) in [
+        ("[30, 7]", "30,7"),
+        ("[7, 7]", "7,7"),
+        ("[0, 0]", "0,0"),
+        ("[36500, 0]", "36500,0"),
+    ] {
+        let argv = only_argv(&Site::new(&https(&format!("certificate_days = {days}\n"))));
+        let at = argv.iter().position(|a| a == "-C").expect("-C given");
+        assert_eq!(argv[at + 1], option, "{argv:?}");
+        assert_eq!(argv[at + 2], "--continue-after-certificate", "{argv:?}");
+    }
+    let argv = only_argv(&Site::new(&https("")));
+    assert!(!argv.iter().any(|a| a == "-C"), "{argv:?}");
+}
+
+#[test]
+fn a_missing_ca_file_is_a_config_error_naming_the_key() {
+    let site = Site::new(&https("ca_file = \"/nonexistent/ca.pem\"\n"));
+    let err = site.load().expect_err("a missing ca_file accepted");
+    assert_names(
+        &err.to_string(),
+        &["site.toml", "checks.x.ca_file", "/nonexistent/ca.pem"],
+    );
+    // (Exit 78: tests/integration/checks_https.rs.)
+
+    // A directory is no CA file either.
+    let site = Site::new("");
+    let dir = site.dir.path().display().to_string();
+    let site = Site::new(&https(&format!("ca_file = \"{dir}\"\n")));
+    assert_names(&site.error(), &["checks.x.ca_file", &dir]);
+
+    let site = Site::new("");
+    let ca = site.dir.path().join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").expect("write ca");
+    let argv = only_argv(&Site::new(&https(&format!("ca_file = {ca:?}\n"))));
+    let at = argv
+        .iter()
+        .position(|a| a == "--ca-cert")
+        .expect("--ca-cert");
+    assert_eq!(argv[at + 1], ca.display().to_string());
+}
+
+#[test]
+fn a_ca_file_missing_where_the_configuration_is_only_built_is_fine() {
+    // As smtp_ca_file: a NixOS build checks the configuration in a sandbox
+    // that does not have the machine's files.
+    let site = Site::new(&https("ca_file = \"/run/secrets/ca.pem\"\n"));
+    assert_names(&site.error(), &["checks.x.ca_file"]);
+    Config::load_with(&site.main(), false).expect("valid without the machine's files");
+}
+
+fn openvpn(extra: &str) -> String {
+    with_hosts(&format!(
+        "[checks.vpn]\ntype = \"openvpn\"\nhosts = [\"old\"]\n{extra}"
+    ))
+}
+
+#[test]
+fn key_direction_is_0_or_1_and_only_with_tls_auth() {
+    let keys = Site::new("");
+    let key = static_key(&keys, "ta.key");
+    for d in ["2", "-1", "255"] {
+        let site = Site::new(&openvpn(&format!(
+            "tls_auth = {key:?}\nkey_direction = {d}\n"
+        )));
+        assert_names(
+            &site.error(),
+            &["site.toml", "checks.vpn.key_direction", "0 or 1"],
+        );
+    }
+    let site = Site::new(&openvpn("key_direction = 1\n"));
+    assert_names(&site.error(), &["checks.vpn.key_direction", "tls_auth"]);
+    let site = Site::new(&openvpn(&format!(
+        "tls_crypt = {key:?}\nkey_direction = 0\n"
+    )));
+    assert_names(&site.error(), &["checks.vpn.key_direction", "tls_auth"]);
+    for d in ["0", "1"] {
+        let argv = only_argv(&Site::new(&openvpn(&format!(
+            "tls_auth = {key:?}\nkey_direction = {d}\n"
+        ))));
+        let tail: Vec<&str> = argv
+            .iter()
+            .rev()
+            .take(4)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        let file = key.display().to_string();
+        assert_eq!(tail, ["--tls-auth", &file, "--key-direction", d]);
+    }
+    // Without key_direction the key is used both ways: no option.
+    let argv = only_argv(&Site::new(&openvpn(&format!("tls_auth = {key:?}\n"))));
+    assert!(argv.iter().any(|a| a == "--tls-auth"), "{argv:?}");
+    assert!(!argv.iter().any(|a| a == "--key-direction"), "{argv:?}");
+}
+
+#[test]
+fn tls_auth_and_tls_crypt_together_are_refused() {
+    let keys = Site::new("");
+    let key = static_key(&keys, "ta.key");
+    let site = Site::new(&openvpn(&format!(
+        "tls_auth = {key:?}\ntls_crypt = {key:?}\n"
+    )));
+    assert_names(
+        &site.error(),
+        &["site.toml", "checks.vpn.tls_crypt", "not both"],
+    );
+}
+
+#[test]
+fn a_broken_openvpn_key_file_names_the_key() {
+    let keys = Site::new("");
+    let short = keys.dir.path().join("short.key");
+    std::fs::write(
+        &short,
+        "-----BEGIN OpenVPN Static key V1-----\nabcd\n-----END OpenVPN Static key V1-----\n",
+    )
+    .expect("write key");
+    let site = Site::new(&openvpn(&format!("tls_crypt = {short:?}\n")));
+    assert_names(
+        &site.error(),
+        &[
+            "checks.vpn.tls_crypt",
+            "256 bytes",
+            &short.display().to_string(),
+        ],
+    );
+    let argv = only_argv(&Site::new(&openvpn(&format!(
+        "tls_crypt = {:?}\n",
+        static_key(&keys, "tc.key")
+    ))));
+    assert_eq!(argv[argv.len() - 2], "--tls-crypt", "{argv:?}");
+}
+
+#[test]
+fn dns_zone_hosts_name_the_nameservers_of_each_zone() {
+    let site = Site::new(&with_hosts(
+        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\", \"example.net\"]\nhosts = [\"web\", \"old\"]\n",
+    ));
+    let config = site.load().expect("valid");
+    let ids: Vec<&str> = config.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["z/example.net", "z/example.org"]);
+    let argv: Vec<String> = config.instances[1]
+        .argv
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        argv,
+        [
+            "plugin",
+            "dns-zone",
+            "-t",
+            "2",
+            "-s",
+            "front web server=192.0.2.10",
+            "-s",
+            "front web server=2001:db8::10",
+            "-s",
+            "old=192.0.2.20",
+            "example.org"
+        ]
+    );
+
+    // ip_version keeps the addresses of one family.
+    let site = Site::new(&with_hosts(
+        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nhosts = [\"web\", \"old\"]\nip_version = 6\n",
+    ));
+    let argv = only_argv(&site);
+    assert!(argv.iter().any(|a| a == "-6"), "{argv:?}");
+    let servers: Vec<&String> = argv
+        .iter()
+        .skip_while(|a| *a != "-s")
+        .filter(|a| a.contains('='))
+        .collect();
+    assert_eq!(servers, ["front web server=2001:db8::10"]);
+
+    // Without hosts the zone's NS records are asked: no -s.
+    let site = Site::new("[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\n");
+    let argv = only_argv(&site);
+    assert!(!argv.iter().any(|a| a == "-s"), "{argv:?}");
+}
+
+#[test]
+fn dns_zone_hosts_must_exist_and_have_an_address_of_ip_version() {
+    let site = Site::new(&with_hosts(
+        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nhosts = [\"nope\"]\n",
+    ));
+    assert_names(&site.error(), &["site.toml", "checks.z.hosts", "nope"]);
+    let site = Site::new(&with_hosts(
+        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nhosts = [\"old\"]\nip_version = 6\n",
+    ));
+    assert_names(&site.error(), &["checks.z.hosts", "ip_version"]);
+    let site = Site::new(&with_hosts(
+        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nip_version = 5\n",
+    ));
+    assert_names(&site.error(), &["checks.z.ip_version", "4 or 6"]);
+}
+
+#[test]
+fn ip_on_a_dns_zone_check_is_refused_in_favour_of_ip_version() {
+    let site = Site::new(&with_hosts(
+        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nhosts = [\"web\"]\nip = [6]\n",
+    ));
+    assert_names(&site.error(), &["site.toml", "checks.z.ip", "ip_version"]);
+    let site = Site::new("[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nip = [4]\n");
+    assert_names(&site.error(), &["checks.z.ip"]);
+}
+
+/// Where `flag` occurs in `text` at or after `from` as a word of its own
+/// (not inside a longer option), and where it ends.
+fn find_word(text: &str, flag: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(i) = text.get(at..).and_then(|t| t.find(flag)) {
+        let start = at + i;
+        let end = start + flag.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        let open = |c: Option<char>| !c.is_some_and(|c| c.is_alphanumeric() || c == '-');
+        if open(before) && open(after) {
+            return Some(end);
+        }
+        at = end;
+    }
+    None
+}
+
+/// The program and options of an argv: what documentation must show.
+fn options_of(argv: &[std::ffi::OsString]) -> Vec<String> {
+    let mut words = Vec::new();
+    let program = argv[0].to_string_lossy();
+    let program = program.rsplit('/').next().unwrap_or_default();
+    if argv[0] == std::env::current_exe().expect("test exe").into_os_string() {
+        // A built-in: `picomon plugin NAME`.
+        words.push("picomon".to_string());
+        words.extend(argv[1..3].iter().map(|a| a.to_string_lossy().into_owned()));
+    } else {
+        words.push(program.to_string());
+    }
+    for a in argv.iter().skip(1).map(|a| a.to_string_lossy()) {
+        if (a.starts_with('-') && a.len() > 1) || a.starts_with('+') {
+            words.push(a.split('=').next().unwrap_or_default().to_string());
+        }
+    }
+    words
+}
+
+#[test]
+fn readme_and_man_page_show_the_commands_each_type_runs() {
+    let site = Site::new("");
+    let ca = site.dir.path().join("ca.pem");
+    std::fs::write(&ca, "").expect("write ca");
+    let key = static_key(&site, "ta.key");
+    std::fs::write(
+        site.main(),
+        format!(
+            "[hosts.h]\nipv4 = \"192.0.2.1\"\n\
+             [checks.ping]\ntype = \"ping\"\nhosts = [\"h\"]\n\
+             [checks.http]\ntype = \"http\"\nhosts = [\"h\"]\nport = 8080\nstatus = 200\nvhost = \"v\"\nstring = \"s\"\nurl = \"/u\"\n\
+             [checks.https]\ntype = \"https\"\nhosts = [\"h\"]\nport = 8443\nstatus = 200\nvhost = \"v\"\nstring = \"s\"\nurl = \"/u\"\nca_file = {ca:?}\ncertificate_days = [30, 7]\n\
+             [checks.smtp]\ntype = \"smtp\"\nhosts = [\"h\"]\nport = 2525\nfrom_addr = \"a@b\"\ncommand = \"EHLO x\"\nresponse = \"250\"\n\
+             [checks.dns-rec]\ntype = \"dns-rec\"\nhosts = [\"h\"]\nquery = \"q\"\ntimeout = 10\n\
+             [checks.dns-zone]\ntype = \"dns-zone\"\nzones = [\"z\"]\nip_version = 4\nhosts = [\"h\"]\n\
+             [checks.openvpn]\ntype = \"openvpn\"\nhosts = [\"h\"]\nport = 1195\ntls_auth = {key:?}\nkey_direction = 1\n\
+             [checks.openvpn-crypt]\ntype = \"openvpn\"\nhosts = [\"h\"]\ntls_crypt = {key:?}\n\
+             [checks.jabber]\ntype = \"jabber\"\nhosts = [\"h\"]\nport = 5223\n"
+        ),
+    )
+    .expect("write config");
+    let config = site.load().expect("valid");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let man = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/picomon.toml.5"))
+        .expect("man/picomon.toml.5");
+    let man = man
+        .replace("\\-", "-")
+        .replace("\\fI", "")
+        .replace("\\fB", "")
+        .replace("\\fR", "");
+    for instance in config.instances.iter() {
+        let kind = instance.check.trim_end_matches("-crypt");
+        let words = options_of(&instance.argv);
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{kind}` |")))
+            .unwrap_or_else(|| panic!("README.md has no row for {kind}"));
+        let start = man
+            .find(&format!("\n.TP\n.B {kind}\n"))
+            .unwrap_or_else(|| panic!("picomon.toml(5) has no paragraph for {kind}"));
+        let rest = &man[start + 5..];
+        let paragraph = &rest[..rest.find("\n.TP\n").unwrap_or(rest.len())];
+        for (name, text) in [("README.md", row), ("picomon.toml(5)", paragraph)] {
+            let mut at = 0;
+            for word in &words {
+                at = find_word(text, word, at).unwrap_or_else(|| {
+                    panic!(
+                        "{name} does not show `{word}` (in this order: {words:?}) for {kind}, \
+                         which runs {}:\n{text}",
+                        instance.command_line()
+                    )
+                });
+            }
+        }
+    }
+}
+
+#[test]
+fn a_checks_env_reaches_its_instances_sorted() {
+    let site = Site::new(&with_hosts(
+        "[checks.c]\ntype = \"ping\"\nhosts = [\"web\"]\nenv = { LC_ALL = \"C\", HTTPS_PROXY = \"\" }\n",
+    ));
+    let config = site.load().expect("valid");
+    assert_eq!(config.instances.len(), 2);
+    for instance in &config.instances {
+        assert_eq!(
+            instance.env,
+            vec![
+                ("HTTPS_PROXY".into(), "".into()),
+                ("LC_ALL".into(), "C".into())
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_bad_env_name_or_value_is_refused_naming_the_variable() {
+    for (env, why) in [
+        ("{ \"\" = \"x\" }", "non-empty"),
+        ("{ \"A=B\" = \"x\" }", "'='"),
+        ("{ \"A\\u0000\" = \"x\" }", "NUL"),
+        ("{ A = \"x\\u0000y\" }", "NUL"),
+        ("{ PICOMON_EMAILS__SMTP_PASSWORD = \"x\" }", "PICOMON_"),
+        ("{ picomon_base_tick = \"1\" }", "PICOMON_"),
+    ] {
+        let site = Site::new(&format!(
+            "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = {env}\n"
+        ));
+        assert_names(&site.error(), &["site.toml", "checks.c.env.", why]);
+    }
+    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = \"A=B\"\n");
+    assert_names(&site.error(), &["site.toml", "checks.c.env"]);
+}
+
+#[test]
+fn hidden_fragments_are_skipped_as_documented() {
+    let site = Site::new("base_tick = 5\n");
+    site.fragment(".draft.toml", "base_tick = 7\n");
+    // Emacs' lock file: a dangling link with a hidden name.
+    std::os::unix::fs::symlink("root@host.1234", site.dir.path().join("site.d/.#a.toml"))
+        .expect("symlink");
+    let config = site.load().expect("hidden fragments are not read");
+    assert_eq!(config.base_tick, Duration::from_secs(5));
+    assert_eq!(config.files, vec![site.main()]);
+}
+
+#[test]
+fn a_fragment_that_cannot_be_read_is_an_error_never_skipped() {
+    let site = Site::new("");
+    site.fragment("10-ok.toml", "");
+    let d = site.dir.path().join("site.d");
+    std::os::unix::fs::symlink("/nonexistent/x.toml", d.join("20-gone.toml")).expect("symlink");
+    std::fs::create_dir(d.join("30-dir.toml")).expect("mkdir");
+    assert_names(
+        &site.error(),
+        &[
+            "site.d/20-gone.toml: a symbolic link to nothing",
+            "site.d/30-dir.toml: not a regular file",
+        ],
+    );
+}
+
+#[test]
+fn configuration_anyone_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let site = Site::new("");
+    chmod(&site.main(), 0o666);
+    assert_names(
+        &site.error(),
+        &["site.toml: writable by anyone (mode 0666)"],
+    );
+    chmod(&site.main(), 0o664);
+    site.load().expect("group-writable is only warned about");
+
+    site.fragment("a.toml", "");
+    let d = site.dir.path().join("site.d");
+    chmod(&d.join("a.toml"), 0o646);
+    assert_names(&site.error(), &["site.d/a.toml: writable by anyone"]);
+    chmod(&d.join("a.toml"), 0o644);
+    chmod(&d, 0o1777);
+    assert_names(&site.error(), &["site.d: writable by anyone (mode 1777)"]);
 }

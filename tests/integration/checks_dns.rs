@@ -1,6 +1,6 @@
 //! dns-zone and dns-rec against real NSD servers in a network namespace:
 //! serials that agree, differ, a server stopped; an answer, NXDOMAIN, no
-//! server, a silent server.
+//! server, a silent server; a `~/.digrc` with `+short` within dig's reach.
 
 use std::time::Duration;
 
@@ -125,5 +125,42 @@ fn dns_rec_needs_noerror_and_a_dead_or_silent_server_is_critical_within_the_time
     assert!(
         Duration::from_secs_f64(quiet) < Duration::from_secs(3),
         "took {quiet} s"
+    );
+}
+
+#[test]
+fn a_digrc_with_short_in_home_does_not_break_dns_rec() {
+    let ns = Netns::new();
+    let site = Site::new("");
+    let home = site.path("home").display().to_string();
+    site.write("home/.digrc", "+short\n");
+    // Plugins get a clean environment, so HOME reaches dig only through
+    // the check's `env`; picomon's own HOME is set too, as a user's is.
+    site.write(
+        "site.toml",
+        &format!(
+            "[hosts.up]\nipv4 = \"127.0.0.1\"\n\
+             [checks.www]\ntype = \"dns-rec\"\nhosts = [\"up\"]\nquery = \"www.example.test\"\n\
+             timeout = 5\nenv = {{ HOME = \"{home}\" }}\n"
+        ),
+    );
+    let _server = nsd(&ns, &site, "ns1", &["127.0.0.1"], 1);
+
+    // Without -r, that .digrc leaves dig nothing but the address: proof
+    // that the .digrc is read, so the check below is a real test.
+    let plain = ns
+        .command("dig")
+        .env("HOME", &home)
+        .args(["www.example.test", "@127.0.0.1"])
+        .output()
+        .expect("run dig");
+    assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "192.0.2.80");
+
+    let objs = ns.run_once_with_env(&site, &[("HOME", &home)]);
+    let (state, output) = result(&objs, "www/up/ipv4");
+    assert_eq!(state, "OK", "{output}");
+    assert!(
+        output.starts_with("DNS OK - 127.0.0.1 answered www.example.test: NOERROR, 1 answer(s)"),
+        "{output}"
     );
 }

@@ -79,3 +79,18 @@ fn https_is_critical_for_untrusted_wrong_name_or_expired_certificates() {
         assert!(output.starts_with(start), "{check}: {output}");
     }
 }
+
+#[test]
+fn a_missing_ca_file_is_a_config_error_naming_the_key() {
+    let site = Site::new(
+        "[hosts.www]\nipv4 = \"127.0.0.1\"\n\
+         [checks.web]\ntype = \"https\"\nhosts = [\"www\"]\nca_file = \"/nonexistent/ca.pem\"\n",
+    );
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("checks.web.ca_file") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
+}

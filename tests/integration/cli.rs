@@ -313,3 +313,136 @@ fn a_check_made_by_environment_variables_alone_is_blamed_on_them() {
     );
     assert!(!err.contains("configuration:"), "{err}");
 }
+
+#[test]
+fn a_fifo_or_a_device_as_password_or_ca_file_is_refused_at_once() {
+    // A FIFO blocked check-config forever; /dev/zero ate 1 GB/s.
+    use std::time::{Duration, Instant};
+    let site = Site::new("");
+    let fifo = site.path("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    let big = site.path("big");
+    std::fs::write(&big, "x".repeat(2 * 1024 * 1024)).expect("write");
+    let dir = site.dir.path().to_path_buf();
+    for (key, path, why) in [
+        ("smtp_password_file", &fifo, "FIFO"),
+        ("smtp_ca_file", &fifo, "FIFO"),
+        (
+            "smtp_password_file",
+            &Path::new("/dev/zero").to_path_buf(),
+            "device",
+        ),
+        (
+            "smtp_ca_file",
+            &Path::new("/dev/zero").to_path_buf(),
+            "device",
+        ),
+        ("smtp_password_file", &dir, "directory"),
+        ("smtp_password_file", &big, "larger than 64 KiB"),
+        ("smtp_ca_file", &big, "larger than 1024 KiB"),
+    ] {
+        let user = match key {
+            "smtp_password_file" => "smtp_user = \"u\"\n",
+            _ => "",
+        };
+        site.write("site.toml", &format!("[emails]\n{user}{key} = {path:?}\n"));
+        let started = Instant::now();
+        let mut run = site.daemon(&["check-config"]);
+        let status = run.wait_exit(Duration::from_secs(20));
+        let err = run.stderr();
+        assert_eq!(status.code(), Some(78), "{key} = {path:?}: {err}");
+        assert!(
+            err.contains(&format!("site.toml: emails.{key}: ")) && err.contains(why),
+            "{key} = {path:?}: {err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    }
+}
+
+#[test]
+fn a_password_file_anyone_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new("");
+    site.write("secret", "s3cret\n");
+    let secret = site.path("secret");
+    site.write(
+        "site.toml",
+        &format!("[emails]\nsmtp_user = \"u\"\nsmtp_password_file = {secret:?}\n"),
+    );
+    let mode =
+        |m| std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(m)).expect("chmod");
+    mode(0o644);
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("emails.smtp_password_file")
+            && stderr(&out).contains("can be read by anyone"),
+        "{}",
+        stderr(&out)
+    );
+    mode(0o640);
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("anyone"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_group_writable_configuration_is_warned_about_and_a_world_writable_one_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let chmod = |m| {
+        std::fs::set_permissions(site.config(), std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    chmod(0o664);
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("site.toml: writable by its group (mode 0664)"),
+        "{}",
+        stderr(&out)
+    );
+    chmod(0o666);
+    let out = site.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("site.toml: writable by anyone (mode 0666)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_fifo_as_a_checks_ca_or_key_file_is_refused_at_once() {
+    use std::time::Duration;
+    let site = Site::new("");
+    let fifo = site.path("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    for (kind, key) in [
+        ("https", "ca_file"),
+        ("openvpn", "tls_auth"),
+        ("openvpn", "tls_crypt"),
+    ] {
+        site.write(
+            "site.toml",
+            &format!(
+                "[hosts.h]\nipv4 = \"127.0.0.1\"\n[checks.c]\ntype = \"{kind}\"\nhosts = [\"h\"]\n{key} = {fifo:?}\n"
+            ),
+        );
+        let mut run = site.daemon(&["check-config"]);
+        let status = run.wait_exit(Duration::from_secs(20));
+        let err = run.stderr();
+        assert_eq!(status.code(), Some(78), "{key}: {err}");
+        assert!(
+            err.contains(&format!("site.toml: checks.c.{key}: ")) && err.contains("FIFO"),
+            "{key}: {err}"
+        );
+    }
+}

@@ -9,11 +9,13 @@ mod smtp;
 
 mod checks_dns;
 mod checks_https;
+mod checks_jabber;
 mod checks_openvpn;
 mod checks_ping;
 mod cli;
 mod daemon;
 mod durability;
+mod fuzz;
 mod mail;
 #[allow(dead_code)]
 mod netns;

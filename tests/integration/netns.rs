@@ -103,12 +103,18 @@ impl Netns {
     /// `picomon -1 --json -c site.toml`, run inside the namespace; one
     /// JSON object per check instance.
     pub fn run_once(&self, site: &Site) -> Vec<serde_json::Value> {
+        self.run_once_with_env(site, &[])
+    }
+
+    /// `run_once` with these variables set for picomon.
+    pub fn run_once_with_env(&self, site: &Site, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
         let mut cmd = self.command(bin("picomon").to_str().expect("utf-8 path"));
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("PICOMON_") {
                 cmd.env_remove(key);
             }
         }
+        cmd.envs(env.iter().copied());
         let out = cmd
             .args(["-1", "--json", "-c"])
             .arg(site.config())

@@ -9,7 +9,9 @@ const LONG: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_plugin_never_sees_picomons_configuration_or_secrets() {
-    let site = Site::new("[checks.env]\ntype = \"command\"\ncommand = [\"env\"]\n");
+    let site = Site::new(
+        "[checks.env]\ntype = \"command\"\ncommand = [\"env\"]\nenv = { NTFY_TOPIC = \"alerts\" }\n",
+    );
     let mut cmd = site.picomon();
     cmd.args(["-1", "--json", "-c"])
         .arg(site.config())
@@ -23,6 +25,8 @@ fn a_plugin_never_sees_picomons_configuration_or_secrets() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("PATH="), "{stdout}");
     assert!(stdout.contains("LANG=C.UTF-8"), "{stdout}");
+    // What the operator gave this check, and only that, is added.
+    assert!(stdout.contains("NTFY_TOPIC=alerts"), "{stdout}");
     assert!(!stdout.contains("hunter2-secret"), "{stdout}");
     assert!(!stdout.contains("PICOMON_"), "{stdout}");
     assert!(!stdout.contains("SOME_OTHER_VARIABLE"), "{stdout}");
