@@ -180,9 +180,10 @@ fn burst() {
         .map(|s| s.lines().count())
         .unwrap_or(0);
     println!(
-        "burst of 100 alerts: {} accepted {:.0} ms after the first alert ({:.1} s after start), over {sessions} SMTP connection(s)",
+        "burst of 100 alerts: {} accepted {:.0} ms after the first alert ({:.0} mails/s; {:.1} s after start), over {sessions} SMTP connection(s)",
         got.len(),
         spread,
+        got.len() as f64 / (spread / 1000.0),
         started.elapsed().as_secs_f64()
     );
 }

@@ -53,9 +53,26 @@ picomon reports each tick on a pipe (--heartbeat-fd); with no report for
 mails \"hung\", and restarts it.
 
 Signals:
-SIGTERM or SIGINT stops picomon and then the watchdog, without mail. A
+SIGTERM or SIGINT stops picomon and then the watchdog, without mail, also
+when it comes while a hung picomon is being killed or a restart awaited.
+picomon gets 30 s to stop (to end its plugins and flush queued mail)
+before SIGKILL; a service manager's stop timeout should be longer. A
 picomon that exits 0 was told to stop: the watchdog stops with it.
 SIGHUP and SIGUSR1 are forwarded to picomon.
+
+Takeover:
+A picomon whose watchdog was killed (SIGKILL, out of memory) goes on
+monitoring. Before each start, a watchdog whose configuration has
+state_dir looks at STATE_DIR/picomon.lock: when a picomon that no
+picomon-watchdog runs holds it, that picomon gets SIGTERM (SIGKILL after
+30 s), and the new one starts once the lock is free. The picomon of
+another running watchdog is left alone (the new one then fails \"state_dir
+is in use\", and that is mailed). Without state_dir there is no lock to
+find the old picomon by: both run, and each alert is mailed twice, until
+the old one is stopped by hand. Under systemd with KillMode=mixed, the
+death of the watchdog makes systemd kill what is left of the service
+(SIGKILL, at the latest after TimeoutStopSec=) before Restart= starts it
+again, so there is nothing to take over.
 
 Exit status:
   0   after a requested stop

@@ -19,7 +19,7 @@ pub mod scheduler;
 pub mod signals;
 pub mod state;
 mod status;
-mod sys;
+pub mod sys;
 
 pub use logging::{init_logging, report_error, set_log_level, EX_CONFIG};
 

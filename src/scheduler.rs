@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::check::{Instance, RunResult};
 use crate::config::{Config, ConfigError};
 use crate::logging::Throttle;
-use crate::mail::{Mail, Outbox};
+use crate::mail::Outbox;
 use crate::runner::Runner;
 use crate::signals::Signal;
 use crate::state::{CheckState, Event, StateStore, Transition};
@@ -495,20 +495,7 @@ impl Daemon {
     /// between repeats a mail, never loses one, and nothing on the way
     /// out can fail before both are on disk.
     fn alert(&mut self, event: &Event) {
-        let thread = match event.transition {
-            Transition::Failing => None,
-            _ => self
-                .slots
-                .get_mut(&event.id)
-                .and_then(|s| s.state.thread.take()),
-        };
-        let mail = Mail::alert(self.outbox.emails(), event, thread.as_deref());
-        if event.transition == Transition::Failing {
-            if let Some(slot) = self.slots.get_mut(&event.id) {
-                slot.state.thread = Some(mail.message_id.clone());
-            }
-        }
-        self.outbox.send(mail);
+        self.outbox.alert(event);
         self.save = Save::Now;
         self.save_state();
         log_event(event);
@@ -559,9 +546,7 @@ impl Daemon {
             self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
             wall,
         );
-        let emails = self.outbox.emails();
-        let mail = Mail::new(emails, emails.report_subject.clone(), body, wall);
-        self.outbox.send(mail);
+        self.outbox.report(body);
     }
 
     fn print_status(&self) {

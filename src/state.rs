@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -34,9 +35,6 @@ pub struct CheckState {
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
-    /// The Message-ID of the Problem mail, for the recovery to reply to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread: Option<String>,
 }
 
 /// A switch of a check instance, to be told to people.
@@ -185,7 +183,7 @@ pub struct StateStore {
 impl StateStore {
     /// Creates `dir` if needed and takes its lock.
     pub fn open(dir: &Path) -> anyhow::Result<StateStore> {
-        std::fs::create_dir_all(dir)
+        files::create_private_dir(dir)
             .with_context(|| format!("state_dir {}: cannot create it", dir.display()))?;
         let path = dir.join("picomon.lock");
         let mut lock = std::fs::OpenOptions::new()
@@ -193,6 +191,7 @@ impl StateStore {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
         let locked = crate::sys::try_lock_exclusive(&lock)
@@ -208,6 +207,14 @@ impl StateStore {
         use std::io::Write;
         let _ = lock.set_len(0);
         let _ = writeln!(lock, "{}", std::process::id());
+        // A crash inside an atomic write leaves its temporary file; only
+        // the holder of the lock may clear them.
+        if let Err(e) = files::remove_leftovers(dir) {
+            log::warn!(
+                "{}: cannot clear leftovers of interrupted writes: {e}",
+                dir.display()
+            );
+        }
         Ok(StateStore {
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -284,7 +291,7 @@ impl StateStore {
             version: STATE_VERSION,
             instances: states
                 .into_iter()
-                .filter(|(_, state)| state.durable() != (0, None, false) || state.thread.is_some())
+                .filter(|(_, state)| state.durable() != (0, None, false))
                 .collect(),
         };
         let json = serde_json::to_vec(&file).map_err(io::Error::other)?;
@@ -415,7 +422,6 @@ mod tests {
         let store = StateStore::open(dir.path()).expect("open");
         let mut s = CheckState::default();
         switch(&mut s, 0, State::Critical, 7);
-        s.thread = Some("<a@b>".into());
         let quiet = CheckState::default();
         store
             .save([("c/h/ipv4", &s), ("c/h/ipv6", &quiet)])
@@ -426,6 +432,20 @@ mod tests {
         assert_eq!(loaded.get("c/h/ipv4"), Some(&s));
         // Nothing to remember, nothing written.
         assert_eq!(loaded.len(), 1);
+    }
+
+    #[test]
+    fn a_crash_inside_a_save_leaves_nothing_after_the_next_start_and_the_lock_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(".state.json.tmp"), b"{half").expect("write");
+        let _store = StateStore::open(dir.path()).expect("open");
+        assert!(!dir.path().join(".state.json.tmp").exists());
+        let mode = std::fs::metadata(dir.path().join("picomon.lock"))
+            .expect("lock")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "lock mode {mode:o}");
     }
 
     #[test]

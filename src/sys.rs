@@ -227,3 +227,46 @@ pub fn may_write_in(path: &std::path::Path) -> io::Result<()> {
     // only reads it.
     check(unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) }).map(drop)
 }
+
+/// Sends `sig` to the process `pidfd` refers to: never to another process
+/// that took its pid after it was reaped.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal on a descriptor we own, with no siginfo
+    // (null) and no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends `sig` to `pid`, a child of ours that we have not reaped yet.
+pub fn signal_child(pid: i32, sig: i32) {
+    // SAFETY: kill with a positive pid (our unreaped child) and a signal.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Blocks until our child `pid` has exited, leaving it unreaped (a zombie
+/// whose pid stays ours) for its owner to reap.
+pub fn wait_exit_unreaped(pid: i32) -> io::Result<()> {
+    let id = libc::id_t::try_from(pid).map_err(io::Error::other)?;
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value to be overwritten.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid siginfo_t for waitid to fill.
+        let rc = unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        match check(rc) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

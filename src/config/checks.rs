@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use super::load::ENV_PREFIX;
+use super::error::ENV_PREFIX;
 use super::paths;
 use super::raw::{CheckType, CommandValue, RawCheck, RawConfig, RawHost};
 use super::validate::{Seconds, Validator};

@@ -6,7 +6,10 @@ use std::fmt;
 
 use figment::Figment;
 
-use super::load::ENV_PREFIX;
+/// Every `PICOMON_*` variable is configuration; `__` separates nested
+/// keys. It lives with the origins, since naming a variable is how an
+/// error points at one.
+pub const ENV_PREFIX: &str = "PICOMON_";
 
 /// Invalid configuration: one line per problem. Exits with EX_CONFIG.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,11 +7,8 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ENV_PREFIX};
 use super::raw::RawConfig;
-
-/// Every `PICOMON_*` variable is configuration; `__` separates nested keys.
-pub const ENV_PREFIX: &str = "PICOMON_";
 
 /// The merged layers: the figment (kept to tell where a key came from) and
 /// the raw configuration extracted from it.

@@ -1,6 +1,7 @@
 //! A real SMTP server for the tests: Debian's aiosmtpd on a loopback port
 //! the test picks, writing a Maildir, with the small handler in
-//! tests/smtp/ (refuses `reject*` recipients, counts connections).
+//! tests/smtp/ (refuses `reject*` recipients, counts connections, and
+//! misbehaves on demand: see `fault`).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -258,6 +259,17 @@ impl SmtpServer {
     /// Every message received so far, oldest first.
     pub fn messages(&self) -> Vec<Received> {
         read_maildir(&self.dir.join("Maildir"))
+    }
+
+    /// Switches on a fault of the test handler (see tests/smtp/
+    /// picomon_smtp.py): "defer", "refuse-data", or "slow" with seconds.
+    pub fn fault(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.join(name), content).expect("write fault file");
+    }
+
+    /// Switches a fault off.
+    pub fn fixed(&self, name: &str) {
+        std::fs::remove_file(self.dir.join(name)).expect("remove fault file");
     }
 
     /// How many SMTP sessions said EHLO.

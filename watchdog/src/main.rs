@@ -1,9 +1,13 @@
 //! `picomon-watchdog`: runs picomon, emails when it exits or hangs, and
 //! starts it again with back-off. Its arguments are defined beside
 //! picomon's (`picomon::cli::WatchdogCli`, for the man page and
-//! completions); the supervision loop is in `supervisor.rs`.
+//! completions). `supervisor.rs` is the loop that carries out what
+//! `policy.rs` decides about the picomon child of `child.rs`.
 
+mod child;
+mod policy;
 mod supervisor;
+mod takeover;
 
 use std::process::ExitCode;
 

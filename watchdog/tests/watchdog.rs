@@ -177,6 +177,31 @@ fn sigterm_to_the_watchdog_stops_both_without_restart_or_mail() {
     assert!(subjects(&smtp).is_empty(), "{:?}", subjects(&smtp));
 }
 
+/// Under systemd's `KillMode=mixed` only the watchdog gets SIGTERM; it
+/// used to drop it while killing a hung picomon, mail "hung" and start a
+/// new one.
+#[test]
+fn sigterm_to_the_watchdog_while_it_kills_a_hung_picomon_stops_both() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let mut w = watchdog(&site, &["--hang-timeout", "1"]);
+    let pid = picomon_pid(&w, None);
+    w.wait_log("picomon started", 1, LONG);
+    harness::signal(pid, libc::SIGSTOP);
+    w.wait_log("reported no tick for", 1, LONG);
+    // picomon, stopped, ignores the watchdog's SIGTERM: the watchdog waits
+    // 5 s before SIGKILL, and gets its own SIGTERM meanwhile.
+    w.signal(libc::SIGTERM);
+    let status = w.wait_exit(LONG);
+    assert_eq!(status.code(), Some(0), "{}", w.stderr());
+    assert!(!alive(pid), "the hung picomon is left behind");
+    let log = w.stderr();
+    assert_eq!(log.matches("started ").count(), 1, "restarted:\n{log}");
+    assert!(!log.contains("restarting picomon in"), "{log}");
+    assert!(subjects(&smtp).is_empty(), "{:?}", subjects(&smtp));
+}
+
 #[test]
 fn a_crash_loop_backs_off_and_mails_once() {
     let port = SmtpServer::free_port();
@@ -259,4 +284,100 @@ fn a_configuration_broken_between_runs_is_mailed_once_and_retried_slowly() {
         "the reason is quoted:\n{}",
         msgs[1].body
     );
+}
+
+/// Kills a picomon that no harness `Daemon` owns (one whose watchdog was
+/// killed) when the test ends, passed or not.
+struct Orphan(u32);
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            harness::signal(self.0, libc::SIGKILL);
+        }
+    }
+}
+
+/// A watchdog killed with SIGKILL leaves its picomon monitoring; a new
+/// watchdog on the same configuration used to crash-loop on "state_dir is
+/// in use by another picomon" until someone found and killed the orphan.
+#[test]
+fn a_new_watchdog_takes_over_from_the_picomon_of_a_killed_one() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let mut first = watchdog(&site, &[]);
+    let old = picomon_pid(&first, None);
+    let _orphan = Orphan(old);
+    first.wait_log("picomon started", 1, LONG);
+    first.signal(libc::SIGKILL);
+    first.wait_exit(LONG);
+    assert!(alive(old), "picomon goes on when its watchdog is killed");
+
+    // The new watchdog logs to files of its own.
+    let (out, err) = (site.path("second.out"), site.path("second.err"));
+    let mut cmd = site.command("picomon-watchdog");
+    cmd.arg("-c").arg(site.config());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let second = harness::Daemon {
+        child: cmd.spawn().expect("start the second watchdog"),
+        out,
+        err,
+    };
+    wait_for("the old picomon to stop", LONG, || !alive(old));
+    second.wait_log("stopping it to take over", 1, LONG);
+    let new = picomon_pid(&second, Some(old));
+    second.wait_log("picomon started", 1, LONG);
+    assert!(alive(new));
+    assert!(
+        !second.stderr().contains("in use by another picomon"),
+        "{}",
+        second.stderr()
+    );
+
+    // Only the new picomon monitors: one outage, one Problem mail.
+    site.down("FLAG CRITICAL - broken");
+    wait_for("the Problem mail", LONG, || {
+        subjects(&smtp).iter().any(|s| s.contains("Problem: flag"))
+    });
+    site.up();
+    wait_for("the OK mail", LONG, || {
+        subjects(&smtp).iter().any(|s| s.contains("OK: flag"))
+    });
+    let problems = subjects(&smtp)
+        .iter()
+        .filter(|s| s.contains("Problem: flag"))
+        .count();
+    assert_eq!(problems, 1, "{:?}", subjects(&smtp));
+    assert_eq!(second.last_pid(), Some(new), "{}", second.stderr());
+}
+
+/// Takeover is only from a picomon no watchdog runs: two watchdogs given
+/// one state_dir by mistake must not take turns killing each other's.
+#[test]
+fn a_second_watchdog_on_the_same_state_dir_leaves_the_first_ones_picomon_alone() {
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let first = watchdog(&site, &[]);
+    let pid = picomon_pid(&first, None);
+    first.wait_log("picomon started", 1, LONG);
+    let (out, err) = (site.path("second.out"), site.path("second.err"));
+    let mut cmd = site.command("picomon-watchdog");
+    cmd.arg("-c").arg(site.config());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let second = harness::Daemon {
+        child: cmd.spawn().expect("start the second watchdog"),
+        out,
+        err,
+    };
+    second.wait_log("restarting picomon in", 1, LONG);
+    let log = second.stderr();
+    assert!(log.contains("of another watchdog"), "{log}");
+    assert!(log.contains("in use by another picomon"), "{log}");
+    assert!(alive(pid), "the first watchdog's picomon was stopped");
+    assert_eq!(first.last_pid(), Some(pid), "{}", first.stderr());
 }

@@ -1,0 +1,425 @@
+//! Composing mails: subjects from templates, bodies, the threading
+//! headers and Message-IDs, and the lettre message that goes on the wire.
+//! Nothing here touches the disk or the network.
+
+use std::collections::hash_map::RandomState;
+use std::fmt::Write as _;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::Mailbox;
+use lettre::{Address, Message};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Emails;
+use crate::host::address_of;
+use crate::human::{human_duration, human_time};
+use crate::state::{Event, Transition};
+
+/// What an unknown `{placeholder}` renders as.
+pub const NO_SUBSTITUTION: &str = "<no substitution>";
+/// Longest subject, in characters.
+const SUBJECT_MAX: usize = 200;
+/// Most plugin output put in a body, in bytes.
+const OUTPUT_MAX: usize = 8 * 1024;
+
+/// One email, as queued, spooled and finally sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mail {
+    pub message_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// When what the mail tells happened (its Date header).
+    pub event_time: SystemTime,
+    pub queued_at: SystemTime,
+    /// Why the last delivery attempt failed, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Addresses of the recipients that have the mail: a retry (after a
+    /// 4xx to another recipient) leaves them out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered: Vec<String>,
+    /// Addresses refused for good (5xx at RCPT): never tried again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+}
+
+/// Replaces control characters (CR and LF above all) with spaces, so that
+/// nothing from a plugin or a name can start a new header.
+pub fn one_line(s: &str) -> String {
+    let line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let line = line.trim();
+    match line.char_indices().nth(SUBJECT_MAX) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    }
+}
+
+/// Renders `{name}` placeholders from `vars`; an unknown one becomes
+/// `<no substitution>`, and the result is one line.
+pub fn render_subject(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with('}') {
+            let name = &after[..name_len];
+            let value = vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
+                .unwrap_or(NO_SUBSTITUTION);
+            out.push_str(value);
+            rest = &after[name_len + 1..];
+        } else {
+            out.push('{');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    one_line(&out)
+}
+
+/// The domain of the `from` address, for Message-IDs.
+fn domain_of(from: &str) -> String {
+    let address = address_of(from);
+    match address.rsplit_once('@') {
+        Some((_, domain)) => domain.to_string(),
+        None => "localhost".to_string(),
+    }
+}
+
+/// A new, unique Message-ID in the domain of the `from` address.
+pub fn new_message_id(from: &str) -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let random = RandomState::new().build_hasher().finish();
+    let count = COUNT.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "<{nanos:x}.{:x}.{count}.{random:016x}@{}>",
+        std::process::id(),
+        domain_of(from)
+    )
+}
+
+/// The Message-ID of the Problem mail of instance `id` failing since
+/// `since`. The recovery computes it again from the same two facts to
+/// reply to it, so the thread needs nothing stored beside `since`. Bytes
+/// of the id other than letters, digits, `-` and `_` are written `=XX`, so
+/// any check name makes a valid header.
+pub fn thread_id(from: &str, id: &str, since: SystemTime) -> String {
+    let at = since.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut out = format!("<picomon.{}.{:09}.", at.as_secs(), at.subsec_nanos());
+    for byte in id.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => out.push(byte as char),
+            _ => {
+                let _ = write!(out, "={byte:02X}");
+            }
+        }
+    }
+    let _ = write!(out, "@{}>", domain_of(from));
+    out
+}
+
+/// Plugin output for a body: capped, each line indented.
+fn indented_output(output: &str) -> String {
+    let mut cut = output.len().min(OUTPUT_MAX);
+    while !output.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = String::new();
+    for line in output[..cut].lines() {
+        let _ = writeln!(out, "    {line}");
+    }
+    if cut < output.len() {
+        let _ = writeln!(out, "    [… {} more bytes]", output.len() - cut);
+    }
+    out
+}
+
+impl Mail {
+    /// A mail to every configured recipient.
+    pub fn new(emails: &Emails, subject: String, body: String, event_time: SystemTime) -> Mail {
+        Mail {
+            message_id: new_message_id(&emails.from),
+            in_reply_to: None,
+            from: emails.from.clone(),
+            to: emails.to.clone(),
+            subject: one_line(&subject),
+            body,
+            event_time,
+            queued_at: SystemTime::now(),
+            last_error: None,
+            delivered: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+
+    /// The envelope of the next attempt: the sender's address and the
+    /// recipients still waiting for the mail.
+    pub(crate) fn envelope(&self) -> Result<(Address, Vec<Address>), String> {
+        let from: Mailbox = self
+            .from
+            .parse()
+            .map_err(|e| format!("from {:?}: {e}", self.from))?;
+        let mut to = Vec::new();
+        for rcpt in &self.to {
+            let mailbox: Mailbox = rcpt.parse().map_err(|e| format!("to {rcpt:?}: {e}"))?;
+            let address = mailbox.email.to_string();
+            if !self.delivered.contains(&address) && !self.refused.contains(&address) {
+                to.push(mailbox.email);
+            }
+        }
+        Ok((from.email, to))
+    }
+
+    /// The Problem or OK mail of a state switch: the Problem mail's
+    /// Message-ID comes from the instance and its `since`, and the OK mail
+    /// replies to the same one.
+    pub fn alert(emails: &Emails, event: &Event) -> Mail {
+        let result = &event.result;
+        let (state, severity) = match event.transition {
+            Transition::Failing => ("Problem", result.state.as_str()),
+            Transition::Recovered { .. } => ("OK", "OK"),
+            Transition::Unmonitored { .. } => ("Removed", result.state.as_str()),
+        };
+        let subject = render_subject(
+            &emails.subject_tpl,
+            &[
+                ("state", state),
+                ("check", &event.check),
+                ("dest", &event.dest),
+                ("severity", severity),
+            ],
+        );
+        let mut body = String::new();
+        match &event.transition {
+            Transition::Failing => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} is failing: {severity}.\n",
+                    event.check, event.dest
+                );
+                let _ = writeln!(body, "Check:    {} ({})", event.check, event.id);
+                let _ = writeln!(body, "Target:   {}", event.dest);
+                let _ = writeln!(body, "State:    {severity}");
+                let _ = writeln!(
+                    body,
+                    "Since:    {} (first failed run)",
+                    human_time(event.since)
+                );
+                let _ = writeln!(body, "Detected: {}", human_time(result.started));
+            }
+            Transition::Recovered { after, failed_runs } => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} recovered after {} ({failed_runs} retries).\n",
+                    event.check,
+                    event.dest,
+                    human_duration(*after)
+                );
+                let _ = writeln!(body, "Check:     {} ({})", event.check, event.id);
+                let _ = writeln!(body, "Target:    {}", event.dest);
+                let _ = writeln!(body, "State:     OK");
+                let _ = writeln!(body, "Failing:   since {}", human_time(event.since));
+                let _ = writeln!(body, "Recovered: {}", human_time(result.started));
+            }
+            Transition::Unmonitored { after } => {
+                let _ = writeln!(
+                    body,
+                    "{} on {} is no longer monitored: its check left the configuration while failing, after {}.\n",
+                    event.check,
+                    event.dest,
+                    human_duration(*after)
+                );
+                let _ = writeln!(body, "Check:     {} ({})", event.check, event.id);
+                let _ = writeln!(body, "Failing:   since {}", human_time(event.since));
+                let _ = writeln!(body, "Last state: {severity}");
+            }
+        }
+        let _ = write!(body, "\nOutput:\n{}", indented_output(&result.output()));
+        let mut mail = Mail::new(emails, subject, body, result.started);
+        let thread = thread_id(&emails.from, &event.id, event.since);
+        match event.transition {
+            Transition::Failing => mail.message_id = thread,
+            // The OK mail and the "no longer monitored" one close the thread.
+            Transition::Recovered { .. } | Transition::Unmonitored { .. } => {
+                mail.in_reply_to = Some(thread)
+            }
+        }
+        mail
+    }
+
+    /// The lettre message, with a note on how long it waited if a delivery
+    /// attempt failed before.
+    pub(crate) fn message(&self, now: SystemTime) -> Result<Message, String> {
+        let from: Mailbox = self
+            .from
+            .parse()
+            .map_err(|e| format!("from {:?}: {e}", self.from))?;
+        let mut builder = Message::builder()
+            .from(from)
+            .subject(self.subject.clone())
+            .message_id(Some(self.message_id.clone()))
+            .date(self.event_time)
+            .header(ContentType::TEXT_PLAIN)
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".into(),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                "All".into(),
+            ));
+        for to in &self.to {
+            let to: Mailbox = to.parse().map_err(|e| format!("to {to:?}: {e}"))?;
+            builder = builder.to(to);
+        }
+        if let Some(thread) = &self.in_reply_to {
+            builder = builder
+                .in_reply_to(thread.clone())
+                .references(thread.clone());
+        }
+        let body = match &self.last_error {
+            Some(err) => {
+                let waited = now.duration_since(self.queued_at).unwrap_or_default();
+                format!(
+                    "(queued {}: {})\n\n{}",
+                    human_duration(waited),
+                    one_line(err),
+                    self.body
+                )
+            }
+            None => self.body.clone(),
+        };
+        builder.body(body).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_placeholders_and_unknown_ones() {
+        let vars = [
+            ("state", "Problem"),
+            ("check", "homepage"),
+            ("dest", "web (IPv4)"),
+            ("severity", "CRITICAL"),
+        ];
+        assert_eq!(
+            render_subject("[picomon] {state}: {check} on {dest}", &vars),
+            "[picomon] Problem: homepage on web (IPv4)"
+        );
+        assert_eq!(
+            render_subject("{severity} {nope}", &vars),
+            "CRITICAL <no substitution>"
+        );
+        assert_eq!(render_subject("{ {state} {", &vars), "{ Problem {");
+        assert_eq!(render_subject("{}", &vars), "{}");
+    }
+
+    #[test]
+    fn no_line_break_reaches_a_subject() {
+        let vars = [("check", "x\r\nBcc: victim@example.org")];
+        let subject = render_subject("{check}", &vars);
+        assert!(!subject.contains('\r') && !subject.contains('\n'));
+        assert_eq!(subject, "x  Bcc: victim@example.org");
+        assert_eq!(one_line(&"a".repeat(500)).chars().count(), SUBJECT_MAX + 1);
+    }
+
+    /// The email settings of a small configuration file.
+    pub(crate) fn test_emails() -> Emails {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("picomon.toml");
+        std::fs::write(
+            &path,
+            r#"
+                [emails]
+                to = ["ops@example.org", "Second <oncall@example.net>"]
+                from = "Picomon <picomon@example.org>"
+            "#,
+        )
+        .expect("write config");
+        crate::config::Config::load(&path).expect("config").emails
+    }
+
+    #[test]
+    fn a_thread_id_comes_from_the_instance_and_its_since_only() {
+        let since = UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 42);
+        let from = "Picomon <picomon@example.org>";
+        let id = thread_id(from, "web check/front<1>/ipv4", since);
+        assert_eq!(
+            id,
+            "<picomon.1700000000.000000042.web=20check=2Ffront=3C1=3E=2Fipv4@example.org>"
+        );
+        assert_eq!(thread_id(from, "web check/front<1>/ipv4", since), id);
+        let later = since + std::time::Duration::from_nanos(1);
+        assert_ne!(thread_id(from, "web check/front<1>/ipv4", later), id);
+    }
+
+    #[test]
+    fn the_recovery_replies_to_the_problem_mail_without_being_told_its_id() {
+        use crate::check::{RunResult, State};
+        let emails = test_emails();
+        let since = UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        let event = |transition, state, at| Event {
+            id: "homepage/web/ipv4".into(),
+            check: "homepage".into(),
+            dest: "web".into(),
+            transition,
+            since,
+            result: RunResult {
+                state,
+                exit_code: Some(0),
+                summary: String::new(),
+                perfdata: String::new(),
+                details: String::new(),
+                duration: std::time::Duration::ZERO,
+                started: UNIX_EPOCH + std::time::Duration::from_secs(at),
+            },
+        };
+        let problem = Mail::alert(&emails, &event(Transition::Failing, State::Critical, 1060));
+        let ok = Mail::alert(
+            &emails,
+            &event(
+                Transition::Recovered {
+                    after: std::time::Duration::from_secs(120),
+                    failed_runs: 2,
+                },
+                State::Ok,
+                1120,
+            ),
+        );
+        assert_eq!(problem.in_reply_to, None);
+        assert_eq!(ok.in_reply_to.as_deref(), Some(problem.message_id.as_str()));
+        assert_ne!(ok.message_id, problem.message_id);
+        assert!(problem.message(SystemTime::now()).is_ok());
+    }
+
+    #[test]
+    fn message_ids_are_unique_and_use_the_from_domain() {
+        let a = new_message_id("Picomon <picomon@example.org>");
+        let b = new_message_id("Picomon <picomon@example.org>");
+        assert_ne!(a, b);
+        assert!(a.starts_with('<') && a.ends_with("@example.org>"), "{a}");
+    }
+}

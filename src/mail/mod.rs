@@ -1,0 +1,11 @@
+//! Email, in three rooms: `message` composes a mail (subject, body,
+//! threading headers, Message-ID), `spool` keeps queued mails on disk, and
+//! `outbox` delivers them from a thread of its own.
+
+mod message;
+mod outbox;
+mod smtp;
+mod spool;
+
+pub use message::{new_message_id, one_line, render_subject, Mail, NO_SUBSTITUTION};
+pub use outbox::Outbox;
