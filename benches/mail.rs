@@ -2,10 +2,19 @@
 //! Runs the real release binary against aiosmtpd on loopback (the test
 //! handler in tests/smtp/, which logs one line per SMTP session).
 
-use std::net::{TcpListener, TcpStream};
+// The tests' own SMTP server and helpers, not a copy of them.
+#[allow(dead_code)]
+#[path = "../tests/integration/harness.rs"]
+mod harness;
+#[allow(dead_code)]
+#[path = "../tests/integration/smtp.rs"]
+mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
+
+use smtp::{Security, SmtpServer};
 
 struct Guard(Child);
 impl Drop for Guard {
@@ -15,37 +24,9 @@ impl Drop for Guard {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-fn smtp_server(dir: &Path, port: u16) -> Guard {
-    let child = Command::new("/usr/bin/python3")
-        .env(
-            "PYTHONPATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp"),
-        )
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "picomon_smtp.Handler",
-        ])
-        .arg(dir.join("Maildir"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("aiosmtpd (python3-aiosmtpd, see scripts/deps)");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "aiosmtpd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Guard(child)
+fn smtp_server(dir: &Path) -> (SmtpServer, u16) {
+    let port = SmtpServer::free_port();
+    (SmtpServer::start(dir, port, Security::Plain), port)
 }
 
 /// Acceptance times of the messages in the Maildir, oldest first.
@@ -108,8 +89,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// state switch to the server accepting the mail.
 fn latency() {
     let dir = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let _smtp = smtp_server(dir.path(), port);
+    let (_smtp, port) = smtp_server(dir.path());
     let counter = dir.path().join("n");
     let plugin = dir.path().join("flip");
     std::fs::write(
@@ -155,8 +135,7 @@ fn latency() {
 /// how many SMTP sessions that took.
 fn burst() {
     let dir = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let _smtp = smtp_server(dir.path(), port);
+    let (smtp, port) = smtp_server(dir.path());
     let mut config = format!(
         "base_tick = 3600\ndefault_retry = 0\nmax_parallel = 100\n[emails]\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\n"
     );
@@ -176,9 +155,7 @@ fn burst() {
         (Some(a), Some(b)) => b.duration_since(a).unwrap_or_default().as_secs_f64() * 1000.0,
         _ => f64::NAN,
     };
-    let sessions = std::fs::read_to_string(dir.path().join("ehlo.log"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
+    let sessions = smtp.ehlo_count();
     println!(
         "burst of 100 alerts: {} accepted {:.0} ms after the first alert ({:.0} mails/s; {:.1} s after start), over {sessions} SMTP connection(s)",
         got.len(),

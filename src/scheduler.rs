@@ -332,7 +332,7 @@ impl Daemon {
         }
         let slots = &self.slots;
         self.throttle
-            .retain(|key| slots.contains_key(key.split_once(' ').map_or(key, |(id, _)| id)));
+            .retain(|key| slots.contains_key(key.rsplit_once(' ').map_or(key, |(id, _)| id)));
     }
 
     /// Writes every state to `state_dir`, if there is one and something

@@ -6,13 +6,13 @@
 //! the plugin synchronous and free of an async runtime.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::{random_bytes, working_time, Verdict};
+use super::{random_bytes, udp_to, working_time, Verdict};
 use crate::check::State;
 use crate::cli::DnsZoneArgs;
 
@@ -182,14 +182,7 @@ fn ask(
     let packet = query
         .to_vec()
         .map_err(|e| format!("cannot build the query: {e}"))?;
-    let local: SocketAddr = match server {
-        SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
-        SocketAddr::V6(_) => ([0u16; 8], 0).into(),
-    };
-    let socket = UdpSocket::bind(local).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    socket
-        .connect(server)
-        .map_err(|e| format!("cannot reach {server}: {e}"))?;
+    let socket = udp_to(server)?;
     let start = Instant::now();
     let resend_at = start + deadline.saturating_duration_since(start) / 2;
     let mut resent = false;

@@ -7,6 +7,7 @@
 pub(crate) mod dns_zone;
 pub(crate) mod openvpn;
 
+use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -42,6 +43,20 @@ pub fn run(plugin: Plugin) -> ExitCode {
 pub(crate) fn working_time(timeout: Duration) -> Duration {
     let margin = (timeout / 10).min(Duration::from_millis(500));
     timeout.saturating_sub(margin)
+}
+
+/// A UDP socket of the address family of `server`, connected to it, so
+/// that only its answers are read.
+pub(crate) fn udp_to(server: SocketAddr) -> Result<UdpSocket, String> {
+    let local: SocketAddr = match server {
+        SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
+        SocketAddr::V6(_) => ([0u16; 8], 0).into(),
+    };
+    let socket = UdpSocket::bind(local).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    socket
+        .connect(server)
+        .map_err(|e| format!("cannot reach {server}: {e}"))?;
+    Ok(socket)
 }
 
 /// A query id or session id: unpredictable enough that a stray packet is

@@ -7,14 +7,14 @@
 //! proves the server holds the key. A full packet has NUL bytes, which no
 //! argv can carry to check_udp: that is why this is built in.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, Mac};
 
-use super::{random_bytes, working_time, Verdict};
+use super::{random_bytes, udp_to, working_time, Verdict};
 use crate::check::State;
 use crate::cli::OpenvpnArgs;
 
@@ -255,14 +255,7 @@ fn probe(server: SocketAddr, wrap: &Wrap, limit: Duration) -> Result<Duration, S
     let deadline = started + limit;
     let session = random_bytes::<8>();
     let packet = hard_reset(wrap, &session)?;
-    let local: SocketAddr = match server {
-        SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
-        SocketAddr::V6(_) => ([0u16; 8], 0).into(),
-    };
-    let socket = UdpSocket::bind(local).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-    socket
-        .connect(server)
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    let socket = udp_to(server)?;
     let mut buf = [0u8; 2048];
     let mut next_send = started;
     let mut last_problem = None;

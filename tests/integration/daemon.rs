@@ -274,3 +274,35 @@ fn a_check_switched_off_while_failing_and_on_again_continues_its_outage_and_one_
     daemon.wait_log("configuration reloaded", 3, LONG);
     daemon.wait_log("gone: NO LONGER MONITORED", 1, LONG);
 }
+
+#[test]
+fn a_reload_naming_a_fifo_as_the_password_file_is_refused_and_the_daemon_goes_on() {
+    let site = Site::new("base_tick = 0.1\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let mut daemon = site.daemon(&["-D"]);
+    daemon.wait_log("c: OK in", 1, LONG);
+    let fifo = site.path("password.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    site.write(
+        "site.d/50-secret.toml",
+        &format!(
+            "[emails]\nsmtp_user = \"picomon\"\nsmtp_password_file = \"{}\"\n",
+            fifo.display()
+        ),
+    );
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("reload refused", 1, LONG);
+    assert!(
+        daemon.stderr().contains("smtp_password_file"),
+        "{}",
+        daemon.stderr()
+    );
+    // Still ticking, and still stoppable.
+    let runs = daemon.stderr().matches("c: OK in").count();
+    daemon.wait_log("c: OK in", runs + 3, LONG);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
+}

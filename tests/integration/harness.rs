@@ -13,9 +13,20 @@ use std::time::{Duration, Instant};
 
 pub const PLUGINS: &str = "/usr/lib/nagios/plugins";
 
-/// A binary of this workspace, from the target directory the test runs
-/// from (`cargo test --workspace` builds them all).
+/// A binary of this workspace. Cargo names a package's own binaries
+/// (`CARGO_BIN_EXE_*`); the watchdog's tests also need `picomon`, of the
+/// other package, which cargo names for nobody: that one is looked up in
+/// the target directory the test runs from (`cargo test --workspace`
+/// builds them all).
 pub fn bin(name: &str) -> PathBuf {
+    let own = match name {
+        "picomon" => option_env!("CARGO_BIN_EXE_picomon"),
+        "picomon-watchdog" => option_env!("CARGO_BIN_EXE_picomon-watchdog"),
+        _ => None,
+    };
+    if let Some(path) = own {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("test executable");
     let dir = exe
         .parent()
@@ -32,6 +43,7 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Waits until `cond` holds, polling, or panics after `limit` saying what
 /// was awaited.
+#[track_caller]
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
@@ -197,6 +209,7 @@ impl Daemon {
     }
 
     /// Waits until the log holds `needle` `times` times.
+    #[track_caller]
     pub fn wait_log(&self, needle: &str, times: usize, limit: Duration) {
         wait_for(&format!("{times} × {needle:?} in the log"), limit, || {
             self.stderr().matches(needle).count() >= times
@@ -208,6 +221,7 @@ impl Daemon {
     }
 
     /// Waits for the daemon to exit and returns its status.
+    #[track_caller]
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         loop {

@@ -79,6 +79,7 @@ impl Netns {
     }
 
     /// Waits until something listens on `port` (UDP or TCP) in the namespace.
+    #[track_caller]
     pub fn wait_listening(&self, proto: &str, addr: &str, port: u16) {
         let flag = if proto == "udp" { "-lnu" } else { "-lnt" };
         let needle = if addr.contains(':') {

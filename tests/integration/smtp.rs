@@ -289,6 +289,7 @@ impl SmtpServer {
     }
 
     /// Waits until `n` messages have arrived and returns them.
+    #[track_caller]
     pub fn wait_messages(&self, n: usize, limit: Duration) -> Vec<Received> {
         wait_for(&format!("{n} messages at the SMTP server"), limit, || {
             self.messages().len() >= n
