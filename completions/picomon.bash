@@ -25,11 +25,26 @@ _picomon() {
             picomon,plugin)
                 cmd="picomon__subcmd__plugin"
                 ;;
+            picomon,silence)
+                cmd="picomon__subcmd__silence"
+                ;;
+            picomon,status)
+                cmd="picomon__subcmd__status"
+                ;;
             picomon__subcmd__plugin,dns-zone)
                 cmd="picomon__subcmd__plugin__subcmd__dns__subcmd__zone"
                 ;;
             picomon__subcmd__plugin,openvpn)
                 cmd="picomon__subcmd__plugin__subcmd__openvpn"
+                ;;
+            picomon__subcmd__silence,add)
+                cmd="picomon__subcmd__silence__subcmd__add"
+                ;;
+            picomon__subcmd__silence,list)
+                cmd="picomon__subcmd__silence__subcmd__list"
+                ;;
+            picomon__subcmd__silence,remove)
+                cmd="picomon__subcmd__silence__subcmd__remove"
                 ;;
             *)
                 ;;
@@ -38,7 +53,7 @@ _picomon() {
 
     case "${cmd}" in
         picomon)
-            opts="-1 -c -D -h -V --one --json --heartbeat-fd --config --debug --help --version check-config generate plugin"
+            opts="-1 -c -D -h -V --one --json --heartbeat-fd --config --debug --help --version check-config status silence generate plugin"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,6 +198,116 @@ _picomon() {
                     return 0
                     ;;
                 --tls-crypt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        picomon__subcmd__silence)
+            opts="-h --help add list remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        picomon__subcmd__silence__subcmd__add)
+            opts="-c -D -h --for --reason --config --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        picomon__subcmd__silence__subcmd__list)
+            opts="-c -D -h --config --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        picomon__subcmd__silence__subcmd__remove)
+            opts="-c -D -h --config --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        picomon__subcmd__status)
+            opts="-c -D -h --json --config --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

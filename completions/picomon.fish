@@ -32,6 +32,8 @@ complete -c picomon -n "__fish_picomon_needs_command" -s D -l debug -d 'Log at D
 complete -c picomon -n "__fish_picomon_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c picomon -n "__fish_picomon_needs_command" -s V -l version -d 'Print version'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "check-config" -d 'Load and validate every configuration layer, then print a summary'
+complete -c picomon -n "__fish_picomon_needs_command" -f -a "status" -d 'Print the running daemon\'s live view: failing checks first (since when, severity, last output, silence), then the others with their last run'
+complete -c picomon -n "__fish_picomon_needs_command" -f -a "silence" -d 'Keep back the mail of matching checks for a while (maintenance): they go on running and keeping their state; when the silence ends, each one whose state differs from what was last mailed gets one mail'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "generate" -d 'Write the man pages and shell completions into DIR/man and DIR/completions (for packaging)'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "plugin" -d 'Run a built-in monitoring plugin (what dns-zone and openvpn checks run); Nagios plugin API: prints one status line, exits 0 to 3'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
@@ -39,6 +41,25 @@ complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l dump -d
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l no-secrets -d 'Do not read smtp_password_file and smtp_ca_file, nor require a password: for checking a configuration where it is built, before its secrets are there'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s h -l help -d 'Print help'
+complete -c picomon -n "__fish_picomon_using_subcommand status" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
+complete -c picomon -n "__fish_picomon_using_subcommand status" -l json -d 'Print the view as one JSON object (`instances`: `instance`, `name`, `target`, `standing`, `severity`, `since`, `failed_runs`, `last_run`, `output`, `silenced`; times in seconds since the epoch)'
+complete -c picomon -n "__fish_picomon_using_subcommand status" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
+complete -c picomon -n "__fish_picomon_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and not __fish_seen_subcommand_from add list remove" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and not __fish_seen_subcommand_from add list remove" -f -a "add" -d 'Silence the check instances matching PATTERN for a while; prints the new silence\'s ID and the instances it covers now'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and not __fish_seen_subcommand_from add list remove" -f -a "list" -d 'List the silences in force: ID, pattern, end, reason'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and not __fish_seen_subcommand_from add list remove" -f -a "remove" -d 'End the silence ID now'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from add" -l for -d 'How long, e.g. 30m, 2h, 1day; at most 7 days' -r
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from add" -l reason -d 'Why, for whoever wonders what silenced a check (shown by list and status)' -r
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from add" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from add" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from list" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from list" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
+complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
 complete -c picomon -n "__fish_picomon_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn" -s h -l help -d 'Print help'
 complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn" -f -a "dns-zone" -d 'Ask every nameserver of ZONE, over UDP and without recursion, for its SOA: OK when all answer authoritatively with one serial, WARNING when serials differ, CRITICAL when one does not answer or is not authoritative'

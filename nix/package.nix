@@ -33,7 +33,7 @@ rustPlatform.buildRustPackage {
   cargoTestFlags = [ "--lib" ];
 
   postInstall = ''
-    installManPage man/picomon.1 man/picomon-check-config.1 man/picomon-watchdog.1 man/picomon.toml.5
+    installManPage man/picomon.1 man/picomon-check-config.1 man/picomon-status.1 man/picomon-silence.1 man/picomon-watchdog.1 man/picomon.toml.5
     for cmd in picomon picomon-watchdog; do
       installShellCompletion --cmd $cmd \
         --bash completions/$cmd.bash \

@@ -29,6 +29,8 @@ Files:
   /etc/picomon.d/      fragments, *.toml in lexical order
   STATE_DIR/state.json per-check state; STATE_DIR/outbox/ mail not yet sent;
   STATE_DIR/picomon.lock  held by the running picomon
+  STATE_DIR/status.sock   answers picomon status (0600: picomon's user and root)
+  STATE_DIR/silences.json the silences of picomon silence
 
 Environment:
   PICOMON_KEY__SUBKEY=value overrides any key (e.g. PICOMON_BASE_TICK=30,
@@ -143,6 +145,30 @@ pub enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Print the running daemon's live view: failing checks first (since
+    /// when, severity, last output, silence), then the others with their
+    /// last run.
+    #[command(after_long_help = STATUS_AFTER_HELP)]
+    Status {
+        /// Print the view as one JSON object (`instances`: `instance`,
+        /// `name`, `target`, `standing`, `severity`, `since`, `failed_runs`,
+        /// `last_run`, `output`, `silenced`; times in seconds since the
+        /// epoch).
+        #[arg(long)]
+        json: bool,
+
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Keep back the mail of matching checks for a while (maintenance):
+    /// they go on running and keeping their state; when the silence ends,
+    /// each one whose state differs from what was last mailed gets one
+    /// mail.
+    #[command(after_long_help = SILENCE_AFTER_HELP)]
+    Silence {
+        #[command(subcommand)]
+        action: SilenceAction,
+    },
     /// Write the man pages and shell completions into DIR/man and
     /// DIR/completions (for packaging).
     #[command(hide = true)]
@@ -158,6 +184,82 @@ pub enum Command {
         plugin: Plugin,
     },
 }
+
+/// What `picomon silence` does.
+#[derive(Debug, Subcommand)]
+pub enum SilenceAction {
+    /// Silence the check instances matching PATTERN for a while; prints
+    /// the new silence's ID and the instances it covers now.
+    Add {
+        /// Instance ids (NAME/HOST/FAMILY, or NAME for a check without
+        /// hosts) to silence; `*` matches any run of characters, e.g.
+        /// `*/web/*` (every check on host web) or `homepage/*`.
+        #[arg(value_name = "PATTERN")]
+        pattern: String,
+
+        /// How long, e.g. 30m, 2h, 1day; at most 7 days.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_silence_duration)]
+        duration: Duration,
+
+        /// Why, for whoever wonders what silenced a check (shown by list
+        /// and status).
+        #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+        reason: String,
+
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// List the silences in force: ID, pattern, end, reason.
+    List {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// End the silence ID now.
+    Remove {
+        /// The silence's ID, from `picomon silence list`.
+        #[arg(value_name = "ID")]
+        id: u64,
+
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+const STATUS_AFTER_HELP: &str = "\
+Exit status:
+  0   no check is failing
+  1   a check is failing (silenced or not)
+  3   no picomon answers for CONFIG (Nagios UNKNOWN): none runs with its
+      state_dir, the one that runs does not answer, or CONFIG has no
+      state_dir; the reason is printed
+  78  invalid configuration
+
+How:
+picomon status asks the daemon running with CONFIG's state_dir over the
+socket STATE_DIR/status.sock (mode 0600: only picomon's user and root may
+ask). The daemon builds the view when asked, so it costs nothing between
+queries. Whether a daemon runs is told by the lock STATE_DIR/picomon.lock,
+which picomon status only looks at (in /proc/locks), never takes.";
+
+const SILENCE_AFTER_HELP: &str = "\
+Silences:
+A silenced check instance runs, switches and keeps its state as usual
+(picomon status shows it, marked silenced), but no Problem or OK mail is
+sent for it. When the silence ends (its time is up, or it is removed),
+an instance whose state differs from what was last mailed gets one mail:
+the Problem of an outage that began during the silence, or the OK of
+one mailed before it that ended during it (in the Problem's thread).
+
+Silences are kept in STATE_DIR/silences.json (0600, picomon's user), so
+they need state_dir; they survive restarts and reloads, and a running
+picomon sees a change within a tick, without a signal. Every silence
+ends: --for is required, at most 7 days; so is --reason.
+
+Exit status:
+  0   done
+  1   the silences file cannot be read or written, or no silence has ID
+  2   command-line usage error (a bad PATTERN, DURATION or TEXT)
+  78  invalid configuration, or no state_dir in it";
 
 /// The built-in plugins.
 #[derive(Debug, Subcommand)]
@@ -263,6 +365,27 @@ pub struct WatchdogCli {
     /// More arguments for picomon, after `--`.
     #[arg(last = true, value_name = "PICOMON_ARGS")]
     pub rest: Vec<OsString>,
+}
+
+fn parse_silence_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (e.g. 30m, 2h, 1day)"))?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: a silence must last"));
+    }
+    if d > crate::silence::LONGEST {
+        return Err(format!("{s:?}: longer than the longest silence, 7 days"));
+    }
+    Ok(d)
+}
+
+fn parse_reason(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("say why, for whoever finds the silence".into());
+    }
+    if s.chars().any(char::is_control) {
+        return Err("one line, without control characters".into());
+    }
+    Ok(s.to_string())
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {

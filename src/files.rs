@@ -16,6 +16,12 @@ const DIR_MODE: u32 = 0o700;
 
 /// Replaces `path` with `bytes` atomically and durably; the file is 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_owned(path, bytes, None)
+}
+
+/// Like `write_atomic`, and the file belongs to `owner` (uid, gid) from
+/// the start: root writing for a daemon that runs as another user.
+pub fn write_atomic_owned(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -34,6 +40,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         // The mode given at creation passes through the umask, and an old
         // temporary file keeps its own: set it outright.
         file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+        }
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;

@@ -17,8 +17,10 @@ pub mod plugin;
 pub mod runner;
 pub mod scheduler;
 pub mod signals;
+mod silence;
 pub mod state;
 mod status;
+mod status_socket;
 pub mod sys;
 
 pub use logging::{init_logging, report_error, set_log_level, EX_CONFIG};
@@ -28,7 +30,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, SilenceAction};
 use config::Config;
 
 /// Runs what the command line asks for.
@@ -39,6 +41,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Plugin { plugin }) => Ok(plugin::run(plugin)),
+        Some(Command::Status { json, common }) => status::command(&common.config, json),
+        Some(Command::Silence { action }) => match action {
+            SilenceAction::Add {
+                pattern,
+                duration,
+                reason,
+                common,
+            } => silence::add(&common.config, &pattern, duration, &reason),
+            SilenceAction::List { common } => silence::list(&common.config),
+            SilenceAction::Remove { id, common } => silence::remove(&common.config, id),
+        },
         Some(Command::CheckConfig {
             dump,
             no_secrets,

@@ -17,6 +17,12 @@ fn main() -> ExitCode {
     };
     let debug = match &cli.command {
         Some(picomon::cli::Command::CheckConfig { common, .. }) => common.debug,
+        Some(picomon::cli::Command::Status { common, .. }) => common.debug,
+        Some(picomon::cli::Command::Silence { action }) => match action {
+            picomon::cli::SilenceAction::Add { common, .. }
+            | picomon::cli::SilenceAction::List { common }
+            | picomon::cli::SilenceAction::Remove { common, .. } => common.debug,
+        },
         Some(picomon::cli::Command::Generate { .. }) => false,
         Some(picomon::cli::Command::Plugin { .. }) => false,
         None => cli.run.common.debug,

@@ -15,6 +15,7 @@ use crate::logging::Throttle;
 use crate::mail::Outbox;
 use crate::runner::Runner;
 use crate::signals::Signal;
+use crate::silence::Silences;
 use crate::state::{CheckState, Event, StateStore, Transition};
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
@@ -38,6 +39,8 @@ pub enum Msg {
         leftovers: Leftovers,
     },
     Signal(Signal),
+    /// `picomon status` asks for the live view (see status_socket.rs).
+    Status(Sender<crate::status::View>),
     /// A reload's configuration, loaded off the loop; `generation` tells
     /// a late answer to a refused reload from the current one.
     Loaded {
@@ -215,6 +218,9 @@ pub struct Daemon {
     outbox: Outbox,
     /// When the next global report is due, if reports are on.
     next_report: Option<Instant>,
+    /// Answers `picomon status`, with `state_dir`; declared before
+    /// `store` so that its file goes before the lock is let go.
+    status_socket: Option<crate::status_socket::StatusSocket>,
     /// Where state is saved, with `state_dir`.
     store: Option<StateStore>,
     save: Save,
@@ -226,6 +232,8 @@ pub struct Daemon {
     /// The reload being loaded off the loop: its generation and deadline.
     reloading: Option<(u64, Instant)>,
     reloads: u64,
+    /// `picomon silence`s, read from `state_dir`.
+    silences: Silences,
 }
 
 impl Daemon {
@@ -244,9 +252,29 @@ impl Daemon {
             .map(StateStore::open)
             .transpose()?;
         let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
+        // Without it the daemon still monitors and mails: logged, not fatal.
+        let status_socket = store.as_ref().and_then(|store| {
+            crate::status_socket::serve(store.dir(), tx.clone())
+                .map_err(|e| {
+                    log::error!(
+                        "{}: cannot serve picomon status there: {e}",
+                        store.dir().display()
+                    )
+                })
+                .ok()
+        });
+        let mut silences = Silences::new(config.state_dir.as_deref());
+        // A state that differs from what was mailed was silenced before
+        // the restart: its mail is due when no silence covers it now.
+        for (id, state) in &saved {
+            if state.failing != state.mailed.is_some() {
+                silences.assume_muted(id);
+            }
+        }
         let pool = Pool::new(config.max_parallel, &runner)?;
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
-        let outbox = Outbox::start(config.emails.clone(), spool.as_deref())?;
+        let failing = crate::state::failing_since(&saved);
+        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
         let next_report = config
             .emails
             .report_every
@@ -264,6 +292,7 @@ impl Daemon {
             rx,
             outbox,
             next_report,
+            status_socket,
             store,
             save: Save::Clean,
             last_save: Instant::now(),
@@ -271,6 +300,7 @@ impl Daemon {
             throttle: Throttle::new(Duration::from_secs(60)),
             reloading: None,
             reloads: 0,
+            silences,
         };
         daemon.install_instances();
         daemon.save_state();
@@ -396,6 +426,12 @@ impl Daemon {
                     self.print_status();
                     schedule = Schedule::new(Instant::now(), self.config.base_tick);
                 }
+                Ok(Msg::Status(reply)) => {
+                    // A silence just added shows at once.
+                    self.silences.refresh(SystemTime::now());
+                    // The asker may have given up: nothing to do then.
+                    let _ = reply.send(self.view());
+                }
                 Ok(Msg::Signal(Signal::Reload)) => self.start_reload(),
                 Ok(Msg::Loaded { generation, config }) => {
                     if self.reloading.is_some_and(|(g, _)| g == generation) {
@@ -420,6 +456,7 @@ impl Daemon {
                         schedule.tick,
                         now.saturating_duration_since(due).as_secs_f64() * 1000.0
                     );
+                    self.end_silences();
                     self.tick();
                     self.maybe_report();
                     self.check_reload_deadline(now);
@@ -490,15 +527,78 @@ impl Daemon {
         self.log_leftovers(id, leftovers);
     }
 
-    /// Tells a switch: the mail is queued (spooled) first, then the state
-    /// that says it was sent is saved, then it is logged: a crash in
-    /// between repeats a mail, never loses one, and nothing on the way
-    /// out can fail before both are on disk.
+    /// Tells a switch: the mail is spooled first (held), then the state
+    /// that says it was sent is saved, then the mail is released for
+    /// delivery, then it is logged: a crash in between neither loses the
+    /// mail nor tells the switch twice (see `Outbox::hold`), and nothing
+    /// on the way out can fail before both are on disk.
     fn alert(&mut self, event: &Event) {
-        self.outbox.alert(event);
+        let now = SystemTime::now();
+        let held = if let Some(silence) = self.silences.silencing(&event.id, now) {
+            // The switch is kept (and saved); its mail is what the end of
+            // the silence compares with.
+            log::info!(
+                "{}: silenced until {} by silence {} ({}): no mail",
+                event.id,
+                crate::human::human_time(silence.until()),
+                silence.id,
+                silence.reason
+            );
+            None
+        } else {
+            let event = match self.slots.get_mut(&event.id) {
+                Some(slot) => {
+                    let event = slot.state.threaded(event);
+                    slot.state.note_mailed(&event);
+                    event
+                }
+                None => event.clone(),
+            };
+            Some(self.outbox.hold(&event))
+        };
         self.save = Save::Now;
         self.save_state();
+        if let Some(held) = held {
+            self.outbox.release(held);
+        }
         log_event(event);
+    }
+
+    /// Mails what is due for the instances whose silence ended (expired
+    /// or removed): one mail each, when the state differs from what was
+    /// last mailed.
+    fn end_silences(&mut self) {
+        let ids = self
+            .slots
+            .iter()
+            .map(|(id, slot)| (id.as_str(), slot.state.last.is_some()));
+        for id in self.silences.ended(ids, SystemTime::now()) {
+            let Some(slot) = self.slots.get(&id) else {
+                continue;
+            };
+            match slot.state.overdue(&slot.instance) {
+                Some(event) => {
+                    log::info!("{id}: silence ended, mailing what happened meanwhile");
+                    self.alert(&event);
+                }
+                None => log::info!("{id}: silence ended, nothing to mail"),
+            }
+        }
+    }
+
+    /// The live view, for SIGUSR1, the report and `picomon status`.
+    fn view(&self) -> crate::status::View {
+        let now = SystemTime::now();
+        crate::status::View::new(
+            self.slots.values().map(|s| {
+                (
+                    s.instance.as_ref(),
+                    &s.state,
+                    self.silences.find(&s.instance.id, now),
+                )
+            }),
+            now,
+        )
     }
 
     fn log_leftovers(&mut self, id: &str, leftovers: Leftovers) {
@@ -542,18 +642,11 @@ impl Daemon {
         if !long_failing {
             return;
         }
-        let body = crate::status::render_states(
-            self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
-            wall,
-        );
-        self.outbox.report(body);
+        self.outbox.report(self.view().render());
     }
 
     fn print_status(&self) {
-        let text = crate::status::render_states(
-            self.slots.values().map(|s| (s.instance.as_ref(), &s.state)),
-            SystemTime::now(),
-        );
+        let text = self.view().render();
         let mut out = std::io::stdout().lock();
         if out
             .write_all(text.as_bytes())
@@ -655,6 +748,8 @@ impl Daemon {
         }
         self.save_state();
         self.outbox.stop(FLUSH_GRACE);
+        // No status is answered from here on.
+        self.status_socket = None;
         log::info!("stopped");
     }
 }

@@ -32,6 +32,12 @@ pub struct CheckState {
     pub since: Option<SystemTime>,
     /// True from the `retry + 1`-th failed run to the next OK one.
     pub failing: bool,
+    /// What the last mail about this instance said: the `since` of the
+    /// outage its Problem mail announced, or None after an OK mail (or
+    /// none yet). It differs from `failing` only while mail is withheld
+    /// (a silence); when that ends, the difference is the one mail due,
+    /// and an OK mail replies to the Problem mail that was really sent.
+    pub mailed: Option<SystemTime>,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
@@ -118,7 +124,8 @@ impl CheckState {
         if !self.failing {
             return None;
         }
-        let since = self.since.unwrap_or(now);
+        // The thread to close is the one whose Problem mail went out.
+        let since = self.mailed.or(self.since).unwrap_or(now);
         let result = self.last.unwrap_or_else(|| RunResult {
             state: State::Unknown,
             exit_code: None,
@@ -141,8 +148,60 @@ impl CheckState {
     }
 
     /// What a restart needs of this state; a change of it is worth a save.
-    pub fn durable(&self) -> (u32, Option<SystemTime>, bool) {
-        (self.failed_runs, self.since, self.failing)
+    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, Option<SystemTime>) {
+        (self.failed_runs, self.since, self.failing, self.mailed)
+    }
+
+    /// `event` as it is mailed: an OK (or "no longer monitored") mail
+    /// replies to the Problem mail that was sent, which is another outage
+    /// than the event's when the check recovered and failed again while
+    /// silenced.
+    pub fn threaded(&self, event: &Event) -> Event {
+        let mut event = event.clone();
+        if event.transition != Transition::Failing {
+            if let Some(since) = self.mailed {
+                event.since = since;
+            }
+        }
+        event
+    }
+
+    /// Remembers that the mail of `event` went out.
+    pub fn note_mailed(&mut self, event: &Event) {
+        self.mailed = match event.transition {
+            Transition::Failing => Some(event.since),
+            Transition::Recovered { .. } | Transition::Unmonitored { .. } => None,
+        };
+    }
+
+    /// The one mail due when the state differs from what was last mailed
+    /// (a silence ended): the Problem of an outage that began unmailed,
+    /// or the OK closing a mailed one that ended unmailed. None when
+    /// nothing is due, or before the instance's first run since a start
+    /// (the mail would have no output to show; it comes after that run).
+    pub fn overdue(&self, instance: &Instance) -> Option<Event> {
+        let last = self.last.as_ref()?;
+        let (transition, since) = match (self.failing, self.mailed) {
+            (true, None) => (Transition::Failing, self.since?),
+            (false, Some(since)) => (
+                Transition::Recovered {
+                    after: last.started.duration_since(since).unwrap_or_default(),
+                    // The runs of the mailed outage were counted while
+                    // silenced and are gone with its end.
+                    failed_runs: 0,
+                },
+                since,
+            ),
+            _ => return None,
+        };
+        Some(Event {
+            id: instance.id.clone(),
+            check: instance.check.clone(),
+            dest: instance.dest.clone(),
+            transition,
+            since,
+            result: last.clone(),
+        })
     }
 
     /// Ticks until the next run: `error_every` while failing, else `every`.
@@ -155,9 +214,22 @@ impl CheckState {
     }
 }
 
+/// The failing instances of `states`, each with the start of its outage:
+/// the threads they keep open.
+pub fn failing_since(states: &BTreeMap<String, CheckState>) -> Vec<(String, SystemTime)> {
+    states
+        .iter()
+        .filter(|(_, state)| state.failing)
+        .filter_map(|(id, state)| Some((id.clone(), state.since?)))
+        .collect()
+}
+
 /// The state file's format version; another version is set aside, not
 /// misread.
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
+/// Version 1 had no `mailed`: every switch was mailed then, so what was
+/// last mailed is what the state says.
+const STATE_VERSION_WITHOUT_MAILED: u32 = 1;
 
 #[derive(Deserialize)]
 struct StateFile {
@@ -248,6 +320,12 @@ impl StateStore {
         };
         match serde_json::from_slice::<StateFile>(&bytes) {
             Ok(file) if file.version == STATE_VERSION => file.instances,
+            Ok(mut file) if file.version == STATE_VERSION_WITHOUT_MAILED => {
+                for state in file.instances.values_mut() {
+                    state.mailed = state.since.filter(|_| state.failing);
+                }
+                file.instances
+            }
             Ok(file) => {
                 log::error!(
                     "{}: saved state has version {}, this picomon reads {STATE_VERSION}; set aside, starting afresh",
@@ -291,7 +369,7 @@ impl StateStore {
             version: STATE_VERSION,
             instances: states
                 .into_iter()
-                .filter(|(_, state)| state.durable() != (0, None, false))
+                .filter(|(_, state)| state.durable() != (0, None, false, None))
                 .collect(),
         };
         let json = serde_json::to_vec(&file).map_err(io::Error::other)?;
@@ -446,6 +524,65 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o077, 0, "lock mode {mode:o}");
+    }
+
+    #[test]
+    fn the_end_of_a_silence_owes_one_mail_when_the_state_differs_from_the_last_mail() {
+        let inst = instance(0);
+        // Failed during the silence, never mailed: the Problem is due.
+        let mut s = CheckState::default();
+        let event = s
+            .record(&inst, result(State::Critical, 10))
+            .expect("switch");
+        let due = s.overdue(&inst).expect("a Problem is due");
+        assert_eq!(due.transition, Transition::Failing);
+        assert_eq!(due.since, event.since);
+        s.note_mailed(&due);
+        assert!(s.overdue(&inst).is_none(), "mailed: nothing more is due");
+        // Mailed failing, recovered, failed again, recovered: the OK is
+        // due, in the thread of the outage that was mailed.
+        switch(&mut s, 0, State::Ok, 20);
+        switch(&mut s, 0, State::Critical, 30);
+        assert!(s.overdue(&inst).is_none(), "still failing, as mailed");
+        let ok = s.record(&inst, result(State::Ok, 40)).expect("recovery");
+        assert_eq!(
+            s.threaded(&ok).since,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(10)
+        );
+        let due = s.overdue(&inst).expect("the OK is due");
+        assert!(matches!(due.transition, Transition::Recovered { .. }));
+        assert_eq!(due.since, SystemTime::UNIX_EPOCH + Duration::from_secs(10));
+        // Began and ended within the silence: nothing.
+        let mut quiet = CheckState::default();
+        switch(&mut quiet, 0, State::Critical, 10);
+        switch(&mut quiet, 0, State::Ok, 20);
+        assert!(quiet.overdue(&inst).is_none());
+        // No run since a start: it waits for one.
+        let restarted = CheckState {
+            failing: true,
+            since: Some(SystemTime::UNIX_EPOCH),
+            failed_runs: 1,
+            ..CheckState::default()
+        };
+        assert!(restarted.overdue(&inst).is_none());
+    }
+
+    #[test]
+    fn an_outage_saved_before_silences_existed_is_not_mailed_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("state.json"),
+            br#"{"version":1,"instances":{"c/h/ipv4":{"failed_runs":3,"since":{"secs_since_epoch":100,"nanos_since_epoch":0},"failing":true}}}"#,
+        )
+        .expect("write");
+        let store = StateStore::open(dir.path()).expect("open");
+        let loaded = store.load();
+        let state = loaded.get("c/h/ipv4").expect("kept");
+        assert!(state.failing);
+        assert_eq!(
+            state.mailed,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(100))
+        );
     }
 
     #[test]

@@ -1,53 +1,337 @@
 //! The state of every check as an operator reads it, failing ones first:
-//! shared by SIGUSR1 and the global report mail.
+//! one `View`, taken by the daemon, rendered alike for SIGUSR1, the
+//! global report mail and `picomon status` (which gets it as JSON over
+//! the status socket, see `status_socket.rs`, and prints it as text or
+//! as that JSON).
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 use crate::check::{Instance, State};
+use crate::config::Config;
 use crate::human::{human_duration, human_time};
+use crate::silence::Silence;
 use crate::state::CheckState;
 
-/// The state of every instance, failing ones first with since-when and
-/// their last output, then the others: shared by SIGUSR1 and the reports.
-pub fn render_states<'a>(
-    entries: impl IntoIterator<Item = (&'a Instance, &'a CheckState)>,
-    now: SystemTime,
-) -> String {
-    let entries: Vec<_> = entries.into_iter().collect();
-    let (failing, others): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(_, s)| s.failing);
-    let mut out = String::new();
-    let _ = writeln!(out, "Failing checks: {}", failing.len());
-    for (inst, state) in &failing {
-        let since = state.since.unwrap_or(now);
-        let for_how_long = human_duration(now.duration_since(since).unwrap_or_default());
-        let severity = state
-            .last
-            .as_ref()
-            .map(|r| r.state)
-            .unwrap_or(State::Unknown);
-        let _ = writeln!(
-            out,
-            "  {severity:<8} {} on {}: failing since {} ({for_how_long}, {} failed runs)",
-            inst.check,
-            inst.dest,
-            human_time(since),
-            state.failed_runs
-        );
-        if let Some(last) = &state.last {
-            for line in last.output().lines() {
+/// The view's format version, for scripts reading `--json`.
+const VIEW_VERSION: u32 = 1;
+
+/// Nagios' UNKNOWN: no daemon answers for this configuration.
+const EXIT_UNKNOWN: u8 = 3;
+
+/// The daemon's live view of every instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    pub version: u32,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// When the view was taken, in seconds since the epoch.
+    pub at: u64,
+    /// Failing instances first (longest failing first), then the others
+    /// by id.
+    pub instances: Vec<InstanceView>,
+}
+
+/// Where an instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Standing {
+    /// Failing: its Problem is (or, silenced, would be) mailed.
+    Failing,
+    /// Failed runs, fewer than `retry + 1`.
+    Retrying,
+    Ok,
+    /// Not run yet since picomon started.
+    Pending,
+}
+
+/// One instance in the view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceView {
+    /// `NAME/HOST/FAMILY`.
+    pub instance: String,
+    /// The check's name.
+    pub name: String,
+    pub target: String,
+    pub standing: Standing,
+    /// The last run's state.
+    pub severity: Option<State>,
+    /// The first failed run of the current failed runs, in seconds since
+    /// the epoch.
+    pub since: Option<u64>,
+    pub failed_runs: u32,
+    /// When the last run started, in seconds since the epoch.
+    pub last_run: Option<u64>,
+    /// The last run's output (summary, then the other lines).
+    pub output: Option<String>,
+    /// The silence keeping its mail back.
+    pub silenced: Option<SilenceMark>,
+}
+
+/// A silence, as the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceMark {
+    pub id: u64,
+    pub until: u64,
+    pub reason: String,
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+fn time(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+impl View {
+    /// The view of `entries` at `now`.
+    pub fn new<'a>(
+        entries: impl IntoIterator<Item = (&'a Instance, &'a CheckState, Option<&'a Silence>)>,
+        now: SystemTime,
+    ) -> View {
+        let mut instances: Vec<InstanceView> = entries
+            .into_iter()
+            .map(|(inst, state, silence)| InstanceView {
+                instance: inst.id.clone(),
+                name: inst.check.clone(),
+                target: inst.dest.clone(),
+                standing: match (state.failing, state.failed_runs, &state.last) {
+                    (true, _, _) => Standing::Failing,
+                    (false, 0, None) => Standing::Pending,
+                    (false, 0, Some(_)) => Standing::Ok,
+                    (false, _, _) => Standing::Retrying,
+                },
+                severity: state.last.as_ref().map(|r| r.state),
+                since: state.since.map(secs),
+                failed_runs: state.failed_runs,
+                last_run: state.last.as_ref().map(|r| secs(r.started)),
+                output: state.last.as_ref().map(|r| r.output()),
+                silenced: silence.map(|s| SilenceMark {
+                    id: s.id,
+                    until: s.until,
+                    reason: s.reason.clone(),
+                }),
+            })
+            .collect();
+        // Stable: the others keep the order they came in (by id).
+        instances.sort_by_key(|i| match i.standing {
+            Standing::Failing => (0, i.since.unwrap_or(0)),
+            _ => (1, 0),
+        });
+        View {
+            version: VIEW_VERSION,
+            pid: std::process::id(),
+            at: secs(now),
+            instances,
+        }
+    }
+
+    pub fn any_failing(&self) -> bool {
+        self.instances
+            .iter()
+            .any(|i| i.standing == Standing::Failing)
+    }
+
+    /// The view for people: failing instances with since-when, severity,
+    /// silence and last output, then the others with their last run.
+    pub fn render(&self) -> String {
+        let now = time(self.at);
+        let (failing, others): (Vec<_>, Vec<_>) = self
+            .instances
+            .iter()
+            .partition(|i| i.standing == Standing::Failing);
+        let mut out = String::new();
+        let _ = writeln!(out, "Failing checks: {}", failing.len());
+        for inst in &failing {
+            let since = inst.since.map(time).unwrap_or(now);
+            let for_how_long = human_duration(now.duration_since(since).unwrap_or_default());
+            let severity = inst.severity.unwrap_or(State::Unknown);
+            let _ = writeln!(
+                out,
+                "  {severity:<8} {} on {}: failing since {} ({for_how_long}, {} failed runs){}",
+                inst.name,
+                inst.target,
+                human_time(since),
+                inst.failed_runs,
+                silenced_mark(inst)
+            );
+            for line in inst.output.as_deref().unwrap_or("").lines() {
                 let _ = writeln!(out, "      {line}");
             }
         }
+        let _ = writeln!(out, "Other checks: {}", others.len());
+        for inst in &others {
+            let status = match (inst.standing, inst.severity) {
+                (Standing::Retrying, Some(severity)) => {
+                    format!("{severity} (retrying, {} failed runs)", inst.failed_runs)
+                }
+                (Standing::Pending, _) => "PENDING".to_string(),
+                _ => "OK".to_string(),
+            };
+            let last = match inst.last_run {
+                Some(at) => format!(", last run {}", human_time(time(at))),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {status:<8} {} on {}{last}{}",
+                inst.name,
+                inst.target,
+                silenced_mark(inst)
+            );
+        }
+        out
     }
-    let _ = writeln!(out, "Other checks: {}", others.len());
-    for (inst, state) in &others {
-        let status = match (&state.last, state.failed_runs) {
-            (None, _) => "PENDING".to_string(),
-            (Some(_), 0) => "OK".to_string(),
-            (Some(last), n) => format!("{} (retrying, {n} failed runs)", last.state),
+}
+
+fn silenced_mark(inst: &InstanceView) -> String {
+    match &inst.silenced {
+        Some(s) => format!(
+            " [silenced until {} by silence {}: {}]",
+            human_time(time(s.until)),
+            s.id,
+            s.reason
+        ),
+        None => String::new(),
+    }
+}
+
+/// What `picomon status` prints when it has no view, and exits 3 with.
+fn unknown(json: bool, reason: &str) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "running": false, "reason": reason })
+        );
+    } else {
+        println!("UNKNOWN: {reason}");
+    }
+    ExitCode::from(EXIT_UNKNOWN)
+}
+
+/// `picomon status`: the running daemon's view of the configuration
+/// `main`. Exits 0 when no instance is failing, 1 when one is, 3 when no
+/// daemon answers (or there is no `state_dir` to find one by).
+pub fn command(main: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    // Secrets are not read: whoever may ask for the status need not be
+    // able to read the SMTP password.
+    let config = Config::load_with(main, false)?;
+    let Some(dir) = config.state_dir.as_deref() else {
+        return Ok(unknown(
+            json,
+            &format!(
+                "{}: state_dir is not set; picomon status finds the daemon through state_dir, so it needs one",
+                main.display()
+            ),
+        ));
+    };
+    let view = match crate::status_socket::query(dir) {
+        Ok(view) => view,
+        Err(e) => return Ok(unknown(json, &e.to_string())),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&view)?);
+    } else {
+        print!("{}", view.render());
+    }
+    Ok(if view.any_failing() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::RunResult;
+
+    fn instance(id: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            check: id.split('/').next().unwrap_or(id).into(),
+            dest: "web".into(),
+            argv: vec!["/bin/true".into()],
+            reading: crate::check::Reading::Nagios,
+            pattern: None,
+            every: 1,
+            error_every: 1,
+            retry: 0,
+            timeout: Duration::from_secs(2),
+            env: Vec::new(),
+        }
+    }
+
+    fn run(state: State, at: u64, summary: &str) -> RunResult {
+        RunResult {
+            state,
+            exit_code: Some(0),
+            summary: summary.into(),
+            perfdata: String::new(),
+            details: String::new(),
+            duration: Duration::ZERO,
+            started: time(at),
+        }
+    }
+
+    #[test]
+    fn failing_first_with_since_severity_silence_and_output_then_the_others() {
+        let (ok, bad, new) = (
+            instance("a/web/ipv4"),
+            instance("b/web/ipv4"),
+            instance("c/web/ipv4"),
+        );
+        let ok_state = CheckState {
+            last: Some(run(State::Ok, 1000, "A OK")),
+            ..CheckState::default()
         };
-        let _ = writeln!(out, "  {status:<8} {} on {}", inst.check, inst.dest);
+        let bad_state = CheckState {
+            failed_runs: 3,
+            since: Some(time(880)),
+            failing: true,
+            mailed: None,
+            last: Some(run(State::Critical, 1000, "B CRITICAL - down")),
+        };
+        let silence = Silence {
+            id: 4,
+            pattern: "b/*".into(),
+            until: 4600,
+            reason: "kernel upgrade".into(),
+            created: 0,
+        };
+        let view = View::new(
+            [
+                (&ok, &ok_state, None),
+                (&bad, &bad_state, Some(&silence)),
+                (&new, &CheckState::default(), None),
+            ],
+            time(1000),
+        );
+        assert!(view.any_failing());
+        assert_eq!(view.instances[0].instance, "b/web/ipv4");
+        let text = view.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Failing checks: 1");
+        assert_eq!(
+            lines[1],
+            "  CRITICAL b on web: failing since 1970-01-01T00:14:40Z (2m 00s, 3 failed runs) [silenced until 1970-01-01T01:16:40Z by silence 4: kernel upgrade]"
+        );
+        assert_eq!(lines[2], "      B CRITICAL - down");
+        assert_eq!(lines[3], "Other checks: 2");
+        assert_eq!(
+            lines[4],
+            "  OK       a on web, last run 1970-01-01T00:16:40Z"
+        );
+        assert_eq!(lines[5], "  PENDING  c on web");
+        // The JSON round trip is what `picomon status` reads.
+        let json = serde_json::to_string(&view).expect("json");
+        assert!(json.contains("\"standing\":\"failing\""), "{json}");
+        let back: View = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, view);
     }
-    out
 }

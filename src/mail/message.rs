@@ -118,6 +118,9 @@ pub fn new_message_id(from: &str) -> String {
     )
 }
 
+/// How the Message-ID of a Problem mail (a thread) begins.
+const THREAD_PREFIX: &str = "<picomon.";
+
 /// The Message-ID of the Problem mail of instance `id` failing since
 /// `since`. The recovery computes it again from the same two facts to
 /// reply to it, so the thread needs nothing stored beside `since`. Bytes
@@ -125,7 +128,7 @@ pub fn new_message_id(from: &str) -> String {
 /// any check name makes a valid header.
 pub fn thread_id(from: &str, id: &str, since: SystemTime) -> String {
     let at = since.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut out = format!("<picomon.{}.{:09}.", at.as_secs(), at.subsec_nanos());
+    let mut out = format!("{THREAD_PREFIX}{}.{:09}.", at.as_secs(), at.subsec_nanos());
     for byte in id.bytes() {
         match byte {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => out.push(byte as char),
@@ -265,6 +268,22 @@ impl Mail {
             }
         }
         mail
+    }
+
+    /// Whether a saved state whose failing instances are `failing` (each
+    /// with its `since`) has the switch this alert tells: the thread a
+    /// Problem opens is open there, the one an OK (or a "no longer
+    /// monitored") closes is not. A mail that is not an alert tells none.
+    pub(crate) fn told(&self, failing: &[(String, SystemTime)]) -> bool {
+        let open = |thread: &str| {
+            failing
+                .iter()
+                .any(|(id, since)| thread_id(&self.from, id, *since) == thread)
+        };
+        match &self.in_reply_to {
+            None => !self.message_id.starts_with(THREAD_PREFIX) || open(&self.message_id),
+            Some(thread) => !open(thread),
+        }
     }
 
     /// The lettre message, with a note on how long it waited if a delivery
@@ -413,6 +432,53 @@ mod tests {
         assert_eq!(ok.in_reply_to.as_deref(), Some(problem.message_id.as_str()));
         assert_ne!(ok.message_id, problem.message_id);
         assert!(problem.message(SystemTime::now()).is_ok());
+    }
+
+    #[test]
+    fn a_held_alert_is_told_when_the_saved_state_has_its_switch() {
+        use crate::check::{RunResult, State};
+        let emails = test_emails();
+        let since = UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        let event = |transition| Event {
+            id: "db/main/ipv4".into(),
+            check: "db".into(),
+            dest: "main".into(),
+            transition,
+            since,
+            result: RunResult {
+                state: State::Critical,
+                exit_code: Some(2),
+                summary: String::new(),
+                perfdata: String::new(),
+                details: String::new(),
+                duration: std::time::Duration::ZERO,
+                started: since,
+            },
+        };
+        let problem = Mail::alert(&emails, &event(Transition::Failing));
+        let ok = Mail::alert(
+            &emails,
+            &event(Transition::Recovered {
+                after: std::time::Duration::from_secs(5),
+                failed_runs: 1,
+            }),
+        );
+        let open = vec![("db/main/ipv4".to_string(), since)];
+        let other = vec![(
+            "db/main/ipv4".to_string(),
+            since + std::time::Duration::from_secs(1),
+        )];
+        // Saved failing since then: the Problem is told, the OK is not yet.
+        assert!(problem.told(&open));
+        assert!(!ok.told(&open));
+        // Saved not failing, or failing in another outage: the reverse.
+        assert!(!problem.told(&[]));
+        assert!(!problem.told(&other));
+        assert!(ok.told(&[]));
+        assert!(ok.told(&other));
+        // Not an alert: nothing to tell.
+        let report = Mail::new(&emails, "report".into(), String::new(), since);
+        assert!(report.told(&[]));
     }
 
     #[test]

@@ -8,4 +8,4 @@ mod smtp;
 mod spool;
 
 pub use message::{new_message_id, one_line, render_subject, Mail, NO_SUBSTITUTION};
-pub use outbox::Outbox;
+pub use outbox::{Held, Outbox};

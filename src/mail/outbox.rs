@@ -2,7 +2,9 @@
 //! them in queueing order, retries each until every recipient has it (or
 //! refused it for good), and, with a spool, keeps it on disk meanwhile.
 //! The thread reads its orders between any two sends, so a stop or a
-//! reload is never stuck behind a backlog.
+//! reload is never stuck behind a backlog. An alert is `hold`en (on disk,
+//! pending) until the caller has saved the switch, then `release`d: a mail
+//! the server may have is always one the saved state knows was told.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -78,8 +80,23 @@ impl Outbox {
     /// Starts delivery; with `spool_dir`, what an earlier run left queued
     /// there is sent first.
     pub fn start(emails: Emails, spool_dir: Option<&Path>) -> anyhow::Result<Outbox> {
+        Outbox::resume(emails, spool_dir, &[])
+    }
+
+    /// Like `start`, for picomon after its saved state is loaded: `failing`
+    /// are the instances it says are failing, and since when. An alert left
+    /// pending by a stop before its switch was saved is dropped (the check
+    /// tells it again), one whose switch was saved is sent.
+    pub fn resume(
+        emails: Emails,
+        spool_dir: Option<&Path>,
+        failing: &[(String, SystemTime)],
+    ) -> anyhow::Result<Outbox> {
         let spool = spool_dir.map(Spool::open).transpose()?;
-        let queued = spool.as_ref().map(Spool::load).unwrap_or_default();
+        let queued = spool
+            .as_ref()
+            .map(|s| s.load(|mail| mail.told(failing)))
+            .unwrap_or_default();
         if !queued.is_empty() {
             log::info!("{} mails still queued from before", queued.len());
         }
@@ -127,34 +144,64 @@ impl Outbox {
     /// Queues `mail` (on disk first, with a spool). With no recipients
     /// configured, it is only logged.
     pub fn send(&self, mail: Mail) {
+        let path = self.spool(&mail, false);
+        self.queue(mail, path);
+    }
+
+    /// Writes the Problem or OK mail of a state switch (threaded by
+    /// `Mail::alert`) to the spool, pending: nothing is sent before
+    /// `release`, which comes once the switch is saved.
+    pub fn hold(&self, event: &Event) -> Held {
+        let mail = Mail::alert(&self.emails, event);
+        let path = self.spool(&mail, true);
+        Held { mail, path }
+    }
+
+    /// Queues a held alert for delivery.
+    pub fn release(&self, held: Held) {
+        let Held { mail, path } = held;
+        let path = match (&self.spool, path) {
+            (Some(spool), Some(pending)) => Some(spool.commit(&pending).unwrap_or_else(|e| {
+                // Still sent; a restart keeps it too, the switch being saved.
+                log::warn!("{}: cannot mark it queued: {e}", pending.display());
+                pending
+            })),
+            (_, path) => path,
+        };
+        self.queue(mail, path);
+    }
+
+    /// The spool file of `mail`, if it has recipients and a spool takes it.
+    fn spool(&self, mail: &Mail, pending: bool) -> Option<PathBuf> {
+        let spool = self.spool.as_ref().filter(|_| !mail.to.is_empty())?;
+        let saved = match pending {
+            true => spool.save_pending(mail),
+            false => spool.save(mail, None),
+        };
+        match saved {
+            Ok(path) => Some(path),
+            Err(e) => {
+                log::error!(
+                    "cannot spool mail {:?} in {}: {e}; keeping it in memory and trying the disk again at each retry",
+                    mail.subject,
+                    spool.dir.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Hands `mail` to the delivery thread; with no recipients configured,
+    /// it is only logged.
+    fn queue(&self, mail: Mail, path: Option<PathBuf>) {
         if mail.to.is_empty() {
             log::info!("mail not sent (emails.to is empty): {}", mail.subject);
             log::debug!("body of the mail not sent:\n{}", mail.body);
             return;
         }
-        let path = match &self.spool {
-            Some(spool) => match spool.save(&mail, None) {
-                Ok(path) => Some(path),
-                Err(e) => {
-                    log::error!(
-                        "cannot spool mail {:?} in {}: {e}; keeping it in memory and trying the disk again at each retry",
-                        mail.subject,
-                        spool.dir.display()
-                    );
-                    None
-                }
-            },
-            None => None,
-        };
         if self.tx.send(Command::Send(Box::new(mail), path)).is_err() {
             log::error!("the mail delivery thread is gone");
         }
-    }
-
-    /// Queues the Problem or OK mail of a state switch, threaded by
-    /// `Mail::alert`.
-    pub fn alert(&self, event: &Event) {
-        self.send(Mail::alert(&self.emails, event));
     }
 
     /// Queues the global report with `body`, followed by the recipients
@@ -222,6 +269,15 @@ impl Outbox {
             }
         }
     }
+}
+
+/// An alert written to the spool but not yet queued for delivery (see
+/// `Outbox::hold`).
+#[must_use = "a held alert is sent only once released"]
+pub struct Held {
+    mail: Mail,
+    /// Its pending spool file, if it has one.
+    path: Option<PathBuf>,
 }
 
 /// A queued mail.

@@ -22,4 +22,6 @@ mod netns;
 mod package;
 mod plugins;
 mod runaway;
+mod silence;
+mod status;
 mod units;

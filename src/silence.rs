@@ -1,0 +1,520 @@
+//! Silences: `picomon silence add PATTERN --for 2h --reason …`, `list`,
+//! `remove ID`. A silenced instance runs and keeps its state but sends no
+//! mail; when its silence ends, the one mail due (the state differs from
+//! what was last mailed) goes out.
+//!
+//! Silences live in `state_dir/silences.json`, written whole by the
+//! commands (under `silences.lock`, so two commands never lose each
+//! other's silence) and only read by the daemon: it looks at the file's
+//! stamp once per tick and before each mail, so a silence reaches a
+//! running daemon without a signal, survives restarts and reloads, and
+//! costs one `stat` a tick.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
+use crate::files;
+use crate::human::{human_duration, human_time};
+
+/// The longest silence: a silence must end, and a forgotten one must not
+/// hide an outage for more than a week.
+pub const LONGEST: Duration = Duration::from_secs(7 * 24 * 3600);
+
+const FILE_NAME: &str = "silences.json";
+const LOCK_NAME: &str = "silences.lock";
+/// The file's format version; another one is refused, not misread.
+const VERSION: u32 = 1;
+
+/// One silence, as kept in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: u64,
+    /// Instance ids (`NAME/HOST/FAMILY`) it covers; `*` is any run of
+    /// characters.
+    pub pattern: String,
+    /// Its end, in seconds since the epoch.
+    pub until: u64,
+    pub reason: String,
+    /// When it was added, in seconds since the epoch.
+    pub created: u64,
+}
+
+impl Silence {
+    pub fn until(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.until)
+    }
+
+    fn active(&self, now: SystemTime) -> bool {
+        self.until() > now
+    }
+}
+
+/// A pattern compiled: `*` matches any run of characters (`/` too), all
+/// else itself, and the whole id must match.
+#[derive(Debug, Clone)]
+pub struct Pattern(Regex);
+
+impl Pattern {
+    pub fn new(pattern: &str) -> Result<Pattern, String> {
+        if pattern.is_empty() {
+            return Err("the pattern is empty; `*` silences every check".into());
+        }
+        if pattern.chars().any(char::is_control) {
+            return Err(format!("{pattern:?} holds a control character"));
+        }
+        let parts: Vec<String> = pattern.split('*').map(regex::escape).collect();
+        Regex::new(&format!("^{}$", parts.join(".*")))
+            .map(Pattern)
+            .map_err(|e| format!("{pattern:?}: {e}"))
+    }
+
+    pub fn matches(&self, id: &str) -> bool {
+        self.0.is_match(id)
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Serialize, Deserialize)]
+struct SilenceFile {
+    version: u32,
+    /// The id of the next silence: ids are never reused, so `remove`
+    /// cannot hit a newer silence that took an old number.
+    next_id: u64,
+    silences: Vec<Silence>,
+}
+
+impl Default for SilenceFile {
+    fn default() -> SilenceFile {
+        SilenceFile {
+            version: VERSION,
+            next_id: 1,
+            silences: Vec::new(),
+        }
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// Reads the silences of `path`; a missing file holds none.
+fn read(path: &Path) -> anyhow::Result<SilenceFile> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SilenceFile::default()),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read it", path.display())),
+    };
+    let file: SilenceFile = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a silences file", path.display()))?;
+    anyhow::ensure!(
+        file.version == VERSION,
+        "{}: version {} (this picomon reads {VERSION})",
+        path.display(),
+        file.version
+    );
+    Ok(file)
+}
+
+/// The file's identity and content stamp: an atomic write changes the
+/// inode, an edit in place the modification time or the length.
+type Stamp = (u64, i64, i64, u64);
+
+fn stamp(path: &Path) -> io::Result<Option<Stamp>> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the daemon knows of the silences, and which instances it kept
+/// quiet, so that it can tell when their silence ends.
+pub struct Silences {
+    path: Option<PathBuf>,
+    /// The stamp of the file as last read (None: missing).
+    stamp: Option<Option<Stamp>>,
+    active: Vec<(Silence, Pattern)>,
+    /// Instances silenced at the last look.
+    muted: BTreeSet<String>,
+    /// The last problem logged, so that a bad file is logged once, not
+    /// every tick.
+    complaint: Option<String>,
+}
+
+impl Silences {
+    /// The silences of `state_dir` (none without one).
+    pub fn new(state_dir: Option<&Path>) -> Silences {
+        let mut silences = Silences {
+            path: state_dir.map(|d| d.join(FILE_NAME)),
+            stamp: None,
+            active: Vec::new(),
+            muted: BTreeSet::new(),
+            complaint: None,
+        };
+        silences.refresh(SystemTime::now());
+        silences
+    }
+
+    fn complain(&mut self, what: String) {
+        if self.complaint.as_ref() != Some(&what) {
+            log::error!("{what}; the silences read before stay in force");
+            self.complaint = Some(what);
+        }
+    }
+
+    /// Reads the file again if it changed since the last look; drops the
+    /// silences that ended.
+    pub fn refresh(&mut self, now: SystemTime) {
+        self.active.retain(|(s, _)| s.active(now));
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        let current = match stamp(&path) {
+            Ok(current) => current,
+            Err(e) => return self.complain(format!("{}: cannot look at it: {e}", path.display())),
+        };
+        if self.stamp == Some(current) {
+            return;
+        }
+        let file = match read(&path) {
+            Ok(file) => file,
+            // The stamp is not kept: the file is read again next time
+            // (a chown or chmod does not change it).
+            Err(e) => return self.complain(format!("{e:#}")),
+        };
+        self.complaint = None;
+        self.stamp = Some(current);
+        let mut active = Vec::new();
+        for silence in file.silences.into_iter().filter(|s| s.active(now)) {
+            match Pattern::new(&silence.pattern) {
+                Ok(pattern) => active.push((silence, pattern)),
+                Err(e) => log::error!("{}: silence {}: {e}", path.display(), silence.id),
+            }
+        }
+        log::info!("{} silences in force from {}", active.len(), path.display());
+        self.active = active;
+    }
+
+    /// The silence covering instance `id` at `now`, if any (the longest).
+    pub fn find(&self, id: &str, now: SystemTime) -> Option<&Silence> {
+        self.active
+            .iter()
+            .filter(|(s, p)| s.active(now) && p.matches(id))
+            .map(|(s, _)| s)
+            .max_by_key(|s| s.until)
+    }
+
+    /// The silence that keeps the mail of instance `id` back now, after a
+    /// look at the file; the instance is then remembered as muted.
+    pub fn silencing(&mut self, id: &str, now: SystemTime) -> Option<&Silence> {
+        self.refresh(now);
+        if self.find(id, now).is_some() {
+            self.muted.insert(id.to_string());
+        }
+        self.find(id, now)
+    }
+
+    /// Remembers `id` as muted: at a start, an instance whose state
+    /// differs from what was last mailed was silenced before it.
+    pub fn assume_muted(&mut self, id: &str) {
+        self.muted.insert(id.to_string());
+    }
+
+    /// After a look at the file, the instances among `ids` whose silence
+    /// ended since the last call (expired or removed). An instance that is
+    /// not `ready` (no run since the start) stays muted until it is.
+    pub fn ended<'a>(
+        &mut self,
+        ids: impl IntoIterator<Item = (&'a str, bool)>,
+        now: SystemTime,
+    ) -> Vec<String> {
+        self.refresh(now);
+        if self.active.is_empty() && self.muted.is_empty() {
+            return Vec::new();
+        }
+        let before = std::mem::take(&mut self.muted);
+        let mut ended = Vec::new();
+        for (id, ready) in ids {
+            if self.find(id, now).is_some() || (before.contains(id) && !ready) {
+                self.muted.insert(id.to_string());
+            } else if before.contains(id) {
+                ended.push(id.to_string());
+            }
+        }
+        ended
+    }
+}
+
+/// The silences file of the configuration `main`, or an EX_CONFIG error
+/// naming the missing key.
+fn silences_path(main: &Path) -> anyhow::Result<(PathBuf, Config)> {
+    let config = Config::load_with(main, false)?;
+    let Some(dir) = config.state_dir.clone() else {
+        return Err(ConfigError {
+            problems: vec![format!(
+                "{}: state_dir: not set; silences are kept in state_dir, so they need one",
+                main.display()
+            )],
+        }
+        .into());
+    };
+    Ok((dir.join(FILE_NAME), config))
+}
+
+/// Runs `change` on the silences of `path` under their lock and writes
+/// the result, with the silences that ended left out.
+fn update<T>(
+    path: &Path,
+    change: impl FnOnce(&mut SilenceFile) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    files::create_private_dir(dir)
+        .with_context(|| format!("state_dir {}: cannot create it", dir.display()))?;
+    // root adding a silence for a daemon running as another user (a
+    // systemd DynamicUser): the files stay that user's, or it could not
+    // read them.
+    let meta = std::fs::metadata(dir).with_context(|| format!("{}", dir.display()))?;
+    let owner = (meta.uid() != crate::sys::euid()).then_some((meta.uid(), meta.gid()));
+    let lock_path = dir.join(LOCK_NAME);
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("{}: cannot open the lock file", lock_path.display()))?;
+    if let Some((uid, gid)) = owner {
+        let _ = std::os::unix::fs::fchown(&lock, Some(uid), Some(gid));
+    }
+    crate::sys::lock_exclusive(&lock)
+        .with_context(|| format!("{}: cannot lock it", lock_path.display()))?;
+    let mut file = read(path)?;
+    let now = SystemTime::now();
+    file.silences.retain(|s| s.active(now));
+    let out = change(&mut file)?;
+    let json = serde_json::to_vec_pretty(&file).context("cannot encode the silences")?;
+    files::write_atomic_owned(path, &json, owner)
+        .with_context(|| format!("{}: cannot write it", path.display()))?;
+    drop(lock);
+    Ok(out)
+}
+
+/// `picomon silence add`.
+pub fn add(
+    main: &Path,
+    pattern: &str,
+    duration: Duration,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let compiled = Pattern::new(pattern).map_err(|e| anyhow::anyhow!("PATTERN: {e}"))?;
+    let (path, config) = silences_path(main)?;
+    let now = SystemTime::now();
+    let until = secs(now + duration);
+    let silence = update(&path, |file| {
+        let silence = Silence {
+            id: file.next_id,
+            pattern: pattern.to_string(),
+            until,
+            reason: reason.trim().to_string(),
+            created: secs(now),
+        };
+        file.next_id += 1;
+        file.silences.push(silence.clone());
+        Ok(silence)
+    })?;
+    let matched: Vec<&str> = config
+        .instances
+        .iter()
+        .map(|i| i.id.as_str())
+        .filter(|id| compiled.matches(id))
+        .collect();
+    println!(
+        "silence {}: {} until {} ({}): {}",
+        silence.id,
+        silence.pattern,
+        human_time(silence.until()),
+        human_duration(duration),
+        silence.reason
+    );
+    if matched.is_empty() {
+        eprintln!(
+            "picomon: warning: {pattern:?} matches no instance of {} (yet); instance ids are NAME/HOST/FAMILY, see `picomon status`",
+            main.display()
+        );
+    } else {
+        println!(
+            "silences {} instances: {}",
+            matched.len(),
+            matched.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The silences in force, one a line: ID, PATTERN, UNTIL, REASON.
+fn render_list(silences: &[Silence], now: SystemTime) -> String {
+    let mut out = String::new();
+    if silences.is_empty() {
+        out.push_str("no silences\n");
+        return out;
+    }
+    let width = silences
+        .iter()
+        .map(|s| s.pattern.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("PATTERN".len());
+    let _ = writeln!(
+        out,
+        "{:<4} {:<width$}  {:<31}  REASON",
+        "ID", "PATTERN", "UNTIL"
+    );
+    for s in silences {
+        let left = human_duration(s.until().duration_since(now).unwrap_or_default());
+        let until = format!("{} ({left} left)", human_time(s.until()));
+        let _ = writeln!(
+            out,
+            "{:<4} {:<width$}  {until:<31}  {}",
+            s.id, s.pattern, s.reason
+        );
+    }
+    out
+}
+
+/// `picomon silence list`.
+pub fn list(main: &Path) -> anyhow::Result<ExitCode> {
+    let (path, _) = silences_path(main)?;
+    let now = SystemTime::now();
+    let mut silences = read(&path)?.silences;
+    silences.retain(|s| s.active(now));
+    print!("{}", render_list(&silences, now));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `picomon silence remove`.
+pub fn remove(main: &Path, id: u64) -> anyhow::Result<ExitCode> {
+    let (path, _) = silences_path(main)?;
+    let removed = update(&path, |file| {
+        let at = file
+            .silences
+            .iter()
+            .position(|s| s.id == id)
+            .ok_or_else(|| {
+                anyhow::anyhow!("ID {id}: no such silence in force (see `picomon silence list`)")
+            })?;
+        Ok(file.silences.remove(at))
+    })?;
+    println!("silence {} removed: {}", removed.id, removed.pattern);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn silence(id: u64, pattern: &str, until: u64) -> Silence {
+        Silence {
+            id,
+            pattern: pattern.into(),
+            until,
+            reason: "test".into(),
+            created: 0,
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_star_matches_any_run_of_characters_and_the_rest_itself() {
+        let p = Pattern::new("web*/ipv4").expect("pattern");
+        assert!(p.matches("web/front/ipv4"));
+        assert!(p.matches("webmail/mx/ipv4"));
+        assert!(!p.matches("web/front/ipv6"));
+        assert!(!p.matches("oldweb/front/ipv4"));
+        let dots = Pattern::new("a.b/*").expect("pattern");
+        assert!(dots.matches("a.b/h/ipv4"));
+        assert!(!dots.matches("axb/h/ipv4"), "a dot is a dot");
+        assert!(Pattern::new("*").expect("all").matches("anything/at/all"));
+        assert!(Pattern::new("").is_err());
+        assert!(Pattern::new("a\nb").is_err());
+    }
+
+    fn daemon_view(dir: &Path, silences: Vec<Silence>) -> Silences {
+        let file = SilenceFile {
+            version: VERSION,
+            next_id: 9,
+            silences,
+        };
+        files::write_atomic(
+            &dir.join(FILE_NAME),
+            &serde_json::to_vec(&file).expect("json"),
+        )
+        .expect("write");
+        Silences::new(Some(dir))
+    }
+
+    #[test]
+    fn an_instance_whose_silence_expires_or_is_removed_is_told_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let far = secs(SystemTime::now()) + 3600;
+        let mut s = daemon_view(dir.path(), vec![silence(1, "a/*", far)]);
+        let now = SystemTime::now();
+        assert!(s.silencing("a/h/ipv4", now).is_some());
+        assert!(s.silencing("b/h/ipv4", now).is_none());
+        let ids = [("a/h/ipv4", true), ("b/h/ipv4", true)];
+        assert!(s.ended(ids, now).is_empty());
+        // Expired: the end is told once.
+        let later = at(far + 1);
+        assert_eq!(s.ended(ids, later), vec!["a/h/ipv4".to_string()]);
+        assert!(s.ended(ids, later).is_empty());
+        // Removed from the file (a new file: a new inode).
+        let mut s = daemon_view(dir.path(), vec![silence(2, "b/*", far)]);
+        assert!(s.silencing("b/h/ipv4", now).is_some());
+        let file = SilenceFile::default();
+        files::write_atomic(
+            &dir.path().join(FILE_NAME),
+            &serde_json::to_vec(&file).expect("json"),
+        )
+        .expect("write");
+        // Not run since the start: it waits for its run.
+        assert!(s.ended([("b/h/ipv4", false)], now).is_empty());
+        assert_eq!(s.ended(ids, now), vec!["b/h/ipv4".to_string()]);
+    }
+
+    #[test]
+    fn a_bad_silences_file_keeps_the_silences_read_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let far = secs(SystemTime::now()) + 3600;
+        let mut s = daemon_view(dir.path(), vec![silence(1, "*", far)]);
+        std::fs::write(dir.path().join(FILE_NAME), b"{ half").expect("write");
+        assert!(s.silencing("x", SystemTime::now()).is_some());
+    }
+
+    #[test]
+    fn the_list_shows_id_pattern_until_and_reason() {
+        let now = at(1_000_000);
+        let text = render_list(&[silence(3, "web/*", 1_000_000 + 7200)], now);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("ID   PATTERN"), "{text}");
+        assert!(lines[1].starts_with("3    web/*"), "{text}");
+        assert!(
+            lines[1].contains("1970-01-12T15:46:40Z (2h 00m 00s left)"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("test"), "{text}");
+        assert_eq!(render_list(&[], now), "no silences\n");
+    }
+}

@@ -1,0 +1,21 @@
+//! Fault injection (issue 8, "exactly once across faults"): the real
+//! `picomon`, alone and under the real `picomon-watchdog`, is killed with
+//! SIGKILL at random moments while checks switch and a real SMTP server
+//! is down, slow or delivering a burst, and every mail is counted at the
+//! server. A test binary of its own, so that its figures print apart
+//! (`cargo test --test faults -- --nocapture`).
+
+// Shared with the other test binaries, which use other parts of them.
+#[path = "../integration/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "../integration/smtp.rs"]
+#[allow(dead_code)]
+mod smtp;
+
+mod campaign;
+mod exactly_once;
+mod held_port;
+mod rng;
+mod stop;
+mod switch_window;
