@@ -19,8 +19,10 @@ mod fuzz;
 mod mail;
 #[allow(dead_code)]
 mod netns;
+mod package;
 mod plugins;
 mod runaway;
 mod silence;
 mod status;
 mod storms;
+mod units;
