@@ -1,6 +1,10 @@
 //! Figures for the daemon, printed, never asserted (machines are noisy):
 //! `cargo bench --bench daemon`. Runs the real release binary.
 
+// Test and bench code: an expect() is an assertion with its message, and
+// the helpers shared between test binaries are `pub` for each other.
+#![allow(clippy::expect_used, unreachable_pub)]
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -222,8 +226,9 @@ fn runner_spawn() -> f64 {
 }
 
 fn cpu_self() -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
+    // SAFETY: an all-zero rusage is a valid value to be overwritten.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we pass.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     t(usage.ru_utime) + t(usage.ru_stime)

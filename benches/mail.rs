@@ -2,6 +2,10 @@
 //! Runs the real release binary against aiosmtpd on loopback (the test
 //! handler in tests/smtp/, which logs one line per SMTP session).
 
+// Test and bench code: an expect() is an assertion with its message, and
+// the helpers shared between test binaries are `pub` for each other.
+#![allow(clippy::expect_used, unreachable_pub)]
+
 // The tests' own SMTP server and helpers, not a copy of them.
 #[allow(dead_code)]
 #[path = "../tests/integration/harness.rs"]

@@ -10,18 +10,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Each instance's parents, by instance id; instances without any are
 /// absent.
-pub type Parents = BTreeMap<String, Vec<String>>;
+pub(crate) type Parents = BTreeMap<String, Vec<String>>;
 
 /// A configuration problem: the check whose `depends` is at fault, and
 /// what is wrong.
-pub type Problem = (String, String);
+pub(crate) type Problem = (String, String);
 
 /// Resolves every check's `depends` (`depends[check]`) against the
 /// instances `(id, check)` of the configuration. A plain name means the
 /// instance of that check on the same host and family, or the only
 /// instance of a check without hosts; a name with `/` is an instance id.
 /// A check in `disabled` holds nothing back.
-pub fn resolve(
+pub(crate) fn resolve(
     instances: &[(&str, &str)],
     depends: &BTreeMap<&str, &[String]>,
     checks: &BTreeSet<&str>,
@@ -159,7 +159,7 @@ fn find_cycle(parents: &Parents) -> Option<Vec<String>> {
 
 /// The parent that holds an instance's mails back: the first of
 /// `parents` that is failing, if any.
-pub fn holder(parents: &[String], failing: impl Fn(&str) -> bool) -> Option<&str> {
+pub(crate) fn holder(parents: &[String], failing: impl Fn(&str) -> bool) -> Option<&str> {
     parents.iter().map(String::as_str).find(|p| failing(p))
 }
 

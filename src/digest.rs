@@ -8,7 +8,7 @@ use crate::state::{Event, Transition};
 
 /// One mail to send.
 #[derive(Debug)]
-pub enum Outgoing {
+pub(crate) enum Outgoing {
     /// The instance's own Problem or OK mail.
     One(Box<Event>),
     /// One mail for many switches of one kind.
@@ -30,14 +30,14 @@ pub struct Digest {
 /// Whether `failed` problems at once, out of `instances`, point at
 /// picomon's own side rather than at what it watches: more than half of
 /// everything, and a storm by the `digest_over` measure.
-pub fn looks_blind(failed: usize, instances: usize, over: u32) -> bool {
+pub(crate) fn looks_blind(failed: usize, instances: usize, over: u32) -> bool {
     over > 0 && failed >= over as usize && failed * 2 > instances
 }
 
 /// The mails for the switches `due` at one flush: problems and recoveries
 /// are counted apart; more than `over` of a kind (`over` > 0) make one
 /// digest, fewer go one by one. `instances` is how many are monitored.
-pub fn plan(due: Vec<Event>, over: u32, instances: usize) -> Vec<Outgoing> {
+pub(crate) fn plan(due: Vec<Event>, over: u32, instances: usize) -> Vec<Outgoing> {
     let (recoveries, problems): (Vec<Event>, Vec<Event>) = due
         .into_iter()
         .partition(|e| matches!(e.transition, Transition::Recovered { .. }));

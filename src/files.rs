@@ -15,13 +15,17 @@ const FILE_MODE: u32 = 0o600;
 const DIR_MODE: u32 = 0o700;
 
 /// Replaces `path` with `bytes` atomically and durably; the file is 0600.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_owned(path, bytes, None)
 }
 
 /// Like `write_atomic`, and the file belongs to `owner` (uid, gid) from
 /// the start: root writing for a daemon that runs as another user.
-pub fn write_atomic_owned(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> io::Result<()> {
+pub(crate) fn write_atomic_owned(
+    path: &Path,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -56,13 +60,13 @@ pub fn write_atomic_owned(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) 
 
 /// Whether `name` is the temporary file of an atomic write (`.NAME.tmp`),
 /// which only a crash in the middle of `write_atomic` leaves behind.
-pub fn is_leftover(name: &str) -> bool {
+pub(crate) fn is_leftover(name: &str) -> bool {
     name.len() > ".tmp".len() + 1 && name.starts_with('.') && name.ends_with(".tmp")
 }
 
 /// Removes the leftovers of interrupted atomic writes in `dir`; returns
 /// how many there were. Call it only while holding the directory's lock.
-pub fn remove_leftovers(dir: &Path) -> io::Result<usize> {
+pub(crate) fn remove_leftovers(dir: &Path) -> io::Result<usize> {
     let mut removed = 0;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -76,7 +80,7 @@ pub fn remove_leftovers(dir: &Path) -> io::Result<usize> {
 
 /// Creates `dir` and its missing parents. Those it creates are 0700 (an
 /// existing directory is left as the operator made it: it may be shared).
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -93,12 +97,12 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Makes an existing file 0600 (one written by an older picomon under a
 /// looser umask, say).
-pub fn make_private(path: &Path) -> io::Result<()> {
+pub(crate) fn make_private(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(FILE_MODE))
 }
 
 /// Makes a rename or removal in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

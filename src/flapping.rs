@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The longest window: one bit per run in a `u64`.
-pub const MAX_WINDOW: u32 = 64;
+pub(crate) const MAX_WINDOW: u32 = 64;
 
 /// When an instance counts as flapping (`flap_switches`, `flap_window`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use clap_complete::Shell;
 use crate::cli::{Cli, WatchdogCli};
 
 /// Every generated file: its path under DIR and its content.
-pub fn files() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn files() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     for mut cmd in [Cli::command(), WatchdogCli::command()] {
         let name = cmd.get_name().to_string();
@@ -108,7 +108,7 @@ fn roff_sections(text: &str) -> String {
     out
 }
 
-pub fn write_all(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn write_all(dir: &Path) -> anyhow::Result<()> {
     for (path, content) in files()? {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {

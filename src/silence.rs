@@ -28,7 +28,7 @@ use crate::human::{human_duration, human_time};
 
 /// The longest silence: a silence must end, and a forgotten one must not
 /// hide an outage for more than a week.
-pub const LONGEST: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const LONGEST: Duration = Duration::from_secs(7 * 24 * 3600);
 
 const FILE_NAME: &str = "silences.json";
 const LOCK_NAME: &str = "silences.lock";
@@ -37,7 +37,7 @@ const VERSION: u32 = 1;
 
 /// One silence, as kept in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Silence {
+pub(crate) struct Silence {
     pub id: u64,
     /// Instance ids (`NAME/HOST/FAMILY`) it covers; `*` is any run of
     /// characters.
@@ -50,7 +50,7 @@ pub struct Silence {
 }
 
 impl Silence {
-    pub fn until(&self) -> SystemTime {
+    pub(crate) fn until(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.until)
     }
 
@@ -62,10 +62,10 @@ impl Silence {
 /// A pattern compiled: `*` matches any run of characters (`/` too), all
 /// else itself, and the whole id must match.
 #[derive(Debug, Clone)]
-pub struct Pattern(Regex);
+pub(crate) struct Pattern(Regex);
 
 impl Pattern {
-    pub fn new(pattern: &str) -> Result<Pattern, String> {
+    pub(crate) fn new(pattern: &str) -> Result<Pattern, String> {
         if pattern.is_empty() {
             return Err("the pattern is empty; `*` silences every check".into());
         }
@@ -78,7 +78,7 @@ impl Pattern {
             .map_err(|e| format!("{pattern:?}: {e}"))
     }
 
-    pub fn matches(&self, id: &str) -> bool {
+    pub(crate) fn matches(&self, id: &str) -> bool {
         self.0.is_match(id)
     }
 }
@@ -139,7 +139,7 @@ fn stamp(path: &Path) -> io::Result<Option<Stamp>> {
 
 /// What the daemon knows of the silences, and which instances it kept
 /// quiet, so that it can tell when their silence ends.
-pub struct Silences {
+pub(crate) struct Silences {
     path: Option<PathBuf>,
     /// The stamp of the file as last read (None: missing).
     stamp: Option<Option<Stamp>>,
@@ -153,7 +153,7 @@ pub struct Silences {
 
 impl Silences {
     /// The silences of `state_dir` (none without one).
-    pub fn new(state_dir: Option<&Path>) -> Silences {
+    pub(crate) fn new(state_dir: Option<&Path>) -> Silences {
         let mut silences = Silences {
             path: state_dir.map(|d| d.join(FILE_NAME)),
             stamp: None,
@@ -174,7 +174,7 @@ impl Silences {
 
     /// Reads the file again if it changed since the last look; drops the
     /// silences that ended.
-    pub fn refresh(&mut self, now: SystemTime) {
+    pub(crate) fn refresh(&mut self, now: SystemTime) {
         self.active.retain(|(s, _)| s.active(now));
         let Some(path) = self.path.clone() else {
             return;
@@ -206,7 +206,7 @@ impl Silences {
     }
 
     /// The silence covering instance `id` at `now`, if any (the longest).
-    pub fn find(&self, id: &str, now: SystemTime) -> Option<&Silence> {
+    pub(crate) fn find(&self, id: &str, now: SystemTime) -> Option<&Silence> {
         self.active
             .iter()
             .filter(|(s, p)| s.active(now) && p.matches(id))
@@ -216,7 +216,7 @@ impl Silences {
 
     /// The silence that keeps the mail of instance `id` back now, after a
     /// look at the file; the instance is then remembered as muted.
-    pub fn silencing(&mut self, id: &str, now: SystemTime) -> Option<&Silence> {
+    pub(crate) fn silencing(&mut self, id: &str, now: SystemTime) -> Option<&Silence> {
         self.refresh(now);
         if self.find(id, now).is_some() {
             self.muted.insert(id.to_string());
@@ -226,14 +226,14 @@ impl Silences {
 
     /// Remembers `id` as muted: at a start, an instance whose state
     /// differs from what was last mailed was silenced before it.
-    pub fn assume_muted(&mut self, id: &str) {
+    pub(crate) fn assume_muted(&mut self, id: &str) {
         self.muted.insert(id.to_string());
     }
 
     /// After a look at the file, the instances among `ids` whose silence
     /// ended since the last call (expired or removed). An instance that is
     /// not `ready` (no run since the start) stays muted until it is.
-    pub fn ended<'a>(
+    pub(crate) fn ended<'a>(
         &mut self,
         ids: impl IntoIterator<Item = (&'a str, bool)>,
         now: SystemTime,
@@ -311,7 +311,7 @@ fn update<T>(
 }
 
 /// `picomon silence add`.
-pub fn add(
+pub(crate) fn add(
     main: &Path,
     pattern: &str,
     duration: Duration,
@@ -393,7 +393,7 @@ fn render_list(silences: &[Silence], now: SystemTime) -> String {
 }
 
 /// `picomon silence list`.
-pub fn list(main: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn list(main: &Path) -> anyhow::Result<ExitCode> {
     let (path, _) = silences_path(main)?;
     let now = SystemTime::now();
     let mut silences = read(&path)?.silences;
@@ -403,7 +403,7 @@ pub fn list(main: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `picomon silence remove`.
-pub fn remove(main: &Path, id: u64) -> anyhow::Result<ExitCode> {
+pub(crate) fn remove(main: &Path, id: u64) -> anyhow::Result<ExitCode> {
     let (path, _) = silences_path(main)?;
     let removed = update(&path, |file| {
         let at = file

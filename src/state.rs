@@ -256,7 +256,7 @@ impl CheckState {
 
 /// The failing instances of `states`, each with the start of its outage:
 /// the threads they keep open.
-pub fn failing_since(states: &BTreeMap<String, CheckState>) -> Vec<(String, SystemTime)> {
+pub(crate) fn failing_since(states: &BTreeMap<String, CheckState>) -> Vec<(String, SystemTime)> {
     states
         .iter()
         .filter(|(_, state)| state.failing)
@@ -286,7 +286,7 @@ struct SavedStates<'a> {
 
 /// Per-instance state on disk in `state_dir`, guarded by a lock so that
 /// two picomons never share (and fight over) one directory.
-pub struct StateStore {
+pub(crate) struct StateStore {
     dir: PathBuf,
     /// Held (flock) for as long as the store lives.
     _lock: File,
@@ -294,7 +294,7 @@ pub struct StateStore {
 
 impl StateStore {
     /// Creates `dir` if needed and takes its lock.
-    pub fn open(dir: &Path) -> anyhow::Result<StateStore> {
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<StateStore> {
         files::create_private_dir(dir)
             .with_context(|| format!("state_dir {}: cannot create it", dir.display()))?;
         let path = dir.join("picomon.lock");
@@ -334,7 +334,7 @@ impl StateStore {
     }
 
     /// The state directory this store holds the lock of.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -344,7 +344,7 @@ impl StateStore {
 
     /// The saved states. A missing file is a first start; an unreadable
     /// or corrupt one is logged and set aside, and picomon starts afresh.
-    pub fn load(&self) -> BTreeMap<String, CheckState> {
+    pub(crate) fn load(&self) -> BTreeMap<String, CheckState> {
         let path = self.path();
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -399,7 +399,7 @@ impl StateStore {
     }
 
     /// Saves every state atomically (write, fsync, rename).
-    pub fn save<'a>(
+    pub(crate) fn save<'a>(
         &self,
         states: impl IntoIterator<Item = (&'a str, &'a CheckState)>,
     ) -> io::Result<()> {

@@ -25,7 +25,7 @@ const EXIT_UNKNOWN: u8 = 3;
 
 /// The daemon's live view of every instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct View {
+pub(crate) struct View {
     pub version: u32,
     /// The daemon's process id.
     pub pid: u32,
@@ -39,7 +39,7 @@ pub struct View {
 /// Where an instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Standing {
+pub(crate) enum Standing {
     /// Failing: its Problem is (or, silenced, would be) mailed.
     Failing,
     /// Failed runs, fewer than `retry + 1`.
@@ -51,7 +51,7 @@ pub enum Standing {
 
 /// One instance in the view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstanceView {
+pub(crate) struct InstanceView {
     /// `NAME/HOST/FAMILY`.
     pub instance: String,
     /// The check's name.
@@ -80,7 +80,7 @@ pub struct InstanceView {
 
 /// A silence, as the view shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SilenceMark {
+pub(crate) struct SilenceMark {
     pub id: u64,
     pub until: u64,
     pub reason: String,
@@ -96,7 +96,7 @@ fn time(secs: u64) -> SystemTime {
 
 impl View {
     /// The view of `entries` at `now`.
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         entries: impl IntoIterator<Item = (&'a Instance, &'a CheckState, Option<&'a Silence>)>,
         now: SystemTime,
     ) -> View {
@@ -139,7 +139,7 @@ impl View {
         }
     }
 
-    pub fn any_failing(&self) -> bool {
+    pub(crate) fn any_failing(&self) -> bool {
         self.instances
             .iter()
             .any(|i| i.standing == Standing::Failing)
@@ -147,7 +147,7 @@ impl View {
 
     /// The view for people: failing instances with since-when, severity,
     /// silence and last output, then the others with their last run.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let now = time(self.at);
         let (failing, others): (Vec<_>, Vec<_>) = self
             .instances
@@ -234,7 +234,7 @@ fn unknown(json: bool, reason: &str) -> ExitCode {
 /// `picomon status`: the running daemon's view of the configuration
 /// `main`. Exits 0 when no instance is failing, 1 when one is, 3 when no
 /// daemon answers (or there is no `state_dir` to find one by).
-pub fn command(main: &Path, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn command(main: &Path, json: bool) -> anyhow::Result<ExitCode> {
     // Secrets are not read: whoever may ask for the status need not be
     // able to read the SMTP password.
     let config = Config::load_with(main, false)?;

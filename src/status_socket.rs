@@ -40,7 +40,7 @@ const REQUEST: &str = "status";
 
 /// The listening socket; its file is removed when this is dropped, which
 /// the daemon does before it lets go of the lock of `state_dir`.
-pub struct StatusSocket {
+pub(crate) struct StatusSocket {
     path: PathBuf,
 }
 
@@ -53,7 +53,7 @@ impl Drop for StatusSocket {
 /// Listens on `dir/status.sock` in a thread of its own; each query is
 /// answered with a view the daemon loop sends back on a channel passed in
 /// `Msg::Status`. Call it while holding the lock of `dir`.
-pub fn serve(dir: &Path, daemon: Sender<Msg>) -> io::Result<StatusSocket> {
+pub(crate) fn serve(dir: &Path, daemon: Sender<Msg>) -> io::Result<StatusSocket> {
     let path = dir.join(SOCKET_NAME);
     // `.NAME.tmp`: a leftover after a crash is cleared at the next start.
     let tmp = dir.join(format!(".{SOCKET_NAME}.tmp"));
@@ -113,7 +113,7 @@ fn error_reply(what: &str) -> String {
 
 /// Why `picomon status` has no view.
 #[derive(Debug)]
-pub enum NoView {
+pub(crate) enum NoView {
     /// The lock of `state_dir` is free.
     NotRunning(PathBuf),
     /// A picomon holds the lock but does not answer.
@@ -146,7 +146,7 @@ impl std::fmt::Display for NoView {
 }
 
 /// The view of the daemon running with `state_dir` `dir`.
-pub fn query(dir: &Path) -> Result<View, NoView> {
+pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
     let no_answer = |why: String| match lock_holder(dir) {
         Some(pid) => NoView::NoAnswer {
             dir: dir.to_path_buf(),

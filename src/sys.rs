@@ -123,8 +123,9 @@ impl Epoll {
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: epoll_create1 takes flags and returns a new descriptor.
         let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: the kernel just gave us this descriptor and nothing else owns it.
         Ok(Epoll {
+            // SAFETY: the kernel just gave us this descriptor and nothing
+            // else owns it.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }

@@ -61,7 +61,7 @@ pub(crate) enum LogLevel {
 }
 
 impl LogLevel {
-    pub fn filter(self) -> log::LevelFilter {
+    pub(crate) fn filter(self) -> log::LevelFilter {
         match self {
             LogLevel::Error => log::LevelFilter::Error,
             LogLevel::Warn => log::LevelFilter::Warn,
@@ -177,7 +177,7 @@ pub(crate) enum CheckType {
 
 impl CheckType {
     /// The name users write in `type = "…"`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CheckType::Ping => "ping",
             CheckType::Http => "http",
@@ -192,7 +192,7 @@ impl CheckType {
     }
 
     /// The type-specific keys this type accepts (beyond the common ones).
-    pub fn options(self) -> &'static [&'static str] {
+    pub(crate) fn options(self) -> &'static [&'static str] {
         match self {
             CheckType::Ping => &[],
             CheckType::Jabber => &["port"],
@@ -303,7 +303,7 @@ pub(crate) enum CommandValue {
 
 impl RawCheck {
     /// The type-specific keys that are set, by name.
-    pub fn options_set(&self) -> Vec<&'static str> {
+    pub(crate) fn options_set(&self) -> Vec<&'static str> {
         let set = [
             ("status", self.status.is_some()),
             ("vhost", self.vhost.is_some()),

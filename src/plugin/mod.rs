@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::check::State;
 use crate::cli::Plugin;
 
-pub use openvpn::read_static_key;
+pub(crate) use openvpn::read_static_key;
 
 /// The verdict of a built-in plugin: the state and the text it prints.
 pub(crate) struct Verdict {
@@ -24,7 +24,7 @@ pub(crate) struct Verdict {
 }
 
 /// Runs one built-in plugin, prints its verdict, exits with its code.
-pub fn run(plugin: Plugin) -> ExitCode {
+pub(crate) fn run(plugin: Plugin) -> ExitCode {
     let verdict = match plugin {
         Plugin::DnsZone(args) => dns_zone::run(&args),
         Plugin::Openvpn(args) => openvpn::run(&args),

@@ -24,7 +24,7 @@ const OPCODE_SHIFT: u8 = 3;
 
 /// An OpenVPN static key (`openvpn --genkey secret`): two directions of a
 /// 64-byte cipher key and a 64-byte HMAC key each.
-pub struct StaticKey([u8; 256]);
+pub(crate) struct StaticKey([u8; 256]);
 
 impl StaticKey {
     fn cipher(&self, direction: usize) -> &[u8] {
@@ -37,7 +37,7 @@ impl StaticKey {
 
 /// Reads an `OpenVPN Static key V1` file; the error says what is wrong
 /// with it (the caller names the key and the file).
-pub fn read_static_key(path: &Path) -> Result<StaticKey, String> {
+pub(crate) fn read_static_key(path: &Path) -> Result<StaticKey, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let begin = "-----BEGIN OpenVPN Static key V1-----";
     let end = "-----END OpenVPN Static key V1-----";

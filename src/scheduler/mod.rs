@@ -27,7 +27,7 @@ mod reload;
 mod schedule;
 mod tell;
 
-pub use pool::{run_once, Leftovers, Pool};
+pub(crate) use pool::{run_once, Leftovers, Pool};
 use schedule::Schedule;
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
@@ -44,7 +44,7 @@ const TRICKLE: Duration = Duration::from_secs(60);
 
 /// What the daemon loop is told.
 #[derive(Debug)]
-pub enum Msg {
+pub(crate) enum Msg {
     Done {
         id: String,
         result: RunResult,
@@ -89,7 +89,7 @@ enum Save {
 }
 
 /// The running daemon: its configuration, its instances and their state.
-pub struct Daemon {
+pub(crate) struct Daemon {
     config: Arc<Config>,
     main_file: std::path::PathBuf,
     runner: Arc<Runner>,
@@ -130,7 +130,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         main_file: std::path::PathBuf,
         runner: Arc<Runner>,
@@ -297,7 +297,7 @@ impl Daemon {
     }
 
     /// Runs until SIGTERM or SIGINT.
-    pub fn run(mut self) -> anyhow::Result<()> {
+    pub(crate) fn run(mut self) -> anyhow::Result<()> {
         log::info!(
             "picomon started: {} instances of {} checks, tick {} s",
             self.slots.len(),

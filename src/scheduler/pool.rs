@@ -16,7 +16,7 @@ use crate::sys;
 
 /// What a run left behind, for the log.
 #[derive(Debug, Default)]
-pub struct Leftovers {
+pub(crate) struct Leftovers {
     /// Processes that escaped the plugin's group, killed after the run.
     pub(super) escaped: Vec<String>,
     /// A process outside the group held the output open.
@@ -32,14 +32,14 @@ struct Job {
 /// and watches them all (`Watch`), and that does nothing else, so nothing
 /// slow (mail, name lookups, the disk) can hold a run up. Dropping the
 /// pool lets it finish what was submitted, then it exits.
-pub struct Pool {
+pub(crate) struct Pool {
     /// None once dropped: the loop sees the channel closed.
     jobs: Option<Sender<Job>>,
     waker: Arc<sys::Waker>,
 }
 
 impl Pool {
-    pub fn new(size: usize, runner: &Arc<Runner>) -> std::io::Result<Pool> {
+    pub(crate) fn new(size: usize, runner: &Arc<Runner>) -> std::io::Result<Pool> {
         let mut watch = Watch::new(Arc::clone(runner))?;
         let waker = watch.waker()?;
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
@@ -147,7 +147,7 @@ fn plugin_loop(
 
 /// Runs every instance once, all at once (up to `max_parallel`), and
 /// returns the results in the instances' order.
-pub fn run_once(
+pub(crate) fn run_once(
     config: &Config,
     runner: &Arc<Runner>,
 ) -> std::io::Result<Vec<(Arc<Instance>, RunResult)>> {

@@ -5,6 +5,10 @@
 //! server. A test binary of its own, so that its figures print apart
 //! (`cargo test --test faults -- --nocapture`).
 
+// Test and bench code: an expect() is an assertion with its message, and
+// the helpers shared between test binaries are `pub` for each other.
+#![allow(clippy::expect_used, unreachable_pub)]
+
 // Shared with the other test binaries, which use other parts of them.
 #[path = "../integration/harness.rs"]
 #[allow(dead_code)]

@@ -1,6 +1,10 @@
 //! Integration tests: the real `picomon` binary against real plugins from
 //! monitoring-plugins-basic, script plugins and loopback servers.
 
+// Test and bench code: an expect() is an assertion with its message, and
+// the helpers shared between test binaries are `pub` for each other.
+#![allow(clippy::expect_used, unreachable_pub)]
+
 // Shared with watchdog/tests, which use other parts of them.
 #[allow(dead_code)]
 mod harness;

@@ -2,6 +2,10 @@
 //! server: crashes, restarts with saved state, reloads, stops, crash loops
 //! and hangs. Shares the root package's harness.
 
+// Test and bench code: an expect() is an assertion with its message, and
+// the helpers shared between test binaries are `pub` for each other.
+#![allow(clippy::expect_used, unreachable_pub)]
+
 #[path = "../../tests/integration/harness.rs"]
 #[allow(dead_code)]
 mod harness;
@@ -210,8 +214,8 @@ fn a_crash_loop_backs_off_and_mails_once() {
     // Another holder of state_dir's lock makes every picomon exit 1.
     std::fs::create_dir_all(site.path("state")).expect("mkdir");
     let lock = std::fs::File::create(site.path("state/picomon.lock")).expect("lock file");
-    // SAFETY: flock on a descriptor this test owns.
     assert_eq!(
+        // SAFETY: flock on a descriptor this test owns.
         unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
         0
     );
