@@ -23,7 +23,6 @@ pub mod signals;
 mod silence;
 mod state;
 mod status;
-mod status_socket;
 pub mod sys;
 
 pub use logging::{init_logging, report_error, set_log_level, EX_CONFIG};

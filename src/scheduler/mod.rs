@@ -51,7 +51,7 @@ pub(crate) enum Msg {
         leftovers: Leftovers,
     },
     Signal(Signal),
-    /// `picomon status` asks for the live view (see status_socket.rs).
+    /// `picomon status` asks for the live view (see status/socket.rs).
     Status(Sender<crate::status::View>),
     /// A reload's configuration, loaded off the loop; `generation` tells
     /// a late answer to a refused reload from the current one.
@@ -105,7 +105,7 @@ pub(crate) struct Daemon {
     next_report: Option<Instant>,
     /// Answers `picomon status`, with `state_dir`; declared before
     /// `store` so that its file goes before the lock is let go.
-    status_socket: Option<crate::status_socket::StatusSocket>,
+    status_socket: Option<crate::status::socket::StatusSocket>,
     /// Where state is saved, with `state_dir`.
     store: Option<StateStore>,
     save: Save,
@@ -147,14 +147,17 @@ impl Daemon {
         let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
         // Without it the daemon still monitors and mails: logged, not fatal.
         let status_socket = store.as_ref().and_then(|store| {
-            crate::status_socket::serve(store.dir(), tx.clone())
-                .map_err(|e| {
-                    log::error!(
-                        "{}: cannot serve picomon status there: {e}",
-                        store.dir().display()
-                    )
-                })
-                .ok()
+            let tx = tx.clone();
+            crate::status::socket::serve(store.dir(), move |reply| {
+                tx.send(Msg::Status(reply)).is_ok()
+            })
+            .map_err(|e| {
+                log::error!(
+                    "{}: cannot serve picomon status there: {e}",
+                    store.dir().display()
+                )
+            })
+            .ok()
         });
         let mut silences = Silences::new(config.state_dir.as_deref());
         // A state that differs from what was mailed was silenced before

@@ -1,8 +1,10 @@
 //! The state of every check as an operator reads it, failing ones first:
 //! one `View`, taken by the daemon, rendered alike for SIGUSR1, the
 //! global report mail and `picomon status` (which gets it as JSON over
-//! the status socket, see `status_socket.rs`, and prints it as text or
+//! the status socket, see `socket.rs`, and prints it as text or
 //! as that JSON).
+
+pub(crate) mod socket;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -247,7 +249,7 @@ pub(crate) fn command(main: &Path, json: bool) -> anyhow::Result<ExitCode> {
             ),
         ));
     };
-    let view = match crate::status_socket::query(dir) {
+    let view = match socket::query(dir) {
         Ok(view) => view,
         Err(e) => return Ok(unknown(json, &e.to_string())),
     };

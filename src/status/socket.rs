@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
-use crate::scheduler::Msg;
 use crate::status::View;
 
 const SOCKET_NAME: &str = "status.sock";
@@ -51,9 +50,13 @@ impl Drop for StatusSocket {
 }
 
 /// Listens on `dir/status.sock` in a thread of its own; each query is
-/// answered with a view the daemon loop sends back on a channel passed in
-/// `Msg::Status`. Call it while holding the lock of `dir`.
-pub(crate) fn serve(dir: &Path, daemon: Sender<Msg>) -> io::Result<StatusSocket> {
+/// answered with a view the daemon loop sends back on the channel that
+/// `ask` hands it (false: the loop is gone). Call it while holding the
+/// lock of `dir`.
+pub(crate) fn serve(
+    dir: &Path,
+    ask: impl Fn(Sender<View>) -> bool + Send + 'static,
+) -> io::Result<StatusSocket> {
     let path = dir.join(SOCKET_NAME);
     // `.NAME.tmp`: a leftover after a crash is cleared at the next start.
     let tmp = dir.join(format!(".{SOCKET_NAME}.tmp"));
@@ -67,7 +70,7 @@ pub(crate) fn serve(dir: &Path, daemon: Sender<Msg>) -> io::Result<StatusSocket>
         .spawn(move || {
             for conn in listener.incoming() {
                 match conn {
-                    Ok(conn) => answer(conn, &daemon),
+                    Ok(conn) => answer(conn, &ask),
                     Err(e) => {
                         log::warn!("status socket: cannot accept a connection: {e}");
                         // Out of descriptors, say: no busy loop meanwhile.
@@ -80,7 +83,7 @@ pub(crate) fn serve(dir: &Path, daemon: Sender<Msg>) -> io::Result<StatusSocket>
 }
 
 /// Answers one client: reads its request line, writes the view as JSON.
-fn answer(conn: UnixStream, daemon: &Sender<Msg>) {
+fn answer(conn: UnixStream, ask: &impl Fn(Sender<View>) -> bool) {
     let _ = conn.set_read_timeout(Some(CLIENT_LIMIT));
     let _ = conn.set_write_timeout(Some(CLIENT_LIMIT));
     let mut request = String::new();
@@ -89,11 +92,7 @@ fn answer(conn: UnixStream, daemon: &Sender<Msg>) {
         Ok(_) if request.trim() == REQUEST => {
             let (tx, rx) = crossbeam_channel::bounded(1);
             // The loop gone (stopping) or late: the client is told so.
-            match daemon
-                .send(Msg::Status(tx))
-                .ok()
-                .and_then(|_| rx.recv_timeout(VIEW_LIMIT).ok())
-            {
+            match ask(tx).then(|| rx.recv_timeout(VIEW_LIMIT).ok()).flatten() {
                 Some(view) => serde_json::to_string(&view)
                     .unwrap_or_else(|e| error_reply(&format!("cannot encode the view: {e}"))),
                 None => error_reply("the daemon loop did not answer"),
