@@ -14,6 +14,7 @@ mod generate;
 pub mod host;
 pub mod human;
 mod logging;
+pub mod notify;
 pub mod mail;
 mod once;
 pub mod plugin;

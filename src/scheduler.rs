@@ -225,6 +225,8 @@ pub struct Daemon {
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     outbox: Outbox,
+    /// `[notify.NAME]`: told every switch that is mailed.
+    notifiers: crate::notify::Notifiers,
     /// When the next global report is due, if reports are on.
     next_report: Option<Instant>,
     /// Answers `picomon status`, with `state_dir`; declared before
@@ -292,6 +294,12 @@ impl Daemon {
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
         let failing = crate::state::failing_since(&saved);
         let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
+        let notifiers = crate::notify::Notifiers::resume(
+            &config.notifiers,
+            config.state_dir.as_deref(),
+            &runner,
+            &failing,
+        )?;
         let next_report = config
             .emails
             .report_every
@@ -308,6 +316,7 @@ impl Daemon {
             tx,
             rx,
             outbox,
+            notifiers,
             next_report,
             status_socket,
             store,
@@ -654,9 +663,13 @@ impl Daemon {
                         }
                     }
                     let held = self.outbox.hold_mail(mail);
+                    let notes: Vec<_> = (digest.events.iter())
+                        .map(|e| self.notifiers.hold(&self.config.emails, e))
+                        .collect();
                     self.save = Save::Now;
                     self.save_state();
                     self.outbox.release(held);
+                    notes.into_iter().for_each(|n| self.notifiers.release(n));
                     log::info!(
                         "{} {} told in one digest mail",
                         digest.events.len(),
@@ -792,12 +805,14 @@ impl Daemon {
                 }
                 None => event.clone(),
             };
-            Some(self.outbox.hold(&event))
+            let notes = self.notifiers.hold(&self.config.emails, &event);
+            Some((self.outbox.hold(&event), notes))
         };
         self.save = Save::Now;
         self.save_state();
-        if let Some(held) = held {
+        if let Some((held, notes)) = held {
             self.outbox.release(held);
+            self.notifiers.release(notes);
         }
         log_event(event);
     }
@@ -953,6 +968,7 @@ impl Daemon {
         }
         crate::set_log_level(config.log_level);
         self.outbox.reconfigure(config.emails.clone());
+        self.notifiers.reconfigure(&config.notifiers);
         if config.emails.report_every != self.config.emails.report_every {
             self.next_report = config
                 .emails
@@ -987,6 +1003,7 @@ impl Daemon {
         }
         self.save_state();
         self.outbox.stop(FLUSH_GRACE);
+        self.notifiers.stop(FLUSH_GRACE);
         // No status is answered from here on.
         self.status_socket = None;
         log::info!("stopped");
