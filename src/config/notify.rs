@@ -51,12 +51,8 @@ impl Validator<'_> {
         );
         let kind = match raw.kind.as_str() {
             "command" => {
-                let argv: Vec<OsString> = raw
-                    .command
-                    .iter()
-                    .flatten()
-                    .map(OsString::from)
-                    .collect();
+                let argv: Vec<OsString> =
+                    raw.command.iter().flatten().map(OsString::from).collect();
                 if !argv.first().is_some_and(|program| !program.is_empty()) {
                     self.bad(
                         &key("command"),

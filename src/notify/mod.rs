@@ -55,7 +55,10 @@ impl Note {
         let (problem, duration) = match event.transition {
             Transition::Failing => (
                 true,
-                result.started.duration_since(event.since).unwrap_or_default(),
+                result
+                    .started
+                    .duration_since(event.since)
+                    .unwrap_or_default(),
             ),
             Transition::Recovered { after, .. } | Transition::Unmonitored { after } => {
                 (false, after)

@@ -19,6 +19,7 @@ mod fuzz;
 mod mail;
 #[allow(dead_code)]
 mod netns;
+mod notify;
 mod plugins;
 mod runaway;
 mod silence;

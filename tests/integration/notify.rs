@@ -1,0 +1,145 @@
+//! `[notify.NAME]` with `type = "command"`: a real script told every
+//! switch in its environment, retried until it exits 0, and its queue
+//! kept across a `kill -9` of picomon.
+
+use std::time::Duration;
+
+use crate::harness::{wait_for, Site};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A notifier script that appends one line per delivered event to
+/// `delivered`, after failing (exit 1) while the file `broken` exists;
+/// every attempt is counted in `attempts`.
+fn notifier(site: &Site) -> String {
+    let (delivered, broken, attempts) = (
+        site.path("delivered"),
+        site.path("broken"),
+        site.path("attempts"),
+    );
+    site.plugin(
+        "notify.sh",
+        &format!(
+            "echo x >> {attempts}\n\
+             if [ -e {broken} ]; then echo 'ntfy down' >&2; exit 1; fi\n\
+             echo \"$NOTIFY_STATE|$NOTIFY_SEVERITY|$NOTIFY_CHECK|$NOTIFY_INSTANCE|$NOTIFY_TARGET|$NOTIFY_OUTPUT|$NOTIFY_SUBJECT|$(env | grep -c ^PICOMON_)\" >> {delivered}",
+            attempts = attempts.display(),
+            broken = broken.display(),
+            delivered = delivered.display(),
+        ),
+    )
+}
+
+fn lines(site: &Site, name: &str) -> Vec<String> {
+    std::fs::read_to_string(site.path(name))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn config(site: &Site, notify: &str, retry_every: &str) -> String {
+    let plugin = site.flag_plugin();
+    format!(
+        "base_tick = 0.2\nstate_dir = \"{}\"\n\
+         [checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
+         [notify.ntfy]\ntype = \"command\"\ncommand = [\"{notify}\"]\nretry_every = {retry_every}\n",
+        site.path("state").display()
+    )
+}
+
+#[test]
+fn a_notify_command_is_told_the_problem_and_the_recovery_in_its_environment() {
+    let site = Site::new("");
+    let notify = notifier(&site);
+    site.write("site.toml", &config(&site, &notify, "60"));
+    site.down("FLAG CRITICAL - disk on fire");
+    let mut cmd = site.picomon();
+    // Configuration (and secrets) never reach a notifier.
+    cmd.env("PICOMON_LOG_LEVEL", "info");
+    let daemon = site.spawn_daemon(cmd, &["-D"]);
+    wait_for("the problem delivered", LONG, || {
+        lines(&site, "delivered").len() == 1
+    });
+    site.up();
+    wait_for("the recovery delivered", LONG, || {
+        lines(&site, "delivered").len() == 2
+    });
+    let got = lines(&site, "delivered");
+    assert_eq!(
+        got[0],
+        "Problem|CRITICAL|flag|flag|flag|FLAG CRITICAL - disk on fire|[picomon] Problem: flag on flag|0",
+        "{}",
+        daemon.stderr()
+    );
+    assert!(
+        got[1].starts_with("OK|OK|flag|flag|flag|FLAG OK - fine|[picomon] OK: flag on flag|0"),
+        "{got:?}"
+    );
+    daemon.wait_log("notify.ntfy: delivered", 2, LONG);
+}
+
+#[test]
+fn a_notifier_failing_twice_then_succeeding_delivers_exactly_once_and_in_order() {
+    let site = Site::new("");
+    let notify = notifier(&site);
+    site.write("site.toml", &config(&site, &notify, "0.3"));
+    site.write("broken", "");
+    site.down("FLAG CRITICAL - down");
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log(
+        "notify.ntfy: \"[picomon] Problem: flag on flag\" not delivered: ",
+        2,
+        LONG,
+    );
+    // The recovery queues behind the problem that is not delivered yet.
+    site.up();
+    daemon.wait_log("flag: RECOVERED", 1, LONG);
+    std::fs::remove_file(site.path("broken")).expect("mend the notifier");
+    wait_for("both delivered", LONG, || {
+        lines(&site, "delivered").len() == 2
+    });
+    let got = lines(&site, "delivered");
+    assert!(got[0].starts_with("Problem|"), "{got:?}");
+    assert!(got[1].starts_with("OK|"), "{got:?}");
+    let log = daemon.stderr();
+    let failed = log.matches("not delivered: ").count();
+    assert!(failed >= 2, "{log}");
+    // One attempt per failure logged, then one per delivery: no extra run.
+    assert_eq!(lines(&site, "attempts").len(), failed + 2, "{log}");
+    assert!(log.contains("exit code 1: ntfy down"), "{log}");
+}
+
+#[test]
+fn a_notification_queued_when_picomon_is_killed_is_delivered_after_the_restart() {
+    let site = Site::new("");
+    let notify = notifier(&site);
+    site.write("site.toml", &config(&site, &notify, "0.3"));
+    site.write("broken", "");
+    site.down("FLAG CRITICAL - down");
+    let mut daemon = site.daemon(&["-D"]);
+    daemon.wait_log("not delivered: ", 1, LONG);
+    daemon.child.kill().expect("kill -9 picomon");
+    daemon.child.wait().expect("reap picomon");
+    std::fs::remove_file(site.path("broken")).expect("mend the notifier");
+    assert!(lines(&site, "delivered").is_empty());
+
+    let again = site.daemon(&["-D"]);
+    wait_for("the queued problem delivered", LONG, || {
+        lines(&site, "delivered").len() == 1
+    });
+    assert!(
+        again
+            .stderr()
+            .contains("1 notifications still queued from before"),
+        "{}",
+        again.stderr()
+    );
+    // Still failing after the restart: the saved state knows the problem
+    // was told, so no second notification comes for it.
+    let runs = |d: &crate::harness::Daemon| d.stderr().matches("flag: CRITICAL in").count();
+    let seen = runs(&again);
+    wait_for("three more runs", LONG, || runs(&again) >= seen + 3);
+    assert_eq!(lines(&site, "delivered").len(), 1, "{}", again.stderr());
+    assert!(lines(&site, "delivered")[0].starts_with("Problem|CRITICAL|flag|"));
+}
