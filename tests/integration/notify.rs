@@ -143,3 +143,80 @@ fn a_notification_queued_when_picomon_is_killed_is_delivered_after_the_restart()
     assert_eq!(lines(&site, "delivered").len(), 1, "{}", again.stderr());
     assert!(lines(&site, "delivered")[0].starts_with("Problem|CRITICAL|flag|"));
 }
+
+/// A loopback HTTP server that keeps each request (head and body) it
+/// answers with 200, as ntfy would.
+fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            let (mut head, mut line, mut length) = (String::new(), String::new(), 0);
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+            let request = format!("{head}\n{}", String::from_utf8_lossy(&body));
+            keep.lock().expect("requests").push(request);
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn the_readme_ntfy_example_posts_the_alert() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let command = readme
+        .split("[notify.ntfy]\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().find(|l| l.starts_with("command = ")))
+        .expect("README.md shows a [notify.ntfy] command");
+    assert!(command.contains("https://ntfy.example/topic"), "{command}");
+    let (port, seen) = recording_server();
+    let command = command.replace(
+        "https://ntfy.example/topic",
+        &format!("http://127.0.0.1:{port}/topic"),
+    );
+    let site = Site::new("");
+    let plugin = site.flag_plugin();
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.2\n[checks.web]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
+             [notify.ntfy]\ntype = \"command\"\n{command}\n"
+        ),
+    );
+    site.down("FLAG CRITICAL - 'quoted' \"words\" $(touch pwned)");
+    let daemon = site.daemon(&["-D"]);
+    wait_for("a POST at the ntfy server", LONG, || {
+        !seen.lock().expect("requests").is_empty()
+    });
+    let request = seen.lock().expect("requests")[0].clone();
+    assert!(request.starts_with("POST /topic "), "{request}");
+    assert!(
+        request.contains("Title: [picomon] Problem: web on web\r\n"),
+        "{request}"
+    );
+    assert!(
+        request.ends_with("\nFLAG CRITICAL - 'quoted' \"words\" $(touch pwned)"),
+        "{request}"
+    );
+    assert!(
+        !site.path("pwned").exists(),
+        "plugin output ran as a command"
+    );
+    daemon.wait_log("notify.ntfy: delivered", 1, LONG);
+}
