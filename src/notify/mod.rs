@@ -388,3 +388,50 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn note(problem: bool, since: u64) -> Note {
+        Note {
+            id: "web".into(),
+            problem,
+            since: UNIX_EPOCH + Duration::from_secs(since),
+            subject: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_pending_notification_is_kept_only_when_the_saved_state_has_its_switch() {
+        let failing = [("web".to_string(), UNIX_EPOCH + Duration::from_secs(100))];
+        // Saved failing since 100: its Problem was told, its end was not.
+        assert!(note(true, 100).told(&failing));
+        assert!(!note(false, 100).told(&failing));
+        // Another outage, or none saved failing: the reverse.
+        assert!(!note(true, 50).told(&failing));
+        assert!(note(false, 50).told(&failing));
+        assert!(!note(true, 100).told(&[]));
+        assert!(note(false, 100).told(&[]));
+    }
+
+    #[test]
+    fn a_queue_after_a_crash_keeps_what_was_saved_and_drops_pending_switches_never_saved() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let queue = Queue::open(dir.path()).expect("queue");
+        let first = queue.save_pending(&note(true, 100)).expect("write");
+        queue.commit(&first).expect("commit");
+        queue.save_pending(&note(false, 100)).expect("write");
+        queue.save_pending(&note(true, 200)).expect("write");
+        let failing = [("web".to_string(), UNIX_EPOCH + Duration::from_secs(100))];
+        let loaded = queue.load(|n| n.told(&failing));
+        let got: Vec<(bool, SystemTime)> =
+            loaded.iter().map(|(n, _)| (n.problem, n.since)).collect();
+        assert_eq!(got, [(true, UNIX_EPOCH + Duration::from_secs(100))]);
+        // The one kept is queued for good; the dropped ones are gone.
+        let left = std::fs::read_dir(dir.path()).expect("list").count();
+        assert_eq!(left, 1);
+    }
+}

@@ -220,3 +220,36 @@ fn the_readme_ntfy_example_posts_the_alert() {
     );
     daemon.wait_log("notify.ntfy: delivered", 1, LONG);
 }
+
+#[test]
+fn picomon_dash_1_never_notifies() {
+    let site = Site::new("");
+    let notify = notifier(&site);
+    site.write("site.toml", &config(&site, &notify, "60"));
+    site.down("FLAG CRITICAL - down");
+    let out = site.run(&["-1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FLAG CRITICAL - down"));
+    assert!(!site.path("attempts").exists(), "picomon -1 ran a notifier");
+}
+
+#[test]
+fn a_notifier_added_by_a_reload_is_told_the_next_switch() {
+    let site = Site::new("");
+    let notify = notifier(&site);
+    let plugin = site.flag_plugin();
+    site.write(
+        "site.toml",
+        &format!("base_tick = 0.2\n[checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n"),
+    );
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("flag: OK in", 1, LONG);
+    site.write("site.toml", &config(&site, &notify, "60"));
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("configuration reloaded", 1, LONG);
+    site.down("FLAG CRITICAL - down");
+    wait_for("the problem delivered", LONG, || {
+        lines(&site, "delivered").len() == 1
+    });
+    assert!(lines(&site, "delivered")[0].starts_with("Problem|CRITICAL|flag|"));
+}
