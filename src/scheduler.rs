@@ -1,13 +1,14 @@
-//! The daemon loop and the worker pool. Tick k starts at start + k × tick,
-//! whatever the previous tick cost, and plugins run on a fixed pool of
-//! `max_parallel` threads, so the loop itself never waits on a plugin.
+//! The daemon loop and the plugin loop. Tick k starts at start + k × tick,
+//! whatever the previous tick cost, and plugins run from a thread of their
+//! own (up to `max_parallel` at once), so the daemon loop never waits on a
+//! plugin, and a plugin never waits on the daemon's mail or disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::check::{Instance, RunResult};
 use crate::config::{Config, ConfigError};
@@ -15,10 +16,11 @@ use crate::digest::Outgoing;
 use crate::logging::Throttle;
 use crate::mail::Mail;
 use crate::mail::Outbox;
-use crate::runner::Runner;
+use crate::runner::{Runner, Watch};
 use crate::signals::Signal;
 use crate::silence::Silences;
 use crate::state::{CheckState, Event, StateStore, Transition};
+use crate::sys;
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -65,45 +67,30 @@ struct Job {
     reply: Sender<Msg>,
 }
 
-/// A fixed set of threads running plugins; dropping it lets them finish
-/// their current job and exit.
+/// The plugin loop: one thread that starts up to `size` plugins at once
+/// and watches them all (`Watch`), and that does nothing else, so nothing
+/// slow (mail, name lookups, the disk) can hold a run up. Dropping the
+/// pool lets it finish what was submitted, then it exits.
 pub struct Pool {
-    jobs: Sender<Job>,
+    /// None once dropped: the loop sees the channel closed.
+    jobs: Option<Sender<Job>>,
+    waker: Arc<sys::Waker>,
 }
 
 impl Pool {
     pub fn new(size: usize, runner: &Arc<Runner>) -> std::io::Result<Pool> {
+        let mut watch = Watch::new(Arc::clone(runner))?;
+        let waker = watch.waker()?;
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        for n in 0..size {
-            let queue = queue.clone();
-            let runner = Arc::clone(runner);
-            std::thread::Builder::new()
-                .name(format!("plugin-{n}"))
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    for job in queue.iter() {
-                        let started = SystemTime::now();
-                        let instance = &job.instance;
-                        let mut run = runner.run(&instance.argv, instance.timeout, &instance.env);
-                        let leftovers = match &mut run {
-                            Ok(done) => Leftovers {
-                                escaped: std::mem::take(&mut done.escaped),
-                                held_open: done.output_held_open,
-                            },
-                            Err(_) => Leftovers::default(),
-                        };
-                        let result = instance.interpret(started, run);
-                        let id = instance.id.clone();
-                        // The daemon may be gone (stopping); nothing to tell then.
-                        let _ = job.reply.send(Msg::Done {
-                            id,
-                            result,
-                            leftovers,
-                        });
-                    }
-                })?;
-        }
-        Ok(Pool { jobs })
+        let loop_waker = Arc::clone(&waker);
+        std::thread::Builder::new()
+            .name("plugins".into())
+            .stack_size(256 * 1024)
+            .spawn(move || plugin_loop(watch, &queue, &loop_waker, size.max(1)))?;
+        Ok(Pool {
+            jobs: Some(jobs),
+            waker,
+        })
     }
 
     fn submit(&self, instance: Arc<Instance>, reply: &Sender<Msg>) {
@@ -111,8 +98,88 @@ impl Pool {
             instance,
             reply: reply.clone(),
         };
-        if self.jobs.send(job).is_err() {
-            log::error!("no plugin worker left to run a check");
+        match &self.jobs {
+            Some(jobs) if jobs.send(job).is_ok() => self.waker.wake(),
+            _ => log::error!("the plugin loop is gone: cannot run a check"),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.jobs = None;
+        self.waker.wake();
+    }
+}
+
+/// The plugin loop's thread: takes jobs as they are submitted, keeps at
+/// most `size` of them running, and replies to each as it ends.
+fn plugin_loop(
+    mut watch: Watch<(Job, SystemTime)>,
+    queue: &Receiver<Job>,
+    waker: &sys::Waker,
+    size: usize,
+) {
+    let mut waiting = VecDeque::new();
+    let mut open = true;
+    let mut woken = true;
+    let mut done = Vec::new();
+    loop {
+        if woken {
+            waker.clear();
+            loop {
+                match queue.try_recv() {
+                    Ok(job) => waiting.push_back(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        while watch.len() < size {
+            let Some(job) = waiting.pop_front() else {
+                break;
+            };
+            let instance = Arc::clone(&job.instance);
+            let started = SystemTime::now();
+            watch.start(
+                &instance.argv,
+                instance.timeout,
+                &instance.env,
+                (job, started),
+            );
+        }
+        if !open && waiting.is_empty() && watch.is_empty() {
+            return;
+        }
+        woken = match watch.turn(&mut done) {
+            Ok(woken) => woken,
+            Err(e) => {
+                // Not expected (epoll_wait fails only on a bad argument);
+                // slowed down so that it cannot spin.
+                log::error!("cannot watch running plugins: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+        };
+        for ((job, started), mut run) in done.drain(..) {
+            let leftovers = match &mut run {
+                Ok(finished) => Leftovers {
+                    escaped: std::mem::take(&mut finished.escaped),
+                    held_open: finished.output_held_open,
+                },
+                Err(_) => Leftovers::default(),
+            };
+            let instance = &job.instance;
+            let result = instance.interpret(started, run);
+            // The daemon may be gone (stopping); nothing to tell then.
+            let _ = job.reply.send(Msg::Done {
+                id: instance.id.clone(),
+                result,
+                leftovers,
+            });
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The few system calls std lacks, each wrapped once so that the rest of
-//! picomon holds no `unsafe`: descriptors (flags, locks, polling), process
-//! groups and pidfds, the child subreaper, the allocator, host names.
+//! picomon holds no `unsafe`: descriptors (flags, locks, polling, epoll,
+//! eventfd), process groups and pidfds, the child subreaper, the allocator,
+//! host names.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -102,28 +103,127 @@ pub fn reap_child(pid: i32) -> bool {
     unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == pid }
 }
 
-/// Waits until one of `fds` is readable or `timeout` passes; returns the
-/// `revents` of each.
-pub fn poll(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<i16>> {
-    let mut polls: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+/// An epoll instance: the plugin loop waits on every running plugin's
+/// pidfd and pipes with one call, whatever their number. Level-triggered,
+/// so a descriptor read only in part is reported again.
+#[derive(Debug)]
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+/// What one epoll wait reported: the key a descriptor was added with, and
+/// its ready flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Ready {
+    pub key: u64,
+    pub flags: u32,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes flags and returns a new descriptor.
+        let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: the kernel just gave us this descriptor and nothing else owns it.
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
-        .collect();
-    // Round up so that a deadline a few microseconds away is not a busy loop.
-    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-    // SAFETY: `polls` is a valid array of `polls.len()` pollfd structs.
-    let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+    }
+
+    /// Watches `fd` for input (and hang-up) under `key`. Closing `fd` (the
+    /// last descriptor of its file) removes it: no call needed for that.
+    pub fn add(&self, fd: RawFd, key: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: key,
+        };
+        // SAFETY: epoll_ctl on our epoll descriptor with a valid event struct.
+        check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) })
+            .map(drop)
+    }
+
+    /// Waits until a watched descriptor is ready or `timeout` passes (for
+    /// ever with None), and puts in `ready` what is (at most 64; the rest
+    /// is reported by the next wait). A signal's interruption is an empty
+    /// answer.
+    pub fn wait(&self, ready: &mut Vec<Ready>, timeout: Option<Duration>) -> io::Result<()> {
+        ready.clear();
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        // Round up so that a deadline a few microseconds away is not a busy loop.
+        let ms = timeout.map_or(-1, |t| {
+            t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+        });
+        // SAFETY: `events` is a valid array of as many entries as we pass.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as i32,
+                ms,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(()),
+                _ => Err(e),
+            };
+        }
+        ready.extend(events[..n as usize].iter().map(|e| Ready {
+            key: e.u64,
+            flags: e.events,
+        }));
+        Ok(())
+    }
+}
+
+/// Wakes a thread waiting in `Epoll::wait` from another thread: an
+/// eventfd, written only when no wake-up is pending yet, so that a burst
+/// of submissions costs one system call, not one each.
+#[derive(Debug)]
+pub struct Waker {
+    fd: OwnedFd,
+    pending: std::sync::atomic::AtomicBool,
+}
+
+impl Waker {
+    pub fn new() -> io::Result<Waker> {
+        // SAFETY: eventfd takes an initial value and flags and returns a new descriptor.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        Ok(Waker {
+            // SAFETY: the kernel just gave us this descriptor and nothing else owns it.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            pending: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Makes the descriptor readable, unless it already is.
+    pub fn wake(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our eventfd. It
+            // cannot fail short of a counter at u64::MAX - 1.
+            unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
         }
     }
-    Ok(polls.iter().map(|p| p.revents).collect())
+
+    /// Called by the woken thread before it looks at what it was woken
+    /// for: anything sent before a later `wake` is then seen, or wakes it
+    /// again.
+    pub fn clear(&self) {
+        use std::sync::atomic::Ordering;
+        let mut count: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64 from our non-blocking
+        // eventfd; nothing to read is EAGAIN, which is fine.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        // An exchange, not a store: it reads what `wake` wrote, so what was
+        // sent before that `wake` is visible to this thread afterwards.
+        self.pending.swap(false, Ordering::AcqRel);
+    }
 }
 
 /// Makes picomon the reaper of every orphan its plugins leave, even those
@@ -132,6 +232,29 @@ pub fn poll(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<i16>> {
 pub fn become_child_subreaper() -> io::Result<()> {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes one integer argument.
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Blocks (or unblocks) SIGCHLD in the calling thread; a thread started
+/// afterwards inherits the setting, and so does a process it spawns.
+pub fn block_sigchld(block: bool) -> io::Result<()> {
+    // SAFETY: an all-zero sigset_t is valid storage for sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let how = if block {
+        libc::SIG_BLOCK
+    } else {
+        libc::SIG_UNBLOCK
+    };
+    // SAFETY: sigemptyset and sigaddset write to a valid sigset_t;
+    // pthread_sigmask reads it and takes a null pointer for the old mask.
+    let rc = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut())
+    };
+    match rc {
+        0 => Ok(()),
+        rc => Err(io::Error::from_raw_os_error(rc)),
+    }
 }
 
 /// Our children, living or not yet reaped, as the kernel lists them for
@@ -172,14 +295,14 @@ pub fn stderr_is(journal_stream: &str) -> bool {
 }
 
 /// glibc gives each thread its own malloc arena, and each keeps freed
-/// memory around: with `max_parallel` workers that is most of a small
-/// daemon's memory. Workers allocate little, so two arenas are plenty;
-/// and what parsing the configuration freed goes back to the system.
-/// Called once the configuration is loaded, before any worker starts.
+/// memory around: for a small daemon with a few threads (the loop, the
+/// plugins' loop, mail, signals) two arenas are plenty; and what parsing
+/// the configuration freed goes back to the system. Called once the
+/// configuration is loaded, before those threads start.
 pub fn settle_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt and malloc_trim only tune the allocator; called
-    // before any worker thread starts.
+    // before the other threads start.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::malloc_trim(0);

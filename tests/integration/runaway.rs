@@ -52,9 +52,20 @@ fn processes_that_escape_a_plugins_group_with_setsid_are_killed_not_left_behind(
     // A sleep no other test uses, to count this test's leftovers only.
     let marker = format!("{}", 40_000 + std::process::id() % 10_000);
     let site = Site::new("");
+    // The escapee leaves a mark once it has its own session; the plugin
+    // ends only then, so that every run really leaves an escaped process
+    // (the group kill would otherwise catch one still in the group).
+    let marks = site.path("marks");
+    std::fs::create_dir(&marks).expect("marks dir");
     let escaper = site.plugin(
         "escaper",
-        &format!("setsid sleep {marker} >/dev/null 2>&1 &\necho 'ESCAPE OK - left a process'"),
+        &format!(
+            "setsid sh -c 'touch {marks}/$$; exec sleep {marker}' >/dev/null 2>&1 &\n\
+             while [ -z \"$(ls {marks})\" ]; do sleep 0.01; done\n\
+             rm -f {marks}/*\n\
+             echo 'ESCAPE OK - left a process'",
+            marks = marks.display()
+        ),
     );
     site.write(
         "site.toml",
