@@ -5,6 +5,7 @@
 //! which is configuration and may carry secrets.
 
 use std::ffi::OsString;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Note;
@@ -12,7 +13,7 @@ use crate::runner::{RunError, Runner};
 
 /// Runs `argv` for `note`; Ok when it exited 0, else why not, for the log.
 pub(crate) fn deliver(
-    runner: &Runner,
+    runner: &Arc<Runner>,
     argv: &[OsString],
     timeout: Duration,
     note: &Note,
