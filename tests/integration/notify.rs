@@ -253,3 +253,42 @@ fn a_notifier_added_by_a_reload_is_told_the_next_switch() {
     });
     assert!(lines(&site, "delivered")[0].starts_with("Problem|CRITICAL|flag|"));
 }
+
+#[test]
+fn a_hung_notifier_is_killed_with_its_children_at_its_timeout_and_checks_go_on() {
+    let site = Site::new("");
+    let pids = site.path("pids");
+    let hang = site.plugin(
+        "hang.sh",
+        &format!(
+            "sleep 300 &\necho $! >> {0}\necho $$ >> {0}\nwait",
+            pids.display()
+        ),
+    );
+    let plugin = site.flag_plugin();
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.2\n[checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
+             [notify.hang]\ntype = \"command\"\ncommand = [\"{hang}\"]\ntimeout = 0.5\nretry_every = 30\n"
+        ),
+    );
+    site.down("FLAG CRITICAL - down");
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("killed after the timeout of 0.5s", 1, LONG);
+    let runs = daemon.stderr().matches("flag: CRITICAL in").count();
+    let started: Vec<u32> = lines(&site, "pids")
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert_eq!(started.len(), 2, "{started:?}");
+    for pid in started {
+        wait_for(&format!("notifier process {pid} killed"), LONG, || {
+            !crate::harness::alive(pid)
+        });
+    }
+    // The queue waits for its next try; the checks do not.
+    wait_for("checks running on", LONG, || {
+        daemon.stderr().matches("flag: CRITICAL in").count() >= runs + 3
+    });
+}
