@@ -292,3 +292,33 @@ fn a_hung_notifier_is_killed_with_its_children_at_its_timeout_and_checks_go_on()
         daemon.stderr().matches("flag: CRITICAL in").count() >= runs + 3
     });
 }
+
+#[test]
+fn each_switch_of_a_digest_is_notified_on_its_own() {
+    let site = Site::new("");
+    let notify = notifier(&site);
+    let plugin = site.flag_plugin();
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.2\n[emails]\ndigest_over = 1\n\
+             [checks.a]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
+             [checks.b]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
+             [notify.ntfy]\ntype = \"command\"\ncommand = [\"{notify}\"]\n"
+        ),
+    );
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("a: OK in", 1, LONG);
+    daemon.wait_log("b: OK in", 1, LONG);
+    site.down("FLAG CRITICAL - down");
+    daemon.wait_log("2 problems told in one digest mail", 1, LONG);
+    wait_for("both problems delivered", LONG, || {
+        lines(&site, "delivered").len() == 2
+    });
+    let mut checks: Vec<String> = lines(&site, "delivered")
+        .iter()
+        .map(|l| l.split('|').take(3).collect::<Vec<_>>().join("|"))
+        .collect();
+    checks.sort();
+    assert_eq!(checks, ["Problem|CRITICAL|a", "Problem|CRITICAL|b"]);
+}
