@@ -322,3 +322,32 @@ fn each_switch_of_a_digest_is_notified_on_its_own() {
     checks.sort();
     assert_eq!(checks, ["Problem|CRITICAL|a", "Problem|CRITICAL|b"]);
 }
+
+#[test]
+fn a_silenced_switch_is_not_notified_until_its_silence_is_removed() {
+    let site = Site::new("");
+    let notify = notifier(&site);
+    site.write("site.toml", &config(&site, &notify, "60"));
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("flag: OK in", 1, LONG);
+    let out = site.run(&[
+        "silence", "add", "flag", "--for", "1h", "--reason", "upgrade",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    site.down("FLAG CRITICAL - rebooting");
+    daemon.wait_log("flag: silenced until", 1, LONG);
+    let runs = daemon.stderr().matches("flag: CRITICAL in").count();
+    daemon.wait_log("flag: CRITICAL in", runs + 5, LONG);
+    assert!(
+        !site.path("attempts").exists(),
+        "a silenced switch was notified"
+    );
+    let out = site.run(&["silence", "remove", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for(
+        "the problem delivered once the silence is gone",
+        LONG,
+        || lines(&site, "delivered").len() == 1,
+    );
+    assert!(lines(&site, "delivered")[0].starts_with("Problem|CRITICAL|flag|"));
+}
