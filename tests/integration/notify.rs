@@ -274,7 +274,7 @@ fn a_hung_notifier_is_killed_with_its_children_at_its_timeout_and_checks_go_on()
         ),
     );
     site.down("FLAG CRITICAL - down");
-    let daemon = site.daemon(&["-D"]);
+    let mut daemon = site.daemon(&["-D"]);
     daemon.wait_log("killed after the timeout of 0.5s", 1, LONG);
     let runs = daemon.stderr().matches("flag: CRITICAL in").count();
     let started: Vec<u32> = lines(&site, "pids")
@@ -291,6 +291,9 @@ fn a_hung_notifier_is_killed_with_its_children_at_its_timeout_and_checks_go_on()
     wait_for("checks running on", LONG, || {
         daemon.stderr().matches("flag: CRITICAL in").count() >= runs + 3
     });
+    // A notifier still owed a delivery does not hold back a stop.
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait_exit(LONG).success(), "{}", daemon.stderr());
 }
 
 #[test]
