@@ -354,3 +354,31 @@ fn a_silenced_switch_is_not_notified_until_its_silence_is_removed() {
     );
     assert!(lines(&site, "delivered")[0].starts_with("Problem|CRITICAL|flag|"));
 }
+
+#[test]
+fn check_config_refuses_a_bad_notifier_with_78_and_dumps_a_good_one() {
+    let site = Site::new(
+        "[notify.pager]\ntype = \"pigeon\"\n[notify.ntfy]\ntype = \"command\"\ncommand = []\n",
+    );
+    let out = site.run(&["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("site.toml: notify.pager.type: unknown notifier type"),
+        "{err}"
+    );
+    assert!(err.contains("notify.ntfy.command"), "{err}");
+    site.write(
+        "site.toml",
+        "[notify.ntfy]\ntype = \"command\"\ncommand = [\"/usr/bin/curl\", \"-d\", \"x\"]\n",
+    );
+    let out = site.run(&["check-config", "--dump"]);
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        dump.contains(
+            "[notify.ntfy]\ntype = \"command\"\ncommand = [\"/usr/bin/curl\", \"-d\", \"x\"]"
+        ),
+        "{dump}"
+    );
+}
