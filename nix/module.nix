@@ -14,6 +14,26 @@ let
 
   mainFile = settingsFormat.generate "picomon.toml" cfg.settings;
 
+  # Every extraConfigFiles entry becomes /etc/picomon.d/NNN-NAME.toml: NNN
+  # keeps the order given (picomon reads the directory in lexical order),
+  # NAME is the file's own name without its store hash, so an operator
+  # reading /etc sees where a fragment came from, and ".toml" is added when
+  # missing because picomon only reads *.toml there: a listed file is never
+  # skipped.
+  fragmentName =
+    i: file:
+    let
+      base = baseNameOf (toString file);
+      unhashed = builtins.match "[0-9a-df-np-sv-z]{32}-(.+)" base;
+      readable = if unhashed == null then base else builtins.head unhashed;
+      width = builtins.stringLength (toString (builtins.length cfg.extraConfigFiles));
+    in
+    "${lib.fixedWidthNumber width i}-${lib.removeSuffix ".toml" readable}.toml";
+  fragments = lib.imap1 (i: file: {
+    name = fragmentName i file;
+    source = file;
+  }) cfg.extraConfigFiles;
+
   # /etc/picomon.toml and /etc/picomon.d/, validated at build time. Secrets
   # (smtp_password_file, environmentFile) only exist at run time.
   configDir =
@@ -24,9 +44,9 @@ let
       ''
         mkdir -p $out/picomon.d
         cp ${mainFile} $out/picomon.toml
-        ${lib.concatImapStringsSep "\n" (
-          i: file: "cp ${file} $out/picomon.d/${lib.fixedWidthNumber 3 i}-${baseNameOf (toString file)}"
-        ) cfg.extraConfigFiles}
+        ${lib.concatMapStringsSep "\n" (
+          f: "cp ${lib.escapeShellArg "${f.source}"} $out/picomon.d/${lib.escapeShellArg f.name}"
+        ) fragments}
         picomon check-config --no-secrets -c $out/picomon.toml
       '';
 
@@ -36,6 +56,9 @@ in
   options.services.picomon = {
     enable = lib.mkEnableOption "picomon, a very small alerting daemon";
 
+    # Defaults to pkgs.picomon (the flake's overlay, or nixpkgs); the
+    # flake's nixosModules.default sets it to the flake's own package, so
+    # a system needs no overlay.
     package = lib.mkPackageOption pkgs "picomon" { };
 
     settings = lib.mkOption {
@@ -63,8 +86,10 @@ in
       type = lib.types.listOf lib.types.path;
       default = [ ];
       description = ''
-        More TOML fragments, merged after `settings` in this order (as
-        /etc/picomon.d/NNN-NAME), e.g. checks contributed by other modules.
+        More TOML fragments, merged after `settings` in this order, e.g.
+        checks contributed by other modules. Each is copied to
+        /etc/picomon.d/NNN-NAME.toml (NNN: its position; NAME: its file
+        name without store hash, ".toml" added if missing).
       '';
     };
 
@@ -130,14 +155,10 @@ in
       # queued mail stay in memory as well as on disk.
       reloadTriggers = [ configDir ];
 
-      serviceConfig = {
+      # Stop, restart and sandbox: nix/service.nix, shared with dist/systemd.
+      serviceConfig = import ./service.nix // {
         ExecStart = "${cfg.package}/bin/${program} -c /etc/picomon.toml";
         ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
-        Restart = "on-failure";
-        RestartSec = 5;
-        # SIGTERM to the main process only: the watchdog stops picomon.
-        KillMode = "mixed";
-        TimeoutStopSec = 30;
         EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
 
         DynamicUser = true;
@@ -145,34 +166,6 @@ in
         ReadWritePaths = lib.optional (
           cfg.settings.state_dir != "/var/lib/picomon"
         ) cfg.settings.state_dir;
-
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        SystemCallArchitectures = "native";
-        UMask = "0077";
-        # ping needs raw sockets; nothing else is granted.
-        CapabilityBoundingSet = [ "CAP_NET_RAW" ];
-        AmbientCapabilities = [ "CAP_NET_RAW" ];
-        RestrictAddressFamilies = [
-          "AF_INET"
-          "AF_INET6"
-          "AF_UNIX"
-          "AF_NETLINK"
-        ];
       };
     };
   };

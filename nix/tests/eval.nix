@@ -1,94 +1,236 @@
-# Evaluates nix/module.nix with nixpkgs' lib.evalModules, the way a NixOS
-# system would, but against stand-ins for the few NixOS options it sets
-# and the few packages it names, so that it runs without nixpkgs itself:
+# Evaluates the flake, the NixOS module and the VM test's node the way
+# NixOS does, without nixpkgs: `lib` is nix/tests/lib.nix (our own module
+# system) unless the real nixpkgs lib is given, and the NixOS options the
+# module touches are stand-ins written after nixpkgs' own definitions
+# (types, read-only nixpkgs.* of test nodes, mkPackageOption). It also
+# holds dist/systemd's units to nix/service.nix.
 #
+#   nix-instantiate --eval --strict nix/tests/eval.nix                       # as CI runs it
 #   nix-instantiate --eval --strict nix/tests/eval.nix --arg lib 'import /path/to/nixpkgs/lib'
 #
-# It returns the checked facts, or throws naming the first that failed.
-{ lib }:
+# It returns the names of the facts that hold, or throws naming those that
+# do not; an error inside the module system (an option defined twice, a
+# wrong type, an undeclared option) stops it with that error.
+{
+  lib ? import ./lib.nix,
+}:
 
 let
-  storePath = name: "/nix/store/00000000000000000000000000000000-${name}";
+  inherit (lib) types mkOption;
 
-  # What nixpkgs' pkgs.formats.toml gives: a type of TOML values and a
-  # generator (JSON is a subset of the TOML picomon would get, enough here).
-  tomlFormat = _: {
-    type =
-      let
-        valueType =
-          with lib.types;
-          nullOr (oneOf [
-            bool
-            int
-            float
-            str
-            path
-            (attrsOf valueType)
-            (listOf valueType)
-          ])
-          // {
-            description = "TOML value";
+  hash = "00000000000000000000000000000000";
+  drv = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "${builtins.storeDir}/${hash}-${name}";
+  };
+  # A build's output path changes with what it is built from.
+  built =
+    name: from:
+    drv name
+    // {
+      outPath = "${builtins.storeDir}/${builtins.substring 0 32 (builtins.hashString "sha256" from)}-${name}";
+    };
+
+  # Stand-in for the host's nixpkgs. It has no `picomon`: the module must
+  # find its package without an overlay.
+  hostPkgs = {
+    _type = "pkgs";
+    config = { };
+    overlays = [ ];
+    stdenv.hostPlatform.system = "x86_64-linux";
+    stdenv.buildPlatform.system = "x86_64-linux";
+    __splicedPackages = hostPkgs;
+
+    # pkgs.formats.toml: TOML has no null, so its type has none either.
+    formats.toml = _: {
+      type =
+        let
+          valueType =
+            types.oneOf [
+              types.bool
+              types.int
+              types.float
+              types.str
+              types.path
+              (types.attrsOf valueType)
+              (types.listOf valueType)
+            ]
+            // {
+              description = "TOML value";
+            };
+        in
+        valueType;
+      generate = name: value: built name (builtins.toJSON value) // { inherit value; };
+    };
+    # The build script is kept so the facts can read what it does.
+    runCommand =
+      name: _env: script:
+      built name script // { inherit script; };
+    monitoring-plugins = drv "monitoring-plugins";
+    iputils = drv "iputils";
+    dnsutils = drv "dnsutils";
+    coreutils = drv "coreutils";
+    python3.withPackages = _: drv "python3-with-aiosmtpd";
+    testers.runNixOSTest = runNixOSTest;
+    callPackage = file: _: drv "picomon" // { inherit file; };
+    mkShell = _: drv "shell";
+    clippy = drv "clippy";
+    rustfmt = drv "rustfmt";
+    openssl = drv "openssl";
+    nixfmt-rfc-style = drv "nixfmt";
+  };
+
+  # systemd's unit values: lists are concatenated, anything else must agree.
+  unitOption = types.mkOptionType {
+    name = "systemd option";
+    check =
+      x:
+      builtins.isBool x
+      || builtins.isInt x
+      || builtins.isString x
+      || builtins.isPath x
+      || lib.isDerivation x
+      || builtins.isList x;
+    merge =
+      loc: defs:
+      if lib.any (d: builtins.isList d.value) defs then
+        lib.concatMap (d: if builtins.isList d.value then d.value else [ d.value ]) defs
+      else
+        lib.mergeEqualOption loc defs;
+  };
+  opt =
+    type: default:
+    mkOption {
+      inherit type default;
+    };
+
+  # The NixOS options the module and the VM node define, with nixpkgs'
+  # types; a definition of anything else fails as "does not exist".
+  nixosOptions = {
+    _file = "nix/tests/eval.nix#nixosOptions";
+    options = {
+      assertions = opt (types.listOf types.unspecified) [ ];
+      warnings = opt (types.listOf types.str) [ ];
+      environment.etc = opt (types.attrsOf (
+        types.submodule {
+          options.source = mkOption { type = types.path; };
+        }
+      )) { };
+      environment.systemPackages = opt (types.listOf types.package) [ ];
+      systemd.services = opt (types.attrsOf (
+        types.submodule {
+          options = {
+            enable = opt types.bool true;
+            description = opt types.str "";
+            documentation = opt (types.listOf types.str) [ ];
+            wantedBy = opt (types.listOf types.str) [ ];
+            wants = opt (types.listOf types.str) [ ];
+            after = opt (types.listOf types.str) [ ];
+            path = opt (types.listOf (types.either types.package types.str)) [ ];
+            reloadTriggers = opt (types.listOf unitOption) [ ];
+            restartTriggers = opt (types.listOf unitOption) [ ];
+            serviceConfig = opt (types.attrsOf unitOption) { };
           };
-      in
-      lib.types.attrsOf valueType;
-    generate = name: value: builtins.toFile name (builtins.toJSON value);
+        }
+      )) { };
+      services.nginx = {
+        enable = opt types.bool false;
+        virtualHosts = opt (types.attrsOf (
+          types.submodule {
+            options.locations = opt (types.attrsOf (
+              types.submodule {
+                options.return = opt (types.nullOr (types.either types.str types.int)) null;
+              }
+            )) { };
+          }
+        )) { };
+      };
+      specialisation = opt (types.attrsOf (
+        types.submodule {
+          options.configuration = opt types.deferredModule { };
+        }
+      )) { };
+    };
   };
 
-  pkgs = {
-    formats.toml = tomlFormat;
-    runCommand = name: _env: _script: storePath name;
-    monitoring-plugins = storePath "monitoring-plugins";
-    iputils = storePath "iputils";
-    dnsutils = storePath "dnsutils";
-    coreutils = storePath "coreutils";
-    picomon = storePath "picomon";
-  };
-
-  # The NixOS options the module defines values for.
-  nixosOptions =
-    { lib, ... }:
-    with lib;
+  # What runNixOSTest gives each node by default (node.pkgsReadOnly): the
+  # host's pkgs, and nixpkgs.* that no module may set again.
+  readOnlyNixpkgs =
+    { config, ... }:
+    let
+      cfg = config.nixpkgs;
+      readOnly = what: types.unique { message = "nixpkgs.${what} is set to read-only"; } types.anything;
+    in
     {
-      options = {
-        assertions = mkOption {
-          type = types.listOf types.unspecified;
-          default = [ ];
+      _file = "nix/tests/eval.nix#readOnlyNixpkgs";
+      options.nixpkgs = {
+        pkgs = mkOption {
+          type = types.unique { message = "A Nixpkgs pkgs set can not be merged with another pkgs set."; } types.raw;
         };
-        environment.etc = mkOption {
-          type = types.attrsOf (types.submodule { options.source = mkOption { type = types.str; }; });
-          default = { };
-        };
-        environment.systemPackages = mkOption {
-          type = types.listOf types.unspecified;
-          default = [ ];
-        };
-        systemd.services = mkOption {
-          type = types.attrsOf (
-            types.submodule {
-              freeformType = types.attrsOf types.anything;
-              options.serviceConfig = mkOption {
-                type = types.attrsOf types.anything;
-                default = { };
-              };
-            }
-          );
-          default = { };
-        };
+        config = mkOption { type = readOnly "config"; };
+        overlays = mkOption { type = readOnly "overlays"; };
+        hostPlatform = mkOption { readOnly = true; };
+      };
+      config = {
+        # Reading them first is what reports a module that sets them.
+        _module.args.pkgs = builtins.seq cfg.config (
+          builtins.seq cfg.overlays (builtins.seq cfg.hostPlatform cfg.pkgs.__splicedPackages)
+        );
+        nixpkgs.config = cfg.pkgs.config;
+        nixpkgs.overlays = cfg.pkgs.overlays;
+        nixpkgs.hostPlatform = cfg.pkgs.stdenv.hostPlatform;
       };
     };
 
-  eval =
-    picomon:
+  evalNixOS =
+    modules:
     (lib.evalModules {
       modules = [
         nixosOptions
-        ../module.nix
-        { _module.args.pkgs = pkgs; }
-        { services.picomon = picomon; }
-      ];
+        readOnlyNixpkgs
+        { nixpkgs.pkgs = hostPkgs; }
+      ]
+      ++ modules;
     }).config;
 
+  # A test's nodes are evaluated as runNixOSTest does; a specialisation is
+  # its node with one more module.
+  runNixOSTest =
+    test:
+    let
+      t = if builtins.isFunction test then test { pkgs = hostPkgs; } else test;
+      evalNode = m: evalNixOS [ m ];
+    in
+    {
+      inherit (t) name testScript;
+      nodes = builtins.mapAttrs (_: evalNode) t.nodes;
+      specialisations = builtins.mapAttrs (
+        _: m:
+        builtins.mapAttrs (_: s: evalNixOS [
+          m
+          s.configuration
+        ]) (evalNode m).specialisation
+      ) t.nodes;
+    };
+
+  flake =
+    let
+      self = (import ../../flake.nix).outputs {
+        inherit self;
+        nixpkgs = {
+          inherit lib;
+          legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (
+            system: hostPkgs // { stdenv.hostPlatform.system = system; }
+          );
+        };
+      };
+    in
+    self;
+  flakePackage = flake.packages.x86_64-linux.default;
+
   failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+  fails = x: !(builtins.tryEval (builtins.deepSeq x x)).success;
 
   settings = {
     emails.to = [ "ops@example.org" ];
@@ -98,6 +240,11 @@ let
       hosts = [ "web" ];
     };
   };
+  withPicomon = module: picomon: evalNixOS [
+    module
+    { services.picomon = picomon; }
+  ];
+  eval = withPicomon flake.nixosModules.default;
 
   basic = eval {
     enable = true;
@@ -105,6 +252,17 @@ let
   };
   service = basic.systemd.services.picomon;
   sc = service.serviceConfig;
+
+  custom = eval {
+    enable = true;
+    inherit settings;
+    package = drv "picomon-patched";
+  };
+
+  bare = withPicomon flake.nixosModules.picomon {
+    enable = true;
+    inherit settings;
+  };
 
   noWatchdog = eval {
     enable = true;
@@ -116,7 +274,7 @@ let
   storeSecret = eval {
     enable = true;
     inherit settings;
-    environmentFile = "${storePath "secrets"}/picomon.env";
+    environmentFile = "${builtins.storeDir}/${hash}-secrets/picomon.env";
   };
 
   passwordInSettings = eval {
@@ -128,41 +286,161 @@ let
     };
   };
 
+  nullInSettings = eval {
+    enable = true;
+    settings = settings // {
+      emails = settings.emails // {
+        from = null;
+      };
+    };
+  };
+
+  fragments = eval {
+    enable = true;
+    inherit settings;
+    extraConfigFiles = [
+      "${builtins.storeDir}/${hash}-more-checks.conf"
+      "/srv/picomon/site.toml"
+      (drv "team-web.toml")
+      "/srv/picomon/no-suffix"
+    ];
+  };
+  # The names the build script gives the fragments, in its order.
+  fragmentNames =
+    config:
+    let
+      configDir = builtins.head config.systemd.services.picomon.reloadTriggers;
+      lines = lib.filter builtins.isString (builtins.split "\n" configDir.script);
+    in
+    lib.concatMap (
+      l:
+      let
+        m = builtins.match "cp .* [$]out/picomon.d/'?([^' ]*)'?" l;
+      in
+      if m == null then [ ] else m
+    ) lines;
+
   disabled = eval { enable = false; };
 
+  shared = import ../service.nix;
+
+  # [Service] of a unit file: key -> its values, one per line, in order.
+  unitService =
+    file:
+    let
+      lines = lib.filter builtins.isString (builtins.split "\n" (builtins.readFile file));
+      step =
+        acc: line:
+        let
+          section = builtins.match "[[](.*)[]]" line;
+          kv = builtins.match "([A-Za-z]+)=(.*)" line;
+        in
+        if section != null then
+          acc // { section = builtins.head section; }
+        else if acc.section == "Service" && kv != null then
+          let
+            k = builtins.elemAt kv 0;
+          in
+          acc
+          // {
+            service = acc.service // {
+              ${k} = (acc.service.${k} or [ ]) ++ [ (builtins.elemAt kv 1) ];
+            };
+          }
+        else
+          acc;
+    in
+    (builtins.foldl' step {
+      section = "";
+      service = { };
+    } lines).service;
+  render =
+    v:
+    if builtins.isBool v then
+      (if v then "true" else "false")
+    else
+      toString v;
+  # Keys a unit sets for itself: how it starts, as whom, and where it keeps state.
+  ownKeys = [
+    "Type"
+    "ExecStartPre"
+    "ExecStart"
+    "ExecReload"
+    "User"
+    "Group"
+    "StateDirectory"
+    "Environment"
+  ];
+  unitMatches =
+    file:
+    let
+      unit = unitService file;
+      sharedOk = lib.all (
+        k: (unit.${k} or [ ]) == map render (if builtins.isList shared.${k} then shared.${k} else [ shared.${k} ])
+      ) (builtins.attrNames shared);
+      extra = lib.filter (k: !(shared ? ${k}) && !(builtins.elem k ownKeys)) (builtins.attrNames unit);
+    in
+    if !sharedOk then
+      throw "${toString file}: differs from nix/service.nix in: ${
+        lib.concatStringsSep ", " (
+          lib.filter (
+            k: (unit.${k} or [ ]) != map render (if builtins.isList shared.${k} then shared.${k} else [ shared.${k} ])
+          ) (builtins.attrNames shared)
+        )
+      }"
+    else if extra != [ ] then
+      throw "${toString file}: sets ${lib.concatStringsSep ", " extra}, which nix/service.nix does not: add it there"
+    else
+      true;
+
+  vm = flake.checks.x86_64-linux.vm;
+  vmNode = vm.nodes.machine;
+  vmChanged = vm.specialisations.machine.more-checks;
+
   facts = {
-    "ExecStart runs the watchdog by default" =
-      sc.ExecStart == "${storePath "picomon"}/bin/picomon-watchdog -c /etc/picomon.toml";
+    "no overlay: the flake's own package runs" =
+      sc.ExecStart == "${flakePackage}/bin/picomon-watchdog -c /etc/picomon.toml";
+    "services.picomon.package overrides it" =
+      custom.systemd.services.picomon.serviceConfig.ExecStart
+      == "${drv "picomon-patched"}/bin/picomon-watchdog -c /etc/picomon.toml";
+    "the bare module without pkgs.picomon fails (needs the overlay)" =
+      fails bare.systemd.services.picomon.serviceConfig.ExecStart;
     "watchdog = false runs picomon itself" =
       noWatchdog.systemd.services.picomon.serviceConfig.ExecStart
-      == "${storePath "picomon"}/bin/picomon -c /etc/picomon.toml";
+      == "${flakePackage}/bin/picomon -c /etc/picomon.toml";
     "ExecReload sends SIGHUP" = lib.hasSuffix "kill -HUP $MAINPID" sc.ExecReload;
-    "Restart on failure" = sc.Restart == "on-failure";
-    "state directory" = sc.StateDirectory == "picomon" && sc.ReadWritePaths == [ ];
-    "hardening" =
-      sc.DynamicUser
-      && sc.NoNewPrivileges
-      && sc.ProtectSystem == "strict"
-      && sc.ProtectHome
-      && sc.PrivateTmp
+    "state directory" = sc.StateDirectory == "picomon" && sc.ReadWritePaths == [ ] && sc.DynamicUser;
+    "stop, restart and sandbox from nix/service.nix" = lib.all (k: sc.${k} == shared.${k}) (
+      builtins.attrNames shared
+    );
+    "stop reaches picomon through the watchdog, with time to flush" =
+      sc.KillMode == "mixed" && sc.TimeoutStopSec >= 40;
+    "system calls filtered, only CAP_NET_RAW" =
+      builtins.head sc.SystemCallFilter == "@system-service"
       && sc.CapabilityBoundingSet == [ "CAP_NET_RAW" ]
       && sc.AmbientCapabilities == [ "CAP_NET_RAW" ]
-      && sc.RestrictAddressFamilies == [
-        "AF_INET"
-        "AF_INET6"
-        "AF_UNIX"
-        "AF_NETLINK"
-      ];
+      && !(sc ? PrivateUsers)
+      && !(sc ? ProtectProc)
+      && !(sc ? ProcSubset);
     "plugins on the path" = service.path == [
-      pkgs.monitoring-plugins
-      pkgs.iputils
-      pkgs.dnsutils
+      hostPkgs.monitoring-plugins
+      hostPkgs.iputils
+      hostPkgs.dnsutils
     ];
     "defaults for plugin_dir and state_dir" =
-      basic.services.picomon.settings.plugin_dir == "${storePath "monitoring-plugins"}/bin"
+      basic.services.picomon.settings.plugin_dir == "${hostPkgs.monitoring-plugins}/bin"
       && basic.services.picomon.settings.state_dir == "/var/lib/picomon";
-    "config in /etc" =
-      basic.environment.etc."picomon.toml".source == "${storePath "picomon-config"}/picomon.toml";
+    "config in /etc, a new one reloads" =
+      basic.environment.etc."picomon.toml".source == "${builtins.head service.reloadTriggers}/picomon.toml"
+      && service.reloadTriggers == [ (builtins.head service.reloadTriggers) ]
+      && service.restartTriggers == [ ];
+    "every extra config file, in order, readable, .toml" =
+      fragmentNames fragments == [
+        "1-more-checks.conf.toml"
+        "2-site.toml"
+        "3-team-web.toml"
+        "4-no-suffix.toml"
+      ];
     "no environment file unless given" = !(sc ? EnvironmentFile);
     "environment file passed" =
       noWatchdog.systemd.services.picomon.serviceConfig.EnvironmentFile == "/run/secrets/picomon.env";
@@ -174,58 +452,43 @@ let
     "a password in settings is refused" = lib.any (lib.hasInfix "smtp_password would be readable") (
       failedAssertions passwordInSettings
     );
+    "null in settings is refused (TOML has none)" = fails nullInSettings.services.picomon.settings;
     "disabled means no service" = disabled.systemd.services == { };
-  };
 
-  # The flake's outputs, with a stand-in nixpkgs input.
-  flake =
-    let
-      fakeNixpkgs = {
-        inherit lib;
-        legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (system: {
-          stdenv.hostPlatform.system = system;
-          callPackage = file: _: {
-            inherit file;
-            name = "picomon";
-          };
-          testers.runNixOSTest = test: { nixosTest = test; };
-          mkShell = _: "shell";
-          clippy = "clippy";
-          rustfmt = "rustfmt";
-          monitoring-plugins = "monitoring-plugins";
-          openssl = "openssl";
-          python3.withPackages = _: "python3";
-          nixfmt-rfc-style = "nixfmt";
-        });
-      };
-      self = (import ../../flake.nix).outputs {
-        inherit self;
-        nixpkgs = fakeNixpkgs;
-      };
-    in
-    self;
-
-  flakeFacts = {
-    "flake: packages" = lib.all (
-      s: flake.packages.${s}.default == flake.packages.${s}.picomon
-    ) [ "x86_64-linux" "aarch64-linux" ];
-    "flake: package built from nix/package.nix" =
-      baseNameOf (toString flake.packages.x86_64-linux.default.file) == "package.nix";
-    "flake: modules, overlay, checks, shell, formatter" =
-      flake.nixosModules ? default
-      && flake.nixosModules ? picomon
-      && flake.overlays ? default
+    "flake: packages" = lib.all (s: flake.packages.${s}.default == flake.packages.${s}.picomon) [
+      "x86_64-linux"
+      "aarch64-linux"
+    ];
+    "flake: package built from nix/package.nix" = baseNameOf (toString flakePackage.file) == "package.nix";
+    "flake: overlay, shell, formatter" =
+      flake.overlays ? default
       && flake.checks.x86_64-linux ? package
-      && flake.checks.x86_64-linux.vm ? nixosTest
       && flake.devShells.x86_64-linux ? default
-      && flake.formatter.x86_64-linux == "nixfmt";
-    "flake: the VM test is a function of pkgs" = builtins.isFunction flake.checks.x86_64-linux.vm.nixosTest;
+      && flake.formatter.x86_64-linux == drv "nixfmt";
+
+    "VM test: the node evaluates with read-only nixpkgs.*" =
+      vmNode.nixpkgs.overlays == [ ] && failedAssertions vmNode == [ ];
+    "VM test: the node runs the flake's picomon under the watchdog" =
+      vmNode.systemd.services.picomon.serviceConfig.ExecStart
+      == "${flakePackage}/bin/picomon-watchdog -c /etc/picomon.toml";
+    "VM test: the changed configuration is a reload, not a restart" =
+      let
+        before = vmNode.systemd.services.picomon;
+        after = vmChanged.systemd.services.picomon;
+      in
+      before.serviceConfig == after.serviceConfig
+      && before.reloadTriggers != after.reloadTriggers
+      && after.restartTriggers == [ ]
+      && vmChanged.services.picomon.settings.checks ? load;
+    "VM test: a test script" = lib.hasInfix "In-Reply-To" vm.testScript;
+
+    "dist/systemd/picomon.service carries nix/service.nix" = unitMatches ../../dist/systemd/picomon.service;
+    "dist/systemd/picomon@.service carries nix/service.nix" = unitMatches (../../dist/systemd + "/picomon@.service");
   };
 
-  allFacts = facts // flakeFacts;
-  failed = lib.attrNames (lib.filterAttrs (_: ok: !ok) allFacts);
+  failed = lib.attrNames (lib.filterAttrs (_: ok: !ok) facts);
 in
 if failed == [ ] then
-  lib.attrNames allFacts
+  lib.attrNames facts
 else
-  throw "nix/module.nix: failed: ${lib.concatStringsSep "; " failed}"
+  throw "nix/tests/eval.nix: failed: ${lib.concatStringsSep "; " failed}"

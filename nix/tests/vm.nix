@@ -1,6 +1,10 @@
 # A NixOS machine with services.picomon, a local SMTP server (aiosmtpd
 # writing a Maildir) and nginx: break nginx, wait for the Problem mail,
-# repair it, wait for the OK mail, reload picomon.
+# repair it, wait for the OK mail in the same thread, then switch to a
+# configuration with one more check and see picomon reloaded, not
+# restarted. The node imports nixosModules.default and nothing else: it
+# runs with the test framework's read-only nixpkgs.*, as a user's system
+# without an overlay would.
 { self }:
 { pkgs, ... }:
 {
@@ -52,6 +56,20 @@
           };
         };
       };
+
+      # The same machine with one more check: switching to it must reload.
+      specialisation.more-checks.configuration = {
+        services.picomon.settings.checks.load = {
+          type = "command";
+          command = [
+            "check_load"
+            "-w"
+            "100"
+            "-c"
+            "200"
+          ];
+        };
+      };
     };
 
   testScript = ''
@@ -66,10 +84,22 @@
     machine.succeed("systemctl start nginx")
     machine.wait_until_succeeds("grep -rl 'Subject: \\[picomon\\] OK: web' /var/lib/smtp/Maildir/new", timeout=120)
 
+    # The OK mail answers the Problem mail: one thread per outage.
+    problem = machine.succeed("grep -rl 'Subject: \\[picomon\\] Problem: web' /var/lib/smtp/Maildir/new").split()[0]
+    ok = machine.succeed("grep -rl 'Subject: \\[picomon\\] OK: web' /var/lib/smtp/Maildir/new").split()[0]
+    message_id = machine.succeed(f"grep -i '^Message-ID:' {problem} | cut -d' ' -f2-").strip()
+    machine.succeed(f"grep -iF 'In-Reply-To: {message_id}' {ok}")
+
     # The ping check works under the service's hardening (CAP_NET_RAW only).
     machine.fail("grep -rl 'Problem: ping' /var/lib/smtp/Maildir/new")
 
-    machine.succeed("systemctl reload picomon")
+    # A changed configuration reloads picomon (SIGHUP): the new file is in
+    # place, systemd reloaded the unit, and the main process is the same.
+    pid = machine.succeed("systemctl show -P MainPID picomon").strip()
+    machine.succeed("/run/current-system/specialisation/more-checks/bin/switch-to-configuration test")
+    machine.succeed("grep -qF '[checks.load]' /etc/picomon.toml")
+    machine.wait_until_succeeds("journalctl -u picomon --grep 'Reloading' --no-pager", timeout=60)
+    assert machine.succeed("systemctl show -P MainPID picomon").strip() == pid, "picomon was restarted, not reloaded"
     machine.succeed("systemctl is-active picomon")
   '';
 }

@@ -20,8 +20,10 @@ mod mail;
 #[allow(dead_code)]
 mod netns;
 mod notify;
+mod package;
 mod plugins;
 mod runaway;
 mod silence;
 mod status;
 mod storms;
+mod units;

@@ -1,0 +1,553 @@
+//! The daemon loop. Tick k starts at start + k × tick, whatever the
+//! previous tick cost (`schedule`), and plugins run from a thread of their
+//! own (`pool`, up to `max_parallel` at once), so the daemon loop never
+//! waits on a plugin, and a plugin never waits on the daemon's mail or
+//! disk. A run's result goes record → tell (mail, held and saved) → log.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::check::{Instance, RunResult};
+use crate::config::{Config, ConfigError};
+use crate::digest::Outgoing;
+use crate::logging::Throttle;
+use crate::mail::Mail;
+use crate::mail::Outbox;
+use crate::runner::Runner;
+use crate::signals::Signal;
+use crate::silence::Silences;
+use crate::state::{CheckState, Event, StateStore, Transition};
+
+mod pool;
+mod reload;
+mod schedule;
+mod tell;
+
+pub use pool::{run_once, Leftovers, Pool};
+use schedule::Schedule;
+
+/// How long a stopping daemon waits for killed plugins to be reaped.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopping daemon tries to deliver queued mail.
+const FLUSH_GRACE: Duration = Duration::from_secs(5);
+/// A reload that has not finished loading by then is refused: the files
+/// may sit on a hung filesystem, and the running configuration goes on.
+const RELOAD_LIMIT: Duration = Duration::from_secs(10);
+/// Changes that are not switches (a retry counted, an outage's start) are
+/// saved at most this often, so that a failing check does not rewrite the
+/// state file on every run; a switch is saved at once.
+const TRICKLE: Duration = Duration::from_secs(60);
+
+/// What the daemon loop is told.
+#[derive(Debug)]
+pub enum Msg {
+    Done {
+        id: String,
+        result: RunResult,
+        leftovers: Leftovers,
+    },
+    Signal(Signal),
+    /// `picomon status` asks for the live view (see status_socket.rs).
+    Status(Sender<crate::status::View>),
+    /// A reload's configuration, loaded off the loop; `generation` tells
+    /// a late answer to a refused reload from the current one.
+    Loaded {
+        generation: u64,
+        config: Box<Result<Config, ConfigError>>,
+    },
+}
+
+/// A switch not mailed yet.
+struct Pending {
+    event: Event,
+    /// Logged as held back by a failing parent.
+    logged: bool,
+}
+
+/// One scheduled instance in the daemon.
+struct Slot {
+    instance: Arc<Instance>,
+    state: CheckState,
+    /// Ticks left before the next run; 0 or 1 means "this tick".
+    due_in: u32,
+    running: bool,
+}
+
+/// When the state must reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Save {
+    /// Nothing changed that a restart needs.
+    Clean,
+    /// Retries or an outage's start changed: saved within `TRICKLE`.
+    Soon,
+    /// A switch, or a check's state kept or dropped: saved at once.
+    Now,
+}
+
+/// The running daemon: its configuration, its instances and their state.
+pub struct Daemon {
+    config: Arc<Config>,
+    main_file: std::path::PathBuf,
+    runner: Arc<Runner>,
+    pool: Pool,
+    slots: BTreeMap<String, Slot>,
+    /// States of the instances of checks switched off (`enabled = false`):
+    /// kept, so that switching one on again continues its thread.
+    dormant: BTreeMap<String, CheckState>,
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    outbox: Outbox,
+    /// `[notify.NAME]`: told every switch that is mailed.
+    notifiers: crate::notify::Notifiers,
+    /// When the next global report is due, if reports are on.
+    next_report: Option<Instant>,
+    /// Answers `picomon status`, with `state_dir`; declared before
+    /// `store` so that its file goes before the lock is let go.
+    status_socket: Option<crate::status_socket::StatusSocket>,
+    /// Where state is saved, with `state_dir`.
+    store: Option<StateStore>,
+    save: Save,
+    last_save: Instant,
+    /// Written to after every tick, for the watchdog.
+    heartbeat: Option<std::fs::File>,
+    /// Repeated warnings about one check, held to one line a minute.
+    throttle: Throttle,
+    /// The reload being loaded off the loop: its generation and deadline.
+    reloading: Option<(u64, Instant)>,
+    reloads: u64,
+    /// Switches recorded and not mailed yet, the latest per instance:
+    /// collected while a tick's results come in and mailed together by
+    /// `flush`, so that a storm is one digest.
+    pending: BTreeMap<String, Pending>,
+    /// A switch was recorded since the last flush.
+    fresh: bool,
+    /// Instances that started or stopped flapping since the last flush.
+    flaps: Vec<(String, crate::flapping::News)>,
+    /// `picomon silence`s, read from `state_dir`.
+    silences: Silences,
+}
+
+impl Daemon {
+    pub fn new(
+        config: Config,
+        main_file: std::path::PathBuf,
+        runner: Arc<Runner>,
+        channel: (Sender<Msg>, Receiver<Msg>),
+        heartbeat: Option<std::fs::File>,
+    ) -> anyhow::Result<Daemon> {
+        let (tx, rx) = channel;
+        // The lock comes first: it also guards the mail spool.
+        let store = config
+            .state_dir
+            .as_deref()
+            .map(StateStore::open)
+            .transpose()?;
+        let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
+        // Without it the daemon still monitors and mails: logged, not fatal.
+        let status_socket = store.as_ref().and_then(|store| {
+            crate::status_socket::serve(store.dir(), tx.clone())
+                .map_err(|e| {
+                    log::error!(
+                        "{}: cannot serve picomon status there: {e}",
+                        store.dir().display()
+                    )
+                })
+                .ok()
+        });
+        let mut silences = Silences::new(config.state_dir.as_deref());
+        // A state that differs from what was mailed was silenced before
+        // the restart: its mail is due when no silence covers it now.
+        for (id, state) in &saved {
+            if state.failing != state.mailed.is_some() {
+                silences.assume_muted(id);
+            }
+        }
+        let pool = Pool::new(config.max_parallel, &runner)?;
+        let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
+        let failing = crate::state::failing_since(&saved);
+        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
+        let notifiers = crate::notify::Notifiers::resume(
+            &config.notifiers,
+            config.state_dir.as_deref(),
+            &runner,
+            &failing,
+        )?;
+        let next_report = config
+            .emails
+            .report_every
+            .map(|every| Instant::now() + every);
+        let mut daemon = Daemon {
+            config: Arc::new(config),
+            main_file,
+            runner,
+            pool,
+            slots: BTreeMap::new(),
+            // What was saved is looked up like the states of switched-off
+            // checks: whatever the configuration no longer has is closed.
+            dormant: saved,
+            tx,
+            rx,
+            outbox,
+            notifiers,
+            next_report,
+            status_socket,
+            store,
+            save: Save::Clean,
+            last_save: Instant::now(),
+            heartbeat,
+            throttle: Throttle::new(Duration::from_secs(60)),
+            reloading: None,
+            reloads: 0,
+            pending: BTreeMap::new(),
+            fresh: false,
+            flaps: Vec::new(),
+            silences,
+        };
+        daemon.install_instances();
+        daemon.save_state();
+        Ok(daemon)
+    }
+
+    /// Builds the slots of the current configuration. An instance keeps
+    /// its state if its identity survives (or comes back from a switched
+    /// off check); the state of a switched-off check is kept aside; a
+    /// check gone for good that was failing gets one mail closing its
+    /// thread ("no longer monitored").
+    fn install_instances(&mut self) {
+        let mut old = std::mem::take(&mut self.slots);
+        for instance in &self.config.instances {
+            let slot = match old.remove(&instance.id) {
+                Some(mut slot) => {
+                    slot.instance = Arc::clone(instance);
+                    slot
+                }
+                None => {
+                    let state = self.dormant.remove(&instance.id).unwrap_or_default();
+                    if state != CheckState::default() {
+                        self.save = Save::Now;
+                    }
+                    Slot {
+                        instance: Arc::clone(instance),
+                        state,
+                        due_in: 0,
+                        running: false,
+                    }
+                }
+            };
+            self.slots.insert(instance.id.clone(), slot);
+        }
+        let disabled = |id: &str| {
+            let check = id.split('/').next().unwrap_or(id);
+            self.config.disabled.iter().any(|d| d == check)
+        };
+        for (id, slot) in old {
+            if disabled(&id) {
+                log::info!("{id}: check switched off (enabled = false), its state kept");
+            }
+            self.dormant.insert(id, slot.state);
+        }
+        let (kept, gone): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.dormant)
+            .into_iter()
+            .partition(|(id, _)| disabled(id));
+        self.dormant = kept;
+        let now = SystemTime::now();
+        for (id, state) in gone {
+            self.save = Save::Now;
+            let (check, dest) = id.split_once('/').unwrap_or((&id, &id));
+            match state.close(&id, check, dest, now) {
+                Some(event) => {
+                    self.alert(&event);
+                }
+                None => log::info!("{id}: check removed by the configuration, its state dropped"),
+            }
+        }
+        let slots = &self.slots;
+        self.throttle
+            .retain(|key| slots.contains_key(key.rsplit_once(' ').map_or(key, |(id, _)| id)));
+        self.pending.retain(|id, _| slots.contains_key(id));
+    }
+
+    /// Writes every state to `state_dir`, if there is one and something
+    /// that a restart needs changed.
+    fn save_state(&mut self) {
+        if self.save == Save::Clean {
+            return;
+        }
+        let Some(store) = &self.store else {
+            self.save = Save::Clean;
+            return;
+        };
+        let states = self
+            .slots
+            .iter()
+            .map(|(id, s)| (id.as_str(), &s.state))
+            .chain(self.dormant.iter().map(|(id, s)| (id.as_str(), s)));
+        match store.save(states) {
+            Ok(()) => {
+                self.save = Save::Clean;
+                self.last_save = Instant::now();
+            }
+            // Kept dirty: the next occasion tries again.
+            Err(e) => log::error!("cannot save state in {}: {e}", store.dir().display()),
+        }
+    }
+
+    /// Tells the watchdog that the loop is alive.
+    fn beat(&mut self) {
+        if let Some(fd) = &mut self.heartbeat {
+            // A full pipe (a slow watchdog) or a gone watchdog is no reason
+            // to stop monitoring.
+            let _ = fd.write(b".");
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        log::info!(
+            "picomon started: {} instances of {} checks, tick {} s",
+            self.slots.len(),
+            self.config.check_count(),
+            crate::human::fmt_secs(self.config.base_tick)
+        );
+        let mut schedule = Schedule::new(Instant::now(), self.config.base_tick);
+        loop {
+            let due = schedule.due();
+            // A due tick goes before queued results: a burst of them must
+            // not delay it.
+            let next = match Instant::now() >= due {
+                true => Err(RecvTimeoutError::Timeout),
+                false => self.rx.recv_deadline(due),
+            };
+            match next {
+                Ok(Msg::Done {
+                    id,
+                    result,
+                    leftovers,
+                }) => self.finished(&id, result, leftovers),
+                Ok(Msg::Signal(Signal::Status)) => {
+                    self.print_status();
+                    schedule = Schedule::new(Instant::now(), self.config.base_tick);
+                }
+                Ok(Msg::Status(reply)) => {
+                    // A silence just added shows at once.
+                    self.silences.refresh(SystemTime::now());
+                    // The asker may have given up: nothing to do then.
+                    let _ = reply.send(self.view());
+                }
+                Ok(Msg::Signal(Signal::Reload)) => self.start_reload(),
+                Ok(Msg::Loaded { generation, config }) => {
+                    if self.reloading.is_some_and(|(g, _)| g == generation) {
+                        self.reloading = None;
+                        let old_tick = self.config.base_tick;
+                        self.reload(*config);
+                        if self.config.base_tick != old_tick {
+                            // A new tick length starts a new schedule, one tick from now.
+                            schedule = Schedule::new(Instant::now(), self.config.base_tick);
+                            schedule.tick = 1;
+                        }
+                    }
+                }
+                Ok(Msg::Signal(Signal::Stop)) => {
+                    self.stop();
+                    return Ok(());
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    log::debug!(
+                        "tick {} started {:.3} ms after its time",
+                        schedule.tick,
+                        now.saturating_duration_since(due).as_secs_f64() * 1000.0
+                    );
+                    self.end_silences();
+                    self.tick();
+                    self.maybe_report();
+                    self.check_reload_deadline(now);
+                    if self.save == Save::Soon && now.duration_since(self.last_save) >= TRICKLE {
+                        self.save_state();
+                    }
+                    self.beat();
+                    let missed = schedule.advance(Instant::now());
+                    if missed > 0 {
+                        log::warn!("{missed} ticks missed (was the machine suspended?)");
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    anyhow::bail!("the daemon's message channel closed")
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        // What the last tick's late results switched goes out before this
+        // tick's runs start: no alert waits longer than one tick.
+        self.flush();
+        let now = Instant::now();
+        for slot in self.slots.values_mut() {
+            slot.due_in = slot.due_in.saturating_sub(1);
+            if slot.due_in > 0 {
+                continue;
+            }
+            slot.due_in = slot.state.interval(&slot.instance);
+            if slot.running {
+                let id = &slot.instance.id;
+                if let Some(note) = self.throttle.admit(&format!("{id} still-running"), now) {
+                    log::warn!("{id}: previous run still going, this run is skipped{note}");
+                }
+                continue;
+            }
+            slot.running = true;
+            log::debug!(
+                "{}: running {}",
+                slot.instance.id,
+                slot.instance.command_line()
+            );
+            self.pool.submit(Arc::clone(&slot.instance), &self.tx);
+        }
+    }
+
+    /// A run's result: record → (on a switch) mail and save → log.
+    fn finished(&mut self, id: &str, result: RunResult, leftovers: Leftovers) {
+        // A result for an instance that a reload removed is dropped.
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
+        slot.running = false;
+        log::debug!(
+            "{id}: {} in {:.3} s: {}",
+            result.state,
+            result.duration.as_secs_f64(),
+            result.summary
+        );
+        let durable = slot.state.durable();
+        let event = slot.state.record(&slot.instance, result);
+        if let Some(news) = slot.state.flap.observe(event.is_some(), slot.instance.flap) {
+            self.flaps.push((id.to_string(), news));
+            self.fresh = true;
+        }
+        if slot.state.durable() != durable {
+            self.save = self.save.max(Save::Soon);
+        }
+        if let Some(event) = event {
+            // Runs come at `error_every` while failing, `every` otherwise.
+            slot.due_in = slot.state.interval(&slot.instance);
+            self.pending.insert(
+                id.to_string(),
+                Pending {
+                    event,
+                    logged: false,
+                },
+            );
+            self.fresh = true;
+        }
+        self.log_leftovers(id, leftovers);
+        // The flush point: once every run of the tick has answered (else
+        // at the next tick), so that switches of one tick go out together.
+        if self.fresh && !self.slots.values().any(|s| s.running) {
+            self.flush();
+        }
+    }
+
+    /// The live view, for SIGUSR1, the report and `picomon status`.
+    fn view(&self) -> crate::status::View {
+        let now = SystemTime::now();
+        crate::status::View::new(
+            self.slots.values().map(|s| {
+                (
+                    s.instance.as_ref(),
+                    &s.state,
+                    self.silences.find(&s.instance.id, now),
+                )
+            }),
+            now,
+        )
+    }
+
+    fn log_leftovers(&mut self, id: &str, leftovers: Leftovers) {
+        let now = Instant::now();
+        if !leftovers.escaped.is_empty() {
+            if let Some(note) = self.throttle.admit(&format!("{id} escaped"), now) {
+                log::warn!(
+                    "{id}: the plugin left processes outside its group, killed: {}{note}",
+                    leftovers.escaped.join(", ")
+                );
+            }
+        }
+        if leftovers.held_open {
+            if let Some(note) = self.throttle.admit(&format!("{id} held-open"), now) {
+                log::warn!(
+                    "{id}: the plugin exited but a process outside its group kept its output open; not waiting for it{note}"
+                );
+            }
+        }
+    }
+
+    /// Sends the global report when it is due and some check has been
+    /// failing for longer than the report interval.
+    fn maybe_report(&mut self) {
+        let (Some(due), Some(every)) = (self.next_report, self.config.emails.report_every) else {
+            return;
+        };
+        let now = Instant::now();
+        if now < due {
+            return;
+        }
+        self.next_report = Some(now + every);
+        let wall = SystemTime::now();
+        let long_failing = self.slots.values().any(|s| {
+            s.state.failing
+                && s.state
+                    .since
+                    .and_then(|since| wall.duration_since(since).ok())
+                    .is_some_and(|d| d > every)
+        });
+        if !long_failing {
+            return;
+        }
+        self.outbox.report(self.view().render());
+    }
+
+    fn print_status(&self) {
+        let text = self.view().render();
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            log::warn!("cannot write the status to standard output");
+        }
+    }
+
+    fn stop(mut self) {
+        log::info!("stopping: killing running plugins");
+        self.runner.stop();
+        let deadline = Instant::now() + STOP_GRACE;
+        while self.slots.values().any(|s| s.running) {
+            match self.rx.recv_deadline(deadline) {
+                Ok(Msg::Done { id, .. }) => {
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.running = false;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        self.runner.sweep();
+        self.flush();
+        if self.save != Save::Clean {
+            self.save = Save::Now;
+        }
+        self.save_state();
+        self.outbox.stop(FLUSH_GRACE);
+        self.notifiers.stop(FLUSH_GRACE);
+        // No status is answered from here on.
+        self.status_socket = None;
+        log::info!("stopped");
+    }
+}

@@ -1,0 +1,174 @@
+//! The plugin loop: one thread that starts up to `max_parallel` plugins
+//! and watches them all, replying to the daemon loop as each ends; and
+//! `-1`, which runs every instance once through it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use super::Msg;
+use crate::check::{Instance, RunResult};
+use crate::config::Config;
+use crate::runner::{Runner, Watch};
+use crate::sys;
+
+/// What a run left behind, for the log.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    /// Processes that escaped the plugin's group, killed after the run.
+    pub(super) escaped: Vec<String>,
+    /// A process outside the group held the output open.
+    pub(super) held_open: bool,
+}
+
+struct Job {
+    instance: Arc<Instance>,
+    reply: Sender<Msg>,
+}
+
+/// The plugin loop: one thread that starts up to `size` plugins at once
+/// and watches them all (`Watch`), and that does nothing else, so nothing
+/// slow (mail, name lookups, the disk) can hold a run up. Dropping the
+/// pool lets it finish what was submitted, then it exits.
+pub struct Pool {
+    /// None once dropped: the loop sees the channel closed.
+    jobs: Option<Sender<Job>>,
+    waker: Arc<sys::Waker>,
+}
+
+impl Pool {
+    pub fn new(size: usize, runner: &Arc<Runner>) -> std::io::Result<Pool> {
+        let mut watch = Watch::new(Arc::clone(runner))?;
+        let waker = watch.waker()?;
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let loop_waker = Arc::clone(&waker);
+        std::thread::Builder::new()
+            .name("plugins".into())
+            .stack_size(256 * 1024)
+            .spawn(move || plugin_loop(watch, &queue, &loop_waker, size.max(1)))?;
+        Ok(Pool {
+            jobs: Some(jobs),
+            waker,
+        })
+    }
+
+    pub(super) fn submit(&self, instance: Arc<Instance>, reply: &Sender<Msg>) {
+        let job = Job {
+            instance,
+            reply: reply.clone(),
+        };
+        match &self.jobs {
+            Some(jobs) if jobs.send(job).is_ok() => self.waker.wake(),
+            _ => log::error!("the plugin loop is gone: cannot run a check"),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.jobs = None;
+        self.waker.wake();
+    }
+}
+
+/// The plugin loop's thread: takes jobs as they are submitted, keeps at
+/// most `size` of them running, and replies to each as it ends.
+fn plugin_loop(
+    mut watch: Watch<(Job, SystemTime)>,
+    queue: &Receiver<Job>,
+    waker: &sys::Waker,
+    size: usize,
+) {
+    let mut waiting = VecDeque::new();
+    let mut open = true;
+    let mut woken = true;
+    let mut done = Vec::new();
+    loop {
+        if woken {
+            waker.clear();
+            loop {
+                match queue.try_recv() {
+                    Ok(job) => waiting.push_back(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+        }
+        while watch.len() < size {
+            let Some(job) = waiting.pop_front() else {
+                break;
+            };
+            let instance = Arc::clone(&job.instance);
+            let started = SystemTime::now();
+            watch.start(
+                &instance.argv,
+                instance.timeout,
+                &instance.env,
+                (job, started),
+            );
+        }
+        if !open && waiting.is_empty() && watch.is_empty() {
+            return;
+        }
+        woken = match watch.turn(&mut done) {
+            Ok(woken) => woken,
+            Err(e) => {
+                // Not expected (epoll_wait fails only on a bad argument);
+                // slowed down so that it cannot spin.
+                log::error!("cannot watch running plugins: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+        };
+        for ((job, started), mut run) in done.drain(..) {
+            let leftovers = match &mut run {
+                Ok(finished) => Leftovers {
+                    escaped: std::mem::take(&mut finished.escaped),
+                    held_open: finished.output_held_open,
+                },
+                Err(_) => Leftovers::default(),
+            };
+            let instance = &job.instance;
+            let result = instance.interpret(started, run);
+            // The daemon may be gone (stopping); nothing to tell then.
+            let _ = job.reply.send(Msg::Done {
+                id: instance.id.clone(),
+                result,
+                leftovers,
+            });
+        }
+    }
+}
+
+/// Runs every instance once, all at once (up to `max_parallel`), and
+/// returns the results in the instances' order.
+pub fn run_once(
+    config: &Config,
+    runner: &Arc<Runner>,
+) -> std::io::Result<Vec<(Arc<Instance>, RunResult)>> {
+    let pool = Pool::new(
+        config.max_parallel.min(config.instances.len().max(1)),
+        runner,
+    )?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for instance in &config.instances {
+        pool.submit(Arc::clone(instance), &tx);
+    }
+    drop(tx);
+    let mut results: BTreeMap<String, RunResult> = BTreeMap::new();
+    for msg in rx.iter().take(config.instances.len()) {
+        if let Msg::Done { id, result, .. } = msg {
+            results.insert(id, result);
+        }
+    }
+    Ok(config
+        .instances
+        .iter()
+        .filter_map(|i| results.remove(&i.id).map(|r| (Arc::clone(i), r)))
+        .collect())
+}

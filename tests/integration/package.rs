@@ -1,0 +1,175 @@
+//! The Debian package as `scripts/package` builds it (`scripts/test` builds
+//! it before the tests): unpacked with `dpkg-deb -x` into a temporary
+//! directory, never installed on the machine. Its files are where Debian
+//! looks for them, its control data says what it needs, and its own
+//! `picomon` validates its own `/etc/picomon.toml` and runs every check of
+//! a copy once against this machine's real plugins.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// target/debian/picomon_VERSION-1_ARCH.deb, of this version.
+fn built_package() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian");
+    let prefix = format!("picomon_{}-", env!("CARGO_PKG_VERSION"));
+    let found = fs::read_dir(&dir).ok().and_then(|entries| {
+        entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".deb")
+        })
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no {prefix}*.deb in {}: run scripts/package (scripts/test does)",
+            dir.display()
+        )
+    })
+}
+
+#[track_caller]
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    let out = run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(name));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn package_holds_binaries_units_docs_and_a_conffile() {
+    let deb = built_package();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = dir.path().join("root");
+    let control = dir.path().join("control");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+    run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+
+    for file in [
+        "usr/bin/picomon",
+        "usr/bin/picomon-watchdog",
+        "etc/picomon.toml",
+        "usr/lib/sysusers.d/picomon.conf",
+        "usr/lib/systemd/system/picomon.service",
+        "usr/lib/systemd/system/picomon@.service",
+        "usr/share/man/man1/picomon.1.gz",
+        "usr/share/man/man1/picomon-check-config.1.gz",
+        "usr/share/man/man1/picomon-watchdog.1.gz",
+        "usr/share/man/man5/picomon.toml.5.gz",
+        "usr/share/bash-completion/completions/picomon",
+        "usr/share/bash-completion/completions/picomon-watchdog",
+        "usr/share/zsh/vendor-completions/_picomon",
+        "usr/share/fish/vendor_completions.d/picomon.fish",
+        "usr/share/doc/picomon/copyright",
+    ] {
+        assert!(root.join(file).is_file(), "the package has no /{file}");
+    }
+
+    // The units are dist/systemd's, unchanged.
+    for unit in ["picomon.service", "picomon@.service"] {
+        let shipped =
+            fs::read(root.join("usr/lib/systemd/system").join(unit)).expect("unit in package");
+        let source = fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("dist/systemd")
+                .join(unit),
+        )
+        .expect("unit in dist/systemd");
+        assert!(
+            shipped == source,
+            "{unit} in the package differs from dist/systemd"
+        );
+    }
+
+    let conffiles = fs::read_to_string(control.join("conffiles")).expect("conffiles");
+    assert!(
+        conffiles.lines().any(|l| l == "/etc/picomon.toml"),
+        "/etc/picomon.toml is not a conffile: {conffiles}"
+    );
+    let sysusers =
+        fs::read_to_string(root.join("usr/lib/sysusers.d/picomon.conf")).expect("sysusers");
+    assert!(
+        sysusers.lines().any(|l| l.starts_with("u picomon ")),
+        "no picomon system user in sysusers.d: {sysusers}"
+    );
+    let postinst = fs::read_to_string(control.join("postinst")).expect("postinst");
+    assert!(
+        postinst.contains("systemd-sysusers") && !postinst.contains("#DEBHELPER#"),
+        "postinst does not create the user:\n{postinst}"
+    );
+    assert_eq!(
+        field(&deb, "Recommends"),
+        "monitoring-plugins-basic, iputils-ping, dnsutils"
+    );
+    assert!(field(&deb, "Depends").contains("systemd"));
+}
+
+#[test]
+fn packaged_picomon_checks_its_own_config_and_runs_it_once() {
+    let deb = built_package();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = dir.path().join("root");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+    let picomon = root.join("usr/bin/picomon");
+    let config = root.join("etc/picomon.toml");
+
+    let out = run(Command::new(&picomon)
+        .arg("check-config")
+        .arg("-c")
+        .arg(&config));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("OK:"), "check-config said: {said}");
+
+    // One pass over a copy whose state goes to the temporary directory
+    // (the shipped one names /var/lib/picomon, the unit's StateDirectory).
+    let text = fs::read_to_string(&config).expect("etc/picomon.toml");
+    assert!(text.contains("state_dir = \"/var/lib/picomon\""));
+    let state = dir.path().join("state");
+    let copy = dir.path().join("picomon.toml");
+    fs::write(
+        &copy,
+        text.replace(
+            "state_dir = \"/var/lib/picomon\"",
+            &format!("state_dir = \"{}\"", state.display()),
+        ),
+    )
+    .expect("write copy");
+    let out = Command::new(&picomon)
+        .arg("-1")
+        .arg("-c")
+        .arg(&copy)
+        .output()
+        .expect("run the packaged picomon");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // 0 all OK, 1 a check failed: a busy machine may well have a load
+    // WARNING; what must hold is that every check ran a real plugin.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "picomon -1: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in ["ping/localhost/ipv4", "disk", "load", "zombies"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(check))
+            .unwrap_or_else(|| panic!("no result for {check}:\n{stdout}"));
+        assert!(
+            ["OK", "WARNING", "CRITICAL"]
+                .iter()
+                .any(|state| line.split_whitespace().any(|w| w == *state)),
+            "{check} did not run its plugin: {line}\n{stdout}"
+        );
+    }
+}
