@@ -15,6 +15,7 @@ pub mod host;
 pub mod human;
 mod logging;
 pub mod mail;
+pub mod notify;
 mod once;
 mod plugin;
 pub mod runner;

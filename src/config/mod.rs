@@ -16,6 +16,7 @@ mod checks;
 mod emails;
 mod error;
 mod load;
+mod notify;
 mod paths;
 pub(crate) mod raw;
 mod validate;
@@ -30,6 +31,7 @@ pub use emails::Emails;
 pub use error::ConfigError;
 pub use error::ENV_PREFIX;
 pub use load::fragment_dir;
+pub use notify::{Notifier, NotifierKind};
 use raw::RawConfig;
 pub use raw::SmtpSecurity;
 use validate::Validator;
@@ -46,6 +48,8 @@ pub struct Config {
     pub plugin_dir: PathBuf,
     pub state_dir: Option<PathBuf>,
     pub emails: Emails,
+    /// `[notify.NAME]`: where every switch mailed is also told.
+    pub notifiers: Vec<Notifier>,
     pub hosts: BTreeMap<String, Host>,
     /// Every enabled check, expanded per host and family, sorted by id;
     /// shared with the scheduler rather than copied.

@@ -27,6 +27,9 @@ pub(crate) struct RawConfig {
     pub emails: RawEmails,
     pub hosts: BTreeMap<String, RawHost>,
     pub checks: BTreeMap<String, RawCheck>,
+    /// Notifiers beyond email, by name (`[notify.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub notify: BTreeMap<String, RawNotify>,
 }
 
 impl Default for RawConfig {
@@ -46,8 +49,23 @@ impl Default for RawConfig {
             emails: RawEmails::default(),
             hosts: BTreeMap::new(),
             checks: BTreeMap::new(),
+            notify: BTreeMap::new(),
         }
     }
+}
+
+/// A `[notify.NAME]` table: `type` says which of the other keys apply.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_every: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -312,6 +312,10 @@ fn every_key() -> Vec<String> {
     )
     .expect("a check with every key");
     raw.checks.insert("c".into(), check);
+    let notify: super::raw::RawNotify =
+        toml::from_str("type = \"command\"\ncommand = []\ntimeout = 1\nretry_every = 1\n")
+            .expect("a notifier with every key");
+    raw.notify.insert("n".into(), notify);
     let value = toml::Value::try_from(&raw).expect("to toml");
     let mut keys = Vec::new();
     fn walk(v: &toml::Value, user_table: bool, keys: &mut Vec<String>) {
@@ -322,7 +326,7 @@ fn every_key() -> Vec<String> {
                 if k == "env" {
                     keys.push(k.clone());
                 } else if !user_table && v.is_table() {
-                    walk(v, k == "hosts" || k == "checks", keys);
+                    walk(v, k == "hosts" || k == "checks" || k == "notify", keys);
                 } else if user_table {
                     walk(v, false, keys);
                 } else {
@@ -958,4 +962,52 @@ fn depends_names_the_same_host_and_family_and_unknown_names_name_the_key() {
         err.contains("checks.http.depends: unknown check \"pnig\""),
         "{err}"
     );
+}
+
+#[test]
+fn a_notifier_of_an_unknown_type_or_without_a_command_is_refused_by_its_key() {
+    let site = Site::new(
+        "[notify.pager]\ntype = \"pigeon\"\n[notify.ntfy]\ntype = \"command\"\ncommand = []\n[notify.slow]\ntype = \"command\"\ncommand = [\"curl\"]\ntimeout = 0\nretry_every = -1\n[notify.\"..\"]\ntype = \"command\"\ncommand = [\"true\"]\n",
+    );
+    let err = site.error();
+    assert_names(
+        &err,
+        &[
+            "notify.pager.type",
+            "notify.ntfy.command",
+            "notify.slow.timeout",
+            "notify.slow.retry_every",
+            "notify...",
+        ],
+    );
+    assert!(err.contains("unknown notifier type \"pigeon\""), "{err}");
+    let site = Site::new("[notify.ntfy]\ntype = \"command\"\ncommand = [\"true\"]\nurls = []\n");
+    assert!(
+        site.error().contains("unknown key `urls`"),
+        "{}",
+        site.error()
+    );
+}
+
+#[test]
+fn a_notifier_is_validated_and_dumped_again() {
+    let site = Site::new(
+        "[notify.ntfy]\ntype = \"command\"\ncommand = [\"curl\", \"-d\", \"x\"]\nretry_every = 5\n",
+    );
+    let config = site.load().expect("valid");
+    assert_eq!(
+        config.notifiers,
+        [Notifier {
+            name: "ntfy".into(),
+            kind: NotifierKind::Command {
+                argv: vec!["curl".into(), "-d".into(), "x".into()],
+                timeout: std::time::Duration::from_secs(10),
+            },
+            retry_every: std::time::Duration::from_secs(5),
+        }]
+    );
+    let dumped = config.dump().expect("dump");
+    assert!(dumped.contains("[notify.ntfy]"), "{dumped}");
+    let again = Site::new(&dumped).load().expect("dump is valid");
+    assert_eq!(again.notifiers, config.notifiers);
 }

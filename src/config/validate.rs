@@ -172,6 +172,11 @@ impl<'a> Validator<'a> {
             }
         }
         let emails = self.emails(&raw.emails);
+        let notifiers = raw
+            .notify
+            .iter()
+            .filter_map(|(name, notify)| self.notifier(name, notify))
+            .collect();
         let mut hosts = BTreeMap::new();
         for (key, host) in &raw.hosts {
             if let Some(host) = self.host(key, host) {
@@ -201,6 +206,7 @@ impl<'a> Validator<'a> {
             plugin_dir: raw.plugin_dir.clone(),
             state_dir: raw.state_dir.clone(),
             emails,
+            notifiers,
             hosts,
             instances,
             parents,

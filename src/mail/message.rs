@@ -213,16 +213,22 @@ impl Mail {
         Ok((from.email, to))
     }
 
+    /// The words of a switch, for subjects and notifiers: its state
+    /// (`Problem`, `OK`, `Removed`) and its severity (`CRITICAL`, …).
+    pub fn state_words(event: &Event) -> (&'static str, &'static str) {
+        match event.transition {
+            Transition::Failing => ("Problem", event.result.state.as_str()),
+            Transition::Recovered { .. } => ("OK", "OK"),
+            Transition::Unmonitored { .. } => ("Removed", event.result.state.as_str()),
+        }
+    }
+
     /// The Problem or OK mail of a state switch: the Problem mail's
     /// Message-ID comes from the instance and its `since`, and the OK mail
     /// replies to the same one.
     pub fn alert(emails: &Emails, event: &Event) -> Mail {
         let result = &event.result;
-        let (state, severity) = match event.transition {
-            Transition::Failing => ("Problem", result.state.as_str()),
-            Transition::Recovered { .. } => ("OK", "OK"),
-            Transition::Unmonitored { .. } => ("Removed", result.state.as_str()),
-        };
+        let (state, severity) = Mail::state_words(event);
         let subject = render_subject(
             &emails.subject_tpl,
             &[

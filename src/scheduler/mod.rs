@@ -101,6 +101,8 @@ pub(crate) struct Daemon {
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     outbox: Outbox,
+    /// `[notify.NAME]`: told every switch that is mailed.
+    notifiers: crate::notify::Notifiers,
     /// When the next global report is due, if reports are on.
     next_report: Option<Instant>,
     /// Answers `picomon status`, with `state_dir`; declared before
@@ -171,6 +173,12 @@ impl Daemon {
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
         let failing = crate::state::failing_since(&saved);
         let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
+        let notifiers = crate::notify::Notifiers::resume(
+            &config.notifiers,
+            config.state_dir.as_deref(),
+            &runner,
+            &failing,
+        )?;
         let next_report = config
             .emails
             .report_every
@@ -187,6 +195,7 @@ impl Daemon {
             tx,
             rx,
             outbox,
+            notifiers,
             next_report,
             status_socket,
             store,
@@ -539,6 +548,7 @@ impl Daemon {
         }
         self.save_state();
         self.outbox.stop(FLUSH_GRACE);
+        self.notifiers.stop(FLUSH_GRACE);
         // No status is answered from here on.
         self.status_socket = None;
         log::info!("stopped");

@@ -63,6 +63,7 @@ impl Daemon {
         }
         crate::set_log_level(config.log_level);
         self.outbox.reconfigure(config.emails.clone());
+        self.notifiers.reconfigure(&config.notifiers);
         if config.emails.report_every != self.config.emails.report_every {
             self.next_report = config
                 .emails

@@ -94,9 +94,13 @@ impl Daemon {
                         }
                     }
                     let held = self.outbox.hold_mail(mail);
+                    let notes: Vec<_> = (digest.events.iter())
+                        .map(|e| self.notifiers.hold(&self.config.emails, e))
+                        .collect();
                     self.save = Save::Now;
                     self.save_state();
                     self.outbox.release(held);
+                    notes.into_iter().for_each(|n| self.notifiers.release(n));
                     log::info!(
                         "{} {} told in one digest mail",
                         digest.events.len(),
@@ -232,12 +236,14 @@ impl Daemon {
                 }
                 None => event.clone(),
             };
-            Some(self.outbox.hold(&event))
+            let notes = self.notifiers.hold(&self.config.emails, &event);
+            Some((self.outbox.hold(&event), notes))
         };
         self.save = Save::Now;
         self.save_state();
-        if let Some(held) = held {
+        if let Some((held, notes)) = held {
             self.outbox.release(held);
+            self.notifiers.release(notes);
         }
         log_event(event);
     }

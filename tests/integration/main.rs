@@ -23,6 +23,7 @@ mod fuzz;
 mod mail;
 #[allow(dead_code)]
 mod netns;
+mod notify;
 mod package;
 mod plugins;
 mod runaway;

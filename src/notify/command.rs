@@ -1,0 +1,56 @@
+//! `type = "command"`: one delivery is one run of the configured argv, with
+//! no shell, under the runner's timeout and process-group kill (so a hung
+//! `curl` neither blocks the queue forever nor leaves children behind).
+//! The event is in the environment, under `NOTIFY_*`: never `PICOMON_*`,
+//! which is configuration and may carry secrets.
+
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Note;
+use crate::runner::{RunError, Runner};
+
+/// Runs `argv` for `note`; Ok when it exited 0, else why not, for the log.
+pub(crate) fn deliver(
+    runner: &Arc<Runner>,
+    argv: &[OsString],
+    timeout: Duration,
+    note: &Note,
+) -> Result<(), String> {
+    let env: Vec<(OsString, OsString)> = note
+        .env
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    let program = argv
+        .first()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let done = runner.run(argv, timeout, &env).map_err(|e| match e {
+        RunError::Spawn(e) => format!("{program}: cannot start: {e}"),
+        RunError::Wait(e) => format!("{program}: cannot wait for it: {e}"),
+    })?;
+    if done.timed_out {
+        return Err(format!(
+            "{program}: killed after the timeout of {}",
+            crate::human::human_duration(timeout)
+        ));
+    }
+    match done.exit_code {
+        Some(0) => Ok(()),
+        code => {
+            let said = String::from_utf8_lossy(&done.stderr);
+            let said = said.trim();
+            let how = match (code, done.signal) {
+                (Some(code), _) => format!("exit code {code}"),
+                (None, Some(signal)) => format!("killed by signal {signal}"),
+                (None, None) => "no exit code".to_string(),
+            };
+            Err(match said.is_empty() {
+                true => format!("{program}: {how}"),
+                false => format!("{program}: {how}: {}", said.lines().last().unwrap_or("")),
+            })
+        }
+    }
+}
