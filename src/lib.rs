@@ -85,12 +85,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .transpose()?;
-            let config = Config::load(&cli.run.common.config)?;
+            let mut config = Config::load(&cli.run.common.config)?;
             set_log_level(config.log_level);
             let runner = Arc::new(runner::Runner::new());
             if cli.run.one {
                 return once::run(&config, &runner, cli.run.json);
             }
+            config.forget_source();
             sys::settle_allocator();
             let (tx, rx) = crossbeam_channel::unbounded();
             let signal_tx = tx.clone();

@@ -310,6 +310,16 @@ pub fn settle_allocator() {
     }
 }
 
+/// Gives back to the system what the allocator keeps free, after a reload
+/// dropped the previous configuration (the loading thread's arena too).
+pub(crate) fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory; glibc locks each arena.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// This machine's host name, as `gethostname` gives it.
 pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];

@@ -213,6 +213,20 @@ fn a_single_family_dest_has_no_family_label() {
 }
 
 #[test]
+fn the_daemon_keeps_no_copy_of_the_configuration_as_read() {
+    let site = Site::new(&with_hosts(
+        "[checks.c]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n",
+    ));
+    let mut config = site.load().expect("valid");
+    assert!(config.dump().is_ok());
+    config.forget_source();
+    assert!(config.raw.is_none());
+    let err = config.dump().expect_err("nothing left to dump");
+    assert!(err.to_string().contains("not kept"), "{err}");
+    assert_eq!(config.instances.len(), 1);
+}
+
+#[test]
 fn dump_is_accepted_again_and_hides_the_password() {
     let site = Site::new(&with_hosts(
         "[emails]\nsmtp_user = \"u\"\nsmtp_password = \"s3cret\"\n[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\", \"example.net\"]\n[checks.c]\ntype = \"command\"\ncommand = [\"/bin/true\"]\nerror_every = 3\n",

@@ -212,7 +212,7 @@ impl<'a> Validator<'a> {
             parents,
             disabled,
             files,
-            raw,
+            raw: Some(Box::new(raw)),
         })
     }
 }

@@ -16,7 +16,10 @@ impl Daemon {
         let spawned = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                let config = Box::new(Config::load(&main_file));
+                let config = Box::new(Config::load(&main_file).map(|mut config| {
+                    config.forget_source();
+                    config
+                }));
                 let _ = tx.send(Msg::Loaded { generation, config });
             });
         if let Err(e) = spawned {
@@ -73,6 +76,8 @@ impl Daemon {
         self.config = Arc::new(config);
         self.install_instances();
         self.save_state();
+        // The previous configuration and the loading thread's garbage.
+        crate::sys::trim_allocator();
         log::info!("configuration reloaded: {}", self.config.summary());
     }
 }
