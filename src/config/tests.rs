@@ -325,7 +325,7 @@ fn every_key() -> Vec<String> {
         "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\nverify = true\nca_file = \"/c\"\ncertificate_days = [1, 0]\ntls_auth = \"/a\"\nkey_direction = 1\ntls_crypt = \"/t\"\nenv = { A = \"b\" }\ndepends = []\nflap_switches = 1\nflap_window = 2\n",
     )
     .expect("a check with every key");
-    raw.checks.insert("c".into(), check);
+    raw.checks.insert("c".into(), Box::new(check));
     let notify: super::raw::RawNotify =
         toml::from_str("type = \"command\"\ncommand = []\ntimeout = 1\nretry_every = 1\n")
             .expect("a notifier with every key");
