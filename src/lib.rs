@@ -18,6 +18,7 @@ pub mod mail;
 pub mod notify;
 mod once;
 mod plugin;
+mod queue_dir;
 pub mod runner;
 mod scheduler;
 pub mod signals;

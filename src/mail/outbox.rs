@@ -189,7 +189,7 @@ impl Outbox {
                 log::error!(
                     "cannot spool mail {:?} in {}: {e}; keeping it in memory and trying the disk again at each retry",
                     mail.subject,
-                    spool.dir.display()
+                    spool.dir().display()
                 );
                 None
             }
@@ -256,7 +256,7 @@ impl Outbox {
                     Some(spool) => format!(
                         "{} queued mails stay in {} for the next start",
                         backlog.on_disk,
-                        spool.dir.display()
+                        spool.dir().display()
                     ),
                     None => "no state_dir keeps the queued mails".to_string(),
                 };
@@ -429,7 +429,7 @@ impl Delivery {
                     log::info!(
                         "mail {:?} spooled in {} at last",
                         queued.mail.subject,
-                        spool.dir.display()
+                        spool.dir().display()
                     );
                     queued.path = Some(path);
                 }
@@ -443,7 +443,7 @@ impl Delivery {
             self.next_disk_try = now + self.emails.retry;
             log::error!(
                 "still cannot spool mails in {}: {e}; {} kept in memory, trying again in {}",
-                spool.dir.display(),
+                spool.dir().display(),
                 self.queue.iter().filter(|q| q.path.is_none()).count(),
                 human_duration(self.emails.retry)
             );
@@ -664,12 +664,12 @@ impl Delivery {
             if on_disk > 0 {
                 log::warn!(
                     "stopping with {on_disk} mails unsent, kept in {} for the next start",
-                    spool.dir.display()
+                    spool.dir().display()
                 );
             }
         }
         let why = match &self.spool {
-            Some(spool) => format!("it could not be written to {}", spool.dir.display()),
+            Some(spool) => format!("it could not be written to {}", spool.dir().display()),
             None => "no state_dir to keep it".to_string(),
         };
         for queued in &lost {

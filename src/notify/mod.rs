@@ -234,7 +234,7 @@ impl Notifiers {
                             log::error!(
                                 "notify.{name}: cannot queue {:?} in {}: {e}; keeping it in memory only",
                                 note.subject,
-                                q.dir.display()
+                                q.dir().display()
                             )
                         })
                         .ok()

@@ -1,0 +1,146 @@
+//! A durable queue in a directory, shared by the mail spool and the
+//! notifier queues: one JSON file per entry, named so that lexical order
+//! is queueing order, written atomically and privately (see `files`).
+//!
+//! An entry that tells a switch is first written `.pending`, and becomes
+//! `.json` only once the switch is saved in the state: at the next start a
+//! pending entry is kept when the saved state has its switch (`told`) and
+//! dropped otherwise (the check tells it again), so that a switch is
+//! neither lost nor told twice.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::files;
+
+/// The extension of a queued entry's file.
+const QUEUED: &str = "json";
+/// The extension of an entry's file until its switch is saved.
+const PENDING: &str = "pending";
+
+/// A queue's directory.
+#[derive(Clone, Debug)]
+pub(crate) struct QueueDir {
+    pub(crate) dir: PathBuf,
+}
+
+impl QueueDir {
+    /// Opens (creates, 0700) `dir` and removes what interrupted writes
+    /// left there. The caller holds the state directory's lock.
+    pub(crate) fn open(dir: &Path) -> io::Result<QueueDir> {
+        files::create_private_dir(dir)?;
+        match files::remove_leftovers(dir) {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "{}: removed {n} leftover temporary files of interrupted writes",
+                dir.display()
+            ),
+            Err(e) => log::warn!(
+                "{}: cannot clean leftover temporary files: {e}",
+                dir.display()
+            ),
+        }
+        Ok(QueueDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Writes `entry` over `path`, or to a new file named after `queued`
+    /// (when the entry entered the queue, so that one written late, after
+    /// a full disk, still sorts in its place), `.pending` if `pending`.
+    pub(crate) fn write<T: Serialize>(
+        &self,
+        entry: &T,
+        path: Option<&Path>,
+        pending: bool,
+        queued: SystemTime,
+    ) -> io::Result<PathBuf> {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let nanos = queued
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                let n = COUNT.fetch_add(1, Ordering::Relaxed);
+                let kind = if pending { PENDING } else { QUEUED };
+                self.dir.join(format!("{nanos:024}-{n:06}.{kind}"))
+            }
+        };
+        let json = serde_json::to_vec_pretty(entry).map_err(io::Error::other)?;
+        files::write_atomic(&path, &json)?;
+        Ok(path)
+    }
+
+    /// Makes a pending entry a queued one, durably.
+    pub(crate) fn commit(&self, pending: &Path) -> io::Result<PathBuf> {
+        let queued = pending.with_extension(QUEUED);
+        std::fs::rename(pending, &queued)?;
+        files::sync_dir(&self.dir)?;
+        Ok(queued)
+    }
+
+    /// Every entry, oldest first. A pending one is committed when `told`
+    /// and removed otherwise; an unreadable one comes back as `Err(why)`,
+    /// for the caller to set aside.
+    pub(crate) fn load<T: DeserializeOwned>(
+        &self,
+        told: impl Fn(&T) -> bool,
+    ) -> io::Result<Vec<(PathBuf, Result<T, String>)>> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == QUEUED || e == PENDING))
+            .collect();
+        paths.sort();
+        let mut entries = Vec::new();
+        for path in paths {
+            let parsed = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<T>(&b).map_err(|e| e.to_string()));
+            let pending = path.extension().is_some_and(|e| e == PENDING);
+            match parsed {
+                Ok(entry) if pending && !told(&entry) => {
+                    log::info!(
+                        "{}: dropped, picomon stopped before saving the switch it tells (the check will tell it again)",
+                        path.display()
+                    );
+                    if let Err(e) = self.remove(&path) {
+                        log::error!("{}: cannot remove it: {e}", path.display());
+                    }
+                }
+                Ok(entry) => {
+                    // Written by an older picomon under a looser umask, say.
+                    if let Err(e) = files::make_private(&path) {
+                        log::warn!("{}: cannot make it private (0600): {e}", path.display());
+                    }
+                    let path = match pending {
+                        true => self.commit(&path).unwrap_or_else(|e| {
+                            log::warn!("{}: cannot mark it queued: {e}", path.display());
+                            path
+                        }),
+                        false => path,
+                    };
+                    entries.push((path, Ok(entry)));
+                }
+                Err(why) => entries.push((path, Err(why))),
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Removes a delivered (or dropped) entry, durably; one already gone
+    /// is no error.
+    pub(crate) fn remove(&self, path: &Path) -> io::Result<()> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => files::sync_dir(&self.dir),
+        }
+    }
+}
