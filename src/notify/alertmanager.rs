@@ -271,3 +271,37 @@ fn post(
         .unwrap_or_default();
     Err(format!("{endpoint}: HTTP {status}: {}", said.trim()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn open(since: u64) -> Open {
+        Open {
+            since: UNIX_EPOCH + Duration::from_secs(since),
+            alert: Alert {
+                labels: BTreeMap::from([("alertname".to_string(), "web".to_string())]),
+                annotations: BTreeMap::new(),
+                starts_at: rfc3339(UNIX_EPOCH + Duration::from_secs(since)),
+                ends_at: None,
+            },
+        }
+    }
+
+    #[test]
+    fn after_a_restart_only_the_alerts_of_outages_still_saved_failing_are_sent_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let saved = BTreeMap::from([("web".to_string(), open(100)), ("db".to_string(), open(50))]);
+        let json = serde_json::to_vec(&saved).expect("json");
+        std::fs::write(dir.path().join(FIRING_FILE), json).expect("write");
+        let firing = Firing::load(Some(dir.path()), |id, since| {
+            id == "web" && since == UNIX_EPOCH + Duration::from_secs(100)
+        });
+        assert_eq!(firing.open.keys().collect::<Vec<_>>(), ["web"]);
+        assert!(firing.next_resend().is_some_and(|at| at <= Instant::now()));
+        // Nothing saved, or nothing firing: nothing to send again.
+        let none = Firing::load(Some(&dir.path().join("none")), |_, _| true);
+        assert!(none.next_resend().is_none());
+    }
+}

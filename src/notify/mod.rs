@@ -193,7 +193,7 @@ impl Notifiers {
         let worker = Worker {
             notifier: notifier.clone(),
             queued,
-            firing: alertmanager::Firing::load(queue.as_ref().map(|q| q.dir.as_path()), still),
+            firing: alertmanager::Firing::load(queue.as_ref().map(|q| q.dir()), still),
             queue: queue.clone(),
             runner: Arc::clone(&self.runner),
             next_try: Instant::now(),
