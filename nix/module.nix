@@ -125,6 +125,18 @@ in
         assertion = !(cfg.settings ? emails && cfg.settings.emails ? smtp_password);
         message = "services.picomon.settings.emails.smtp_password would be readable by everyone in the Nix store: use environmentFile (PICOMON_EMAILS__SMTP_PASSWORD) or emails.smtp_password_file.";
       }
+      {
+        # An Alertmanager notifier's secrets are files picomon reads at
+        # start; a path into the store would publish them.
+        assertion = builtins.all (
+          n:
+          builtins.all (k: !(n ? ${k}) || !(lib.hasPrefix builtins.storeDir (toString n.${k}))) [
+            "password_file"
+            "bearer_token_file"
+          ]
+        ) (builtins.attrValues (cfg.settings.notify or { }));
+        message = "services.picomon.settings.notify.<name>.password_file and bearer_token_file must not be in the Nix store, where everyone can read them.";
+      }
     ];
 
     services.picomon.settings = {

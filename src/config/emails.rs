@@ -99,7 +99,7 @@ impl Validator<'_> {
                 Some(p.clone())
             }
             (None, Some(_)) if !self.on_this_machine => None,
-            (None, Some(file)) => self.password_file(file),
+            (None, Some(file)) => self.password_file("emails.smtp_password_file", file),
             (None, None) => None,
         };
         // A password file that could not be read is its own error already.
@@ -113,7 +113,7 @@ impl Validator<'_> {
             self.bad(key, "smtp_user and a password (smtp_password_file or PICOMON_EMAILS__SMTP_PASSWORD) go together");
         }
         let smtp_ca_pem = match &raw.smtp_ca_file {
-            Some(file) if self.on_this_machine => self.ca_file(file),
+            Some(file) if self.on_this_machine => self.ca_file("emails.smtp_ca_file", file),
             _ => None,
         };
         let keepalive = self.secs(
@@ -160,10 +160,9 @@ impl Validator<'_> {
         }
     }
 
-    /// The password in `smtp_password_file`: its first line, from a
-    /// small regular file.
-    fn password_file(&mut self, file: &Path) -> Option<String> {
-        let key = "emails.smtp_password_file";
+    /// The secret in a password or token file (`key`): its first line,
+    /// from a small regular file.
+    pub(super) fn password_file(&mut self, key: &str, file: &Path) -> Option<String> {
         let (bytes, mode) = match paths::read_small_file(file, paths::PASSWORD_CAP) {
             Ok(read) => read,
             Err(e) => {
@@ -194,9 +193,8 @@ impl Validator<'_> {
         }
     }
 
-    /// The extra CA certificates of `smtp_ca_file`, checked to be PEM.
-    fn ca_file(&mut self, file: &Path) -> Option<Vec<u8>> {
-        let key = "emails.smtp_ca_file";
+    /// The extra CA certificates of a CA file (`key`), checked to be PEM.
+    pub(super) fn ca_file(&mut self, key: &str, file: &Path) -> Option<Vec<u8>> {
         let pem = match paths::read_small_file(file, paths::CA_CAP) {
             Ok((pem, _)) => pem,
             Err(e) => {

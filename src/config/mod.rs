@@ -31,7 +31,7 @@ pub use emails::Emails;
 pub use error::ConfigError;
 pub use error::ENV_PREFIX;
 pub use load::fragment_dir;
-pub use notify::{Notifier, NotifierKind};
+pub use notify::{Alertmanager, HttpAuth, Notifier, NotifierKind};
 use raw::RawConfig;
 pub use raw::SmtpSecurity;
 use validate::Validator;

@@ -327,7 +327,7 @@ fn every_key() -> Vec<String> {
     .expect("a check with every key");
     raw.checks.insert("c".into(), Box::new(check));
     let notify: super::raw::RawNotify =
-        toml::from_str("type = \"command\"\ncommand = []\ntimeout = 1\nretry_every = 1\n")
+        toml::from_str("type = \"command\"\ncommand = []\ntimeout = 1\nretry_every = 1\nurls = []\nlabels = { a = \"b\" }\nresend_every = 1\nusername = \"u\"\npassword_file = \"/p\"\nbearer_token_file = \"/t\"\nca_file = \"/c\"\n")
             .expect("a notifier with every key");
     raw.notify.insert("n".into(), notify);
     let value = toml::Value::try_from(&raw).expect("to toml");
@@ -336,8 +336,9 @@ fn every_key() -> Vec<String> {
         if let toml::Value::Table(t) = v {
             for (k, v) in t {
                 // Under [hosts] and [checks] the keys are the user's names;
-                // so are those of a check's `env`, itself a key.
-                if k == "env" {
+                // so are those of a check's `env` and a notifier's `labels`,
+                // each itself a key.
+                if k == "env" || k == "labels" {
                     keys.push(k.clone());
                 } else if !user_table && v.is_table() {
                     walk(v, k == "hosts" || k == "checks" || k == "notify", keys);
@@ -997,10 +998,83 @@ fn a_notifier_of_an_unknown_type_or_without_a_command_is_refused_by_its_key() {
     assert!(err.contains("unknown notifier type \"pigeon\""), "{err}");
     let site = Site::new("[notify.ntfy]\ntype = \"command\"\ncommand = [\"true\"]\nurls = []\n");
     assert!(
-        site.error().contains("unknown key `urls`"),
+        site.error()
+            .contains("notify.ntfy.urls: not a key of a notifier of type \"command\""),
         "{}",
         site.error()
     );
+    let site = Site::new("[notify.ntfy]\ntype = \"command\"\ncommand = [\"true\"]\nurl = \"x\"\n");
+    assert!(
+        site.error().contains("unknown key `url`"),
+        "{}",
+        site.error()
+    );
+}
+
+#[test]
+fn an_alertmanager_notifier_with_a_bad_url_a_missing_token_file_or_a_label_of_picomon_is_refused_by_its_key(
+) {
+    let site = Site::new(
+        "[notify.am]\ntype = \"alertmanager\"\nurls = [\"http://am1:9093\", \"am2:9093\", \"http://exa mple\"]\nbearer_token_file = \"/nonexistent/token\"\nlabels = { site = \"paris\", severity = \"x\", \"a-b\" = \"y\" }\nresend_every = 0\ncommand = [\"true\"]\n[notify.none]\ntype = \"alertmanager\"\nusername = \"u\"\n",
+    );
+    let err = site.error();
+    assert_names(
+        &err,
+        &[
+            "notify.am.urls",
+            "notify.am.bearer_token_file",
+            "notify.am.labels",
+            "notify.am.resend_every",
+            "notify.am.command",
+            "notify.none.urls",
+            "notify.none.password_file",
+        ],
+    );
+    assert!(err.contains("\"am2:9093\""), "{err}");
+    assert!(err.contains("\"http://exa mple\""), "{err}");
+    assert!(!err.contains("http://am1:9093"), "{err}");
+    assert!(err.contains("/nonexistent/token"), "{err}");
+    assert!(
+        err.contains("\"severity\": picomon sets this label itself"),
+        "{err}"
+    );
+    assert!(err.contains("\"a-b\""), "{err}");
+    assert!(!err.contains("\"site\""), "{err}");
+}
+
+#[test]
+fn an_alertmanager_notifier_reads_its_secrets_and_dump_shows_only_their_files() {
+    let site = Site::new("");
+    let token = site.dir.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").expect("write token");
+    std::fs::write(
+        site.main(),
+        format!(
+            "[notify.am]\ntype = \"alertmanager\"\nurls = [\"https://am1:9093/\"]\nbearer_token_file = \"{}\"\nlabels = {{ site = \"paris\" }}\n",
+            token.display()
+        ),
+    )
+    .expect("write main");
+    let config = site.load().expect("valid");
+    let [Notifier {
+        kind: NotifierKind::Alertmanager(am),
+        ..
+    }] = config.notifiers.as_slice()
+    else {
+        panic!("one alertmanager notifier: {:?}", config.notifiers);
+    };
+    assert_eq!(
+        am.auth,
+        Some(super::HttpAuth::Bearer("s3cret-token".into()))
+    );
+    assert_eq!(am.resend_every, std::time::Duration::from_secs(60));
+    assert_eq!(am.labels.get("site").map(String::as_str), Some("paris"));
+    assert!(!format!("{:?}", config.notifiers).contains("s3cret"));
+    let dumped = config.dump().expect("dump");
+    assert!(!dumped.contains("s3cret"), "{dumped}");
+    assert!(dumped.contains("bearer_token_file"), "{dumped}");
+    let again = Site::new(&dumped).load().expect("dump is valid");
+    assert_eq!(again.notifiers, config.notifiers);
 }
 
 #[test]

@@ -10,8 +10,11 @@
 //! As a mail, a notification is `hold`en (written pending) until the
 //! switch it tells is saved, then `release`d; see `queue`.
 
+mod alertmanager;
 mod command;
 mod queue;
+
+pub(crate) use alertmanager::OWN_LABELS;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -48,6 +51,14 @@ pub(crate) struct Note {
 }
 
 impl Note {
+    /// The value of the event's variable `name` (without the prefix).
+    fn var(&self, name: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| k.strip_prefix(ENV_PREFIX) == Some(name))
+            .map_or("", |(_, v)| v.as_str())
+    }
+
     fn new(emails: &Emails, event: &Event) -> Note {
         let (state, severity) = Mail::state_words(event);
         let subject = Mail::alert(emails, event).subject;
@@ -141,12 +152,23 @@ impl Notifiers {
             runner: Arc::clone(runner),
         };
         for notifier in notifiers {
-            all.start(notifier, |note| note.told(failing))?;
+            all.start(
+                notifier,
+                |note| note.told(failing),
+                |id, since| failing.iter().any(|(i, s)| i == id && *s == since),
+            )?;
         }
         Ok(all)
     }
 
-    fn start(&mut self, notifier: &Notifier, told: impl Fn(&Note) -> bool) -> anyhow::Result<()> {
+    /// Starts `notifier` with what its queue holds (a pending note kept
+    /// when `told`) and its alerts firing (kept when `still` firing).
+    fn start(
+        &mut self,
+        notifier: &Notifier,
+        told: impl Fn(&Note) -> bool,
+        still: impl Fn(&str, SystemTime) -> bool,
+    ) -> anyhow::Result<()> {
         let queue = self
             .dir
             .as_ref()
@@ -171,6 +193,7 @@ impl Notifiers {
         let worker = Worker {
             notifier: notifier.clone(),
             queued,
+            firing: alertmanager::Firing::load(queue.as_ref().map(|q| q.dir()), still),
             queue: queue.clone(),
             runner: Arc::clone(&self.runner),
             next_try: Instant::now(),
@@ -268,8 +291,10 @@ impl Notifiers {
                 }
                 // Pending files of an earlier run were kept or dropped at
                 // start; any left now are kept rather than lost.
+                // The daemon's failing set is not at hand here: alerts
+                // firing from an earlier run are dropped, not resent stale.
                 None => {
-                    if let Err(e) = self.start(notifier, |_| true) {
+                    if let Err(e) = self.start(notifier, |_| true, |_, _| false) {
                         log::error!("notify.{}: cannot start it: {e:#}", notifier.name);
                     }
                 }
@@ -317,17 +342,24 @@ struct Worker {
     runner: Arc<Runner>,
     /// No attempt before this (the last one failed).
     next_try: Instant,
+    /// The alerts an Alertmanager notifier has firing.
+    firing: alertmanager::Firing,
 }
 
 impl Worker {
     fn run(mut self, rx: Receiver<Order>) {
         loop {
-            let order = match self.queued.is_empty() {
-                true => match rx.recv() {
+            let retry = (!self.queued.is_empty()).then_some(self.next_try);
+            let resend = match &self.notifier.kind {
+                NotifierKind::Alertmanager(_) => self.firing.next_resend(),
+                NotifierKind::Command { .. } => None,
+            };
+            let order = match retry.into_iter().chain(resend).min() {
+                None => match rx.recv() {
                     Ok(order) => Some(order),
                     Err(_) => return,
                 },
-                false => match rx.recv_deadline(self.next_try) {
+                Some(wake) => match rx.recv_deadline(wake) {
                     Ok(order) => Some(order),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => return,
@@ -354,6 +386,9 @@ impl Worker {
             if Instant::now() >= self.next_try {
                 self.attempt();
             }
+            if let NotifierKind::Alertmanager(settings) = &self.notifier.kind {
+                self.firing.resend(&self.notifier.name, settings);
+            }
         }
     }
 
@@ -366,6 +401,7 @@ impl Worker {
             NotifierKind::Command { argv, timeout } => {
                 command::deliver(&self.runner, argv, *timeout, note)
             }
+            NotifierKind::Alertmanager(settings) => self.firing.deliver(settings, note),
         };
         let name = &self.notifier.name;
         match outcome {

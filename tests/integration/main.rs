@@ -11,6 +11,7 @@ mod harness;
 #[allow(dead_code)]
 mod smtp;
 
+mod alertmanager;
 mod checks_dns;
 mod checks_https;
 mod checks_jabber;

@@ -1,0 +1,307 @@
+//! `type = "alertmanager"`: a switch is an alert POSTed to
+//! `/api/v2/alerts` of every configured URL. Alertmanager's HA contract is
+//! that clients send to every peer (peers share silences and what they
+//! notified, not alerts), so each one is sent to all; a delivery counts
+//! once one peer took it, so a peer that is down holds back neither the
+//! queue nor the others.
+//!
+//! Alertmanager keeps alerts in memory only and ends one it has not heard
+//! of for `resolve_timeout`: so the alerts still firing are kept here (and
+//! in `firing.alerts` beside the queue, for a restart) and sent again to
+//! every peer every `resend_every`. The resolved alert is the firing one
+//! with `endsAt`, so that its labels, and Alertmanager's fingerprint, are
+//! the same.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::Note;
+use crate::config::{Alertmanager, HttpAuth};
+use crate::files;
+
+/// The labels picomon sets on every alert; `labels` cannot override them.
+pub(crate) const OWN_LABELS: &[&str] = &["alertname", "instance", "target", "severity"];
+
+/// The name of the file of alerts still firing, in the queue's directory
+/// (not a queue file: those end in `.json` or `.pending`).
+const FIRING_FILE: &str = "firing.alerts";
+
+/// One alert as Alertmanager's API v2 takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Alert {
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    #[serde(rename = "endsAt", skip_serializing_if = "Option::is_none", default)]
+    ends_at: Option<String>,
+}
+
+/// A firing alert, with the outage it tells (to match a restart's state).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Open {
+    since: SystemTime,
+    alert: Alert,
+}
+
+/// The alerts still firing, by instance id, and when they go again.
+pub(crate) struct Firing {
+    open: BTreeMap<String, Open>,
+    /// `firing.alerts`, with a state directory.
+    file: Option<PathBuf>,
+    next_resend: Instant,
+}
+
+impl Firing {
+    /// What `dir/firing.alerts` holds, keeping only the alerts whose
+    /// outage `still(id, since)` says is still on (the saved state): one
+    /// that recovered meanwhile has its resolved alert queued anyway.
+    pub(crate) fn load(
+        dir: Option<&std::path::Path>,
+        still: impl Fn(&str, SystemTime) -> bool,
+    ) -> Firing {
+        let file = dir.map(|d| d.join(FIRING_FILE));
+        let mut open: BTreeMap<String, Open> = file
+            .as_ref()
+            .and_then(|f| match std::fs::read(f) {
+                Ok(bytes) => serde_json::from_slice(&bytes)
+                    .map_err(|e| {
+                        log::error!("{}: unreadable, starting without it: {e}", f.display())
+                    })
+                    .ok(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    log::error!("{}: cannot read it: {e}", f.display());
+                    None
+                }
+            })
+            .unwrap_or_default();
+        open.retain(|id, o| still(id, o.since));
+        Firing {
+            open,
+            file,
+            next_resend: Instant::now(),
+        }
+    }
+
+    /// When the firing alerts go again, if any is firing.
+    pub(crate) fn next_resend(&self) -> Option<Instant> {
+        (!self.open.is_empty()).then_some(self.next_resend)
+    }
+
+    fn save(&self) {
+        let Some(file) = &self.file else { return };
+        let written = serde_json::to_vec_pretty(&self.open)
+            .map_err(std::io::Error::other)
+            .and_then(|json| files::write_atomic(file, &json));
+        if let Err(e) = written {
+            log::error!(
+                "{}: cannot save the firing alerts (a restart would not send them again): {e}",
+                file.display()
+            );
+        }
+    }
+
+    /// Sends every firing alert again to every peer, when it is time.
+    pub(crate) fn resend(&mut self, name: &str, settings: &Alertmanager) {
+        if !self.next_resend().is_some_and(|at| Instant::now() >= at) {
+            return;
+        }
+        let alerts: Vec<Alert> = self.open.values().map(|o| o.alert.clone()).collect();
+        if let Err(why) = post_all(settings, &alerts) {
+            log::warn!(
+                "notify.{name}: the {} firing alerts not sent again: {why}",
+                alerts.len()
+            );
+        }
+        self.next_resend = Instant::now() + settings.resend_every;
+    }
+
+    /// Delivers `note`: its firing alert, or the end of the one firing.
+    pub(crate) fn deliver(&mut self, settings: &Alertmanager, note: &Note) -> Result<(), String> {
+        if note.problem {
+            let alert = Alert::firing(settings, note);
+            post_all(settings, std::slice::from_ref(&alert))?;
+            if self.open.is_empty() {
+                // Just sent: the next time is a full period away.
+                self.next_resend = Instant::now() + settings.resend_every;
+            }
+            self.open.insert(
+                note.id.clone(),
+                Open {
+                    since: note.since,
+                    alert,
+                },
+            );
+        } else {
+            // The alert that fired, so that Alertmanager matches it; one
+            // made from the note when picomon lost it (a severity label
+            // may then differ, and Alertmanager ends the firing one at
+            // its resolve_timeout).
+            let mut alert = match self.open.get(&note.id) {
+                Some(o) if o.since == note.since => o.alert.clone(),
+                _ => Alert::firing(settings, note),
+            };
+            alert.ends_at = Some(rfc3339(SystemTime::now()));
+            post_all(settings, std::slice::from_ref(&alert))?;
+            if self
+                .open
+                .get(&note.id)
+                .is_some_and(|o| o.since == note.since)
+            {
+                self.open.remove(&note.id);
+            }
+        }
+        self.save();
+        Ok(())
+    }
+}
+
+impl Alert {
+    fn firing(settings: &Alertmanager, note: &Note) -> Alert {
+        let mut labels = settings.labels.clone();
+        for (label, var) in [
+            ("alertname", "CHECK"),
+            ("instance", "INSTANCE"),
+            ("target", "TARGET"),
+            ("severity", "SEVERITY"),
+        ] {
+            labels.insert(label.to_string(), note.var(var).to_string());
+        }
+        let output = note.var("OUTPUT");
+        let annotations = BTreeMap::from([
+            (
+                "summary".to_string(),
+                output.lines().next().unwrap_or("").to_string(),
+            ),
+            ("description".to_string(), output.to_string()),
+        ]);
+        Alert {
+            labels,
+            annotations,
+            starts_at: rfc3339(note.since),
+            ends_at: None,
+        }
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// POSTs `alerts` to every peer; Ok when at least one took them (the
+/// others are logged), else every peer's error.
+fn post_all(settings: &Alertmanager, alerts: &[Alert]) -> Result<(), String> {
+    let body = serde_json::to_vec(alerts).map_err(|e| e.to_string())?;
+    let agent = agent(settings)?;
+    let mut errors = Vec::new();
+    for url in &settings.urls {
+        if let Err(why) = post(&agent, settings, url, &body) {
+            errors.push(why);
+        }
+    }
+    match errors.len() == settings.urls.len() {
+        true => Err(errors.join("; ")),
+        false => {
+            for why in &errors {
+                log::warn!("{why} (another Alertmanager took it)");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn agent(settings: &Alertmanager) -> Result<ureq::Agent, String> {
+    let mut config = ureq::Agent::config_builder()
+        .timeout_global(Some(settings.timeout))
+        .http_status_as_error(false);
+    if let Some(pem) = &settings.ca_pem {
+        let certs = ureq::tls::parse_pem(pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the CA file: {e}"))?;
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
+        );
+    }
+    Ok(config.build().into())
+}
+
+fn post(
+    agent: &ureq::Agent,
+    settings: &Alertmanager,
+    url: &str,
+    body: &[u8],
+) -> Result<(), String> {
+    let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+    let mut request = agent
+        .post(&endpoint)
+        .header("Content-Type", "application/json");
+    match &settings.auth {
+        Some(HttpAuth::Basic { username, password }) => {
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+            request = request.header("Authorization", format!("Basic {pair}"));
+        }
+        Some(HttpAuth::Bearer(token)) => {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        None => {}
+    }
+    let mut response = request.send(body).map_err(|e| format!("{endpoint}: {e}"))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let said = response
+        .body_mut()
+        .with_config()
+        .limit(4096)
+        .read_to_string()
+        .unwrap_or_default();
+    Err(format!("{endpoint}: HTTP {status}: {}", said.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn open(since: u64) -> Open {
+        Open {
+            since: UNIX_EPOCH + Duration::from_secs(since),
+            alert: Alert {
+                labels: BTreeMap::from([("alertname".to_string(), "web".to_string())]),
+                annotations: BTreeMap::new(),
+                starts_at: rfc3339(UNIX_EPOCH + Duration::from_secs(since)),
+                ends_at: None,
+            },
+        }
+    }
+
+    #[test]
+    fn after_a_restart_only_the_alerts_of_outages_still_saved_failing_are_sent_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let saved = BTreeMap::from([("web".to_string(), open(100)), ("db".to_string(), open(50))]);
+        let json = serde_json::to_vec(&saved).expect("json");
+        std::fs::write(dir.path().join(FIRING_FILE), json).expect("write");
+        let firing = Firing::load(Some(dir.path()), |id, since| {
+            id == "web" && since == UNIX_EPOCH + Duration::from_secs(100)
+        });
+        assert_eq!(firing.open.keys().collect::<Vec<_>>(), ["web"]);
+        assert!(firing.next_resend().is_some_and(|at| at <= Instant::now()));
+        // Nothing saved, or nothing firing: nothing to send again.
+        let none = Firing::load(Some(&dir.path().join("none")), |_, _| true);
+        assert!(none.next_resend().is_none());
+    }
+}

@@ -1,0 +1,357 @@
+//! `[notify.NAME]` with `type = "alertmanager"` against Debian's real
+//! Alertmanager: two of them clustered on loopback, routing to a webhook
+//! receiver this test runs, fed by an HA pair of picomon daemons that
+//! send to both. Alertmanager's cluster deduplicates; these tests hold
+//! picomon to its side of that contract (every peer, same labels, the
+//! resolved alert, firing ones sent again).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::harness::{closed_port, wait_for, Daemon, Site};
+
+const LONG: Duration = Duration::from_secs(90);
+/// How long a peer waits per position before notifying, so that the first
+/// one's notification log has reached it: generous for a busy machine.
+const PEER_TIMEOUT: &str = "5s";
+/// `PEER_TIMEOUT`, as a duration to wait.
+const PEER_WAIT: Duration = Duration::from_secs(5);
+/// Alertmanager's `group_interval`, well above the peer timeout as in
+/// production (5 minutes against 15 s): a peer's flush takes a peer
+/// timeout before it checks the gossiped log, and one that began while
+/// the alert fired and checks after the first peer notified its end
+/// would tell a stale "firing" again.
+const GROUP_INTERVAL: &str = "40s";
+
+/// A webhook receiver on loopback keeping every POSTed body.
+struct Receiver {
+    port: u16,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (kept, stopped) = (Arc::clone(&bodies), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(conn);
+                let mut length = 0usize;
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_ok() {
+                    if let Ok(json) = serde_json::from_slice(&body) {
+                        kept.lock().expect("bodies").push(json);
+                    }
+                }
+                let _ = reader.get_mut().write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Receiver { port, bodies, stop }
+    }
+
+    /// The notifications received with `status` ("firing", "resolved").
+    fn count(&self, status: &str) -> usize {
+        self.bodies
+            .lock()
+            .expect("bodies")
+            .iter()
+            .filter(|b| b["status"] == status)
+            .count()
+    }
+
+    fn all(&self) -> String {
+        format!("{:?}", self.bodies.lock().expect("bodies"))
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One Alertmanager of the cluster; killed when dropped.
+struct Am {
+    web: u16,
+    args: Vec<String>,
+    log: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl Am {
+    fn new(dir: &Path, name: &str, config: &Path, cluster: u16, peer: u16) -> Am {
+        let storage = dir.join(name);
+        std::fs::create_dir_all(&storage).expect("storage dir");
+        let web = closed_port();
+        let args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", storage.display()),
+            format!("--web.listen-address=127.0.0.1:{web}"),
+            format!("--cluster.listen-address=127.0.0.1:{cluster}"),
+            format!("--cluster.advertise-address=127.0.0.1:{cluster}"),
+            format!("--cluster.peer=127.0.0.1:{peer}"),
+            format!("--cluster.peer-timeout={PEER_TIMEOUT}"),
+            "--cluster.gossip-interval=100ms".into(),
+            "--cluster.pushpull-interval=2s".into(),
+            "--log.level=debug".into(),
+        ];
+        let mut am = Am {
+            web,
+            args,
+            log: dir.join(format!("{name}.log")),
+            child: None,
+        };
+        am.start();
+        am
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new("prometheus-alertmanager")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus-alertmanager (scripts/deps installs it)");
+        self.child = Some(child);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            crate::harness::signal(child.id(), libc::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.web)
+    }
+
+    fn get(&self, path: &str) -> Option<serde_json::Value> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let mut response = agent.get(format!("{}{path}", self.url())).call().ok()?;
+        let text = response.body_mut().read_to_string().ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Up, and clustered with its peer (both members ready).
+    fn clustered(&self) -> bool {
+        self.get("/api/v2/status").is_some_and(|s| {
+            s["cluster"]["status"] == "ready"
+                && s["cluster"]["peers"]
+                    .as_array()
+                    .is_some_and(|p| p.len() == 2)
+        })
+    }
+
+    /// The alerts it has active, as (alertname, instance, site) labels.
+    fn active(&self) -> Option<Vec<(String, String, String)>> {
+        let alerts = self.get("/api/v2/alerts?active=true&silenced=false&inhibited=false")?;
+        Some(
+            alerts
+                .as_array()?
+                .iter()
+                .filter(|a| a["status"]["state"] == "active")
+                .map(|a| {
+                    let label = |k: &str| a["labels"][k].as_str().unwrap_or("").to_string();
+                    (label("alertname"), label("instance"), label("site"))
+                })
+                .collect(),
+        )
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Am {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Two clustered Alertmanagers routing to `receiver`, waited for until
+/// each sees the other: only then is their deduplication in force.
+fn cluster(dir: &Path, receiver: &Receiver) -> (Am, Am) {
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname, instance]\n  group_wait: 1s\n  group_interval: {GROUP_INTERVAL}\n  repeat_interval: 1h\n\
+             receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{}/\n        send_resolved: true\n",
+            receiver.port,
+        ),
+    )
+    .expect("write alertmanager.yml");
+    let (c1, c2) = (closed_port(), closed_port());
+    let am1 = Am::new(dir, "am1", &config, c1, c2);
+    let am2 = Am::new(dir, "am2", &config, c2, c1);
+    wait_for("both Alertmanagers up and clustered", LONG, || {
+        am1.clustered() && am2.clustered()
+    });
+    (am1, am2)
+}
+
+/// One picomon of the HA pair: the same check, sending to both.
+fn picomon(site: &Site, ams: &(Am, Am), resend_every: &str) -> Daemon {
+    let plugin = site.flag_plugin();
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.2\nstate_dir = \"{}\"\n\
+             [checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
+             [notify.am]\ntype = \"alertmanager\"\nurls = [\"{}\", \"{}/\"]\nresend_every = {resend_every}\nretry_every = 0.5\nlabels = {{ site = \"paris\" }}\n",
+            site.path("state").display(),
+            ams.0.url(),
+            ams.1.url(),
+        ),
+    );
+    site.down("FLAG CRITICAL - disk on fire\nsecond line");
+    site.daemon(&["-D"])
+}
+
+fn flag_firing() -> Vec<(String, String, String)> {
+    vec![("flag".into(), "flag".into(), "paris".into())]
+}
+
+#[test]
+fn an_ha_pair_sending_to_two_clustered_alertmanagers_notifies_once_firing_and_once_resolved() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let receiver = Receiver::start();
+    let ams = cluster(dir.path(), &receiver);
+    let (a, b) = (Site::new(""), Site::new(""));
+    let (da, db) = (picomon(&a, &ams, "60"), picomon(&b, &ams, "60"));
+    for d in [&da, &db] {
+        d.wait_log(
+            "notify.am: delivered \"[picomon] Problem: flag on flag\"",
+            1,
+            LONG,
+        );
+    }
+    // Both peers have the alert, from both picomons (no gossip of alerts).
+    wait_for("the alert firing on both Alertmanagers", LONG, || {
+        ams.0.active() == Some(flag_firing()) && ams.1.active() == Some(flag_firing())
+    });
+    wait_for("the firing notification", LONG, || {
+        receiver.count("firing") >= 1
+    });
+    let body = receiver.all();
+    for want in [
+        "\"alertname\": String(\"flag\")",
+        "\"site\": String(\"paris\")",
+        "\"severity\": String(\"CRITICAL\")",
+        "\"summary\": String(\"FLAG CRITICAL - disk on fire\")",
+        "\"description\": String(\"FLAG CRITICAL - disk on fire\\nsecond line\")",
+    ] {
+        assert!(body.contains(want), "{want} not in {body}");
+    }
+    // The second peer sends the firing notification, unless the first's
+    // is in the gossiped log, a peer timeout after the first: let it
+    // decide while the alert still fires, then count. The recovery then
+    // comes well before the next flush (GROUP_INTERVAL).
+    std::thread::sleep(PEER_WAIT * 2);
+    assert_eq!(receiver.count("firing"), 1, "{}", receiver.all());
+    a.up();
+    b.up();
+    for d in [&da, &db] {
+        d.wait_log(
+            "notify.am: delivered \"[picomon] OK: flag on flag\"",
+            1,
+            LONG,
+        );
+    }
+    wait_for("the resolved notification", LONG, || {
+        receiver.count("resolved") >= 1
+    });
+    // The second peer notifies, if at all, a peer timeout after the first:
+    // wait well past it before counting.
+    std::thread::sleep(PEER_WAIT * 2);
+    assert_eq!(
+        (receiver.count("firing"), receiver.count("resolved")),
+        (1, 1),
+        "{}\n--- am1:\n{}\n--- am2:\n{}",
+        receiver.all(),
+        ams.0.log(),
+        ams.1.log()
+    );
+    assert_eq!(ams.0.active(), Some(vec![]));
+    assert_eq!(ams.1.active(), Some(vec![]));
+}
+
+#[test]
+fn an_alertmanager_restarted_while_a_check_fails_gets_the_firing_alert_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let receiver = Receiver::start();
+    let mut ams = cluster(dir.path(), &receiver);
+    let site = Site::new("");
+    let daemon = picomon(&site, &ams, "1");
+    wait_for("the alert firing on both Alertmanagers", LONG, || {
+        ams.0.active() == Some(flag_firing()) && ams.1.active() == Some(flag_firing())
+    });
+    // Alertmanager keeps alerts in memory only: a restart forgets them.
+    ams.1.stop();
+    ams.1.start();
+    wait_for(
+        "the restarted Alertmanager up and clustered again",
+        LONG,
+        || ams.0.clustered() && ams.1.clustered(),
+    );
+    wait_for(
+        "the firing alert sent again to the restarted one",
+        LONG,
+        || ams.1.active() == Some(flag_firing()),
+    );
+    site.up();
+    daemon.wait_log(
+        "notify.am: delivered \"[picomon] OK: flag on flag\"",
+        1,
+        LONG,
+    );
+    wait_for("the alert resolved on both", LONG, || {
+        ams.0.active() == Some(vec![]) && ams.1.active() == Some(vec![])
+    });
+    assert!(
+        receiver.count("resolved") <= 1,
+        "{}\n{}",
+        receiver.all(),
+        daemon.stderr()
+    );
+}
