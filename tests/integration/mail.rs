@@ -22,6 +22,17 @@ fn flag_site(emails: &str, extra: &str) -> Site {
     site
 }
 
+/// `flag_site` mailing `to` through 127.0.0.1:`port`, with a state
+/// directory (so a spool) of its own.
+fn spooled_flag_site(port: u16, to: &str) -> (Site, tempfile::TempDir) {
+    let state = tempfile::tempdir().expect("state dir");
+    let site = flag_site(
+        &emails_to(port, to),
+        &format!("state_dir = \"{}\"", state.path().display()),
+    );
+    (site, state)
+}
+
 /// Adds `lines` to the site's [emails] table.
 fn set_emails(site: &Site, lines: &str) {
     let config = std::fs::read_to_string(site.config()).expect("read config");
@@ -128,11 +139,7 @@ fn a_mail_queued_while_the_server_is_down_arrives_once_when_it_is_back() {
 #[test]
 fn a_mail_spooled_before_a_restart_is_sent_once_and_the_recovery_threads_under_it() {
     let port = SmtpServer::free_port();
-    let state = tempfile::tempdir().expect("state dir");
-    let site = flag_site(
-        &emails_to(port, "\"ops@example.org\""),
-        &format!("state_dir = \"{}\"", state.path().display()),
-    );
+    let (site, state) = spooled_flag_site(port, "\"ops@example.org\"");
     site.down("FLAG CRITICAL - down before restart");
     let mut daemon = site.daemon(&[]);
     daemon.wait_log("mail delivery to 127.0.0.1", 1, LONG);
@@ -271,11 +278,7 @@ fn json_files(dir: &std::path::Path) -> usize {
 #[test]
 fn one_refused_recipient_does_not_cost_the_others_their_alerts() {
     let port = SmtpServer::free_port();
-    let state = tempfile::tempdir().expect("state dir");
-    let site = flag_site(
-        &emails_to(port, "\"ops@example.org\", \"reject-me@example.org\""),
-        &format!("state_dir = \"{}\"", state.path().display()),
-    );
+    let (site, state) = spooled_flag_site(port, "\"ops@example.org\", \"reject-me@example.org\"");
     std::fs::write(
         site.config(),
         std::fs::read_to_string(site.config()).expect("read")
@@ -333,11 +336,7 @@ fn one_refused_recipient_does_not_cost_the_others_their_alerts() {
 #[test]
 fn a_recipient_deferred_for_now_gets_the_alert_later_and_the_others_get_it_once() {
     let port = SmtpServer::free_port();
-    let state = tempfile::tempdir().expect("state dir");
-    let site = flag_site(
-        &emails_to(port, "\"ops@example.org\", \"later@example.org\""),
-        &format!("state_dir = \"{}\"", state.path().display()),
-    );
+    let (site, state) = spooled_flag_site(port, "\"ops@example.org\", \"later@example.org\"");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     smtp.fault("defer", "");
     site.down("FLAG CRITICAL - busy mailbox");
@@ -366,11 +365,7 @@ fn a_recipient_deferred_for_now_gets_the_alert_later_and_the_others_get_it_once(
 #[test]
 fn a_server_refusing_every_mail_for_good_gets_them_after_it_is_fixed() {
     let port = SmtpServer::free_port();
-    let state = tempfile::tempdir().expect("state dir");
-    let site = flag_site(
-        &emails_to(port, "\"ops@example.org\""),
-        &format!("state_dir = \"{}\"", state.path().display()),
-    );
+    let (site, state) = spooled_flag_site(port, "\"ops@example.org\"");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     smtp.fault("refuse-data", "");
     site.down("FLAG CRITICAL - refused by policy");
@@ -397,11 +392,7 @@ fn a_server_refusing_every_mail_for_good_gets_them_after_it_is_fixed() {
 #[test]
 fn a_mail_every_recipient_refuses_is_kept_not_thrown_away() {
     let port = SmtpServer::free_port();
-    let state = tempfile::tempdir().expect("state dir");
-    let site = flag_site(
-        &emails_to(port, "\"reject-me@example.org\""),
-        &format!("state_dir = \"{}\"", state.path().display()),
-    );
+    let (site, state) = spooled_flag_site(port, "\"reject-me@example.org\"");
     let _smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.down("FLAG CRITICAL - refused");
     let daemon = site.daemon(&[]);
@@ -555,11 +546,7 @@ fn an_idle_smtp_connection_is_closed_after_the_keepalive_timeout() {
 #[test]
 fn a_recovery_after_a_restart_replies_to_the_problem_mail_sent_before_it() {
     let port = SmtpServer::free_port();
-    let state = tempfile::tempdir().expect("state dir");
-    let site = flag_site(
-        &emails_to(port, "\"ops@example.org\""),
-        &format!("state_dir = \"{}\"", state.path().display()),
-    );
+    let (site, state) = spooled_flag_site(port, "\"ops@example.org\"");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.down("FLAG CRITICAL - before the restart");
     let mut daemon = site.daemon(&[]);
@@ -746,11 +733,7 @@ fn mode(path: &std::path::Path) -> u32 {
 fn spooled_mails_and_the_state_file_are_private_under_umask_022() {
     use std::os::unix::process::CommandExt;
     let port = SmtpServer::free_port();
-    let state = tempfile::tempdir().expect("state dir");
-    let site = flag_site(
-        &emails_to(port, "\"ops@example.org\""),
-        &format!("state_dir = \"{}\"", state.path().display()),
-    );
+    let (site, state) = spooled_flag_site(port, "\"ops@example.org\"");
     let outbox = state.path().join("outbox");
     std::fs::create_dir_all(&outbox).expect("mkdir");
     std::fs::write(outbox.join("0001-000001.json"), "not a mail").expect("write");
