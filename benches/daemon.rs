@@ -12,16 +12,19 @@ use std::time::{Duration, Instant};
 
 /// The daemon under test: this build's, or another one named by
 /// `BENCH_PICOMON` (an older build, for before/after figures in one run).
+///
+/// It gets the environment of a service (systemd gives one PATH and LANG,
+/// the NixOS module and the Debian units nothing more that picomon reads),
+/// not cargo's seventy-odd variables: duct copies the daemon's whole
+/// environment on every spawn, so cargo's would be counted against each
+/// run, where the floor's spawn passes its environment untouched.
 fn picomon() -> Command {
     let bin =
         std::env::var_os("BENCH_PICOMON").unwrap_or_else(|| env!("CARGO_BIN_EXE_picomon").into());
     let mut cmd = Command::new(bin);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PICOMON_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env_remove("JOURNAL_STREAM");
+    cmd.env_clear();
+    cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    cmd.env("LANG", "C.UTF-8");
     cmd
 }
 
@@ -160,9 +163,22 @@ fn daemon_cost(dir: &Path, with_state: bool) -> Cost {
 /// against a bare spawn-and-wait loop (the floor), with and without
 /// `state_dir`, and what the state costs in bytes written.
 fn rss_and_cpu(dir: &Path) {
-    let bare = bare_spawn();
+    // The floor moves by 10% from one measurement to the next: the
+    // median of three, taken around the daemon's own.
+    let mut floors = vec![bare_spawn()];
     let without = daemon_cost(dir, false);
+    floors.push(bare_spawn());
     let with = daemon_cost(dir, true);
+    floors.push(bare_spawn());
+    floors.sort_by(f64::total_cmp);
+    let bare = floors[1];
+    println!(
+        "floor, a bare spawn+wait of /bin/true: {:.0} µs per run (median of {:.0}, {:.0}, {:.0})",
+        bare * 1e6,
+        floors[0] * 1e6,
+        floors[1] * 1e6,
+        floors[2] * 1e6
+    );
     println!(
         "peak RSS, 1000 instances:        {:.1} MiB; with state_dir {:.1} MiB (target < 8 MiB)",
         without.peak_kib as f64 / 1024.0,

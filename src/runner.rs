@@ -64,6 +64,10 @@ pub struct Runner {
     stopping: AtomicBool,
     /// The environment every plugin gets, before its check's own `env`.
     base_env: Vec<(OsString, OsString)>,
+    /// `/dev/null`, opened once: each plugin's stdin is a copy of it (a
+    /// `dup`), where opening it again for every run was the dearest
+    /// system call of a spawn after the spawn itself.
+    null: Option<std::fs::File>,
 }
 
 /// What of picomon's own environment a plugin sees: where programs are,
@@ -271,8 +275,16 @@ impl Runner {
         if let Err(e) = sys::block_sigchld(true) {
             log::warn!("cannot block SIGCHLD (idle threads will wake as plugins end): {e}");
         }
+        let null = match std::fs::File::open("/dev/null") {
+            Ok(null) => Some(null),
+            Err(e) => {
+                log::warn!("cannot open /dev/null once for all plugins (each run opens it): {e}");
+                None
+            }
+        };
         Runner {
             base_env: plugin_env(),
+            null,
             ..Runner::default()
         }
     }
@@ -338,8 +350,12 @@ impl Runner {
         let handle = {
             // The expression owns the write ends: dropping it at the end of
             // this block leaves them open only in the child.
-            let expr = duct::cmd(program, args)
-                .stdin_null()
+            let cmd = duct::cmd(program, args);
+            let cmd = match self.null.as_ref().map(std::fs::File::try_clone) {
+                Some(Ok(null)) => cmd.stdin_file(null),
+                _ => cmd.stdin_null(),
+            };
+            let expr = cmd
                 .stdout_file(out_w)
                 .stderr_file(err_w)
                 .full_env(self.base_env.iter().chain(env).cloned())
