@@ -173,7 +173,7 @@ impl Validator<'_> {
         if mode & 0o004 != 0 {
             log::warn!(
                 "{}: {key}: {} can be read by anyone on this machine (mode {mode:04o}); make it 0600 or 0640",
-                origin(self.figment, key),
+                origin(self.layers(), key),
                 file.display()
             );
         }
@@ -223,7 +223,7 @@ impl Validator<'_> {
     fn warn_if_world_readable(&self, key: &str) {
         use std::os::unix::fs::PermissionsExt;
         let Some(figment::Source::File(path)) = self
-            .figment
+            .layers()
             .find_metadata(key)
             .and_then(|m| m.source.as_ref())
         else {

@@ -79,7 +79,8 @@ impl Config {
     /// built, before its secrets and directories exist there.
     pub fn load_with(main: &Path, read_secrets: bool) -> Result<Config, ConfigError> {
         let layers = load::load(main)?;
-        let mut validator = Validator::new(&layers.figment);
+        let files = layers.files.clone();
+        let mut validator = Validator::new(&files);
         validator.on_this_machine = read_secrets;
         validator.config(layers.raw, layers.files)
     }

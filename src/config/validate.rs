@@ -47,7 +47,10 @@ impl Seconds {
 /// Collects every problem instead of stopping at the first, so that one
 /// `check-config` run shows them all.
 pub(super) struct Validator<'a> {
-    pub(super) figment: &'a Figment,
+    /// The files merged, and their figment, merged again only when a
+    /// message must say where a key came from (see `load::extract`).
+    files: &'a [PathBuf],
+    figment: std::cell::OnceCell<Figment>,
     pub(super) problems: Vec<String>,
     /// False when validating where the configuration is built, not where
     /// it runs: secrets and `state_dir` are not looked at on this machine.
@@ -66,9 +69,10 @@ pub(super) struct Defaults {
 }
 
 impl<'a> Validator<'a> {
-    pub(super) fn new(figment: &'a Figment) -> Validator<'a> {
+    pub(super) fn new(files: &'a [PathBuf]) -> Validator<'a> {
         Validator {
-            figment,
+            files,
+            figment: std::cell::OnceCell::new(),
             problems: Vec::new(),
             on_this_machine: true,
             defaults: Defaults {
@@ -81,9 +85,16 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// The layers merged, to look up where a key came from. Merged anew:
+    /// should a file have changed since it was read, a message may name
+    /// the wrong one of the files, never a wrong value.
+    pub(super) fn layers(&self) -> &Figment {
+        self.figment.get_or_init(|| super::load::merge(self.files))
+    }
+
     /// Records a problem with `key`, naming the layer that set it.
     pub(super) fn bad(&mut self, key: &str, what: impl fmt::Display) {
-        let origin = origin(self.figment, key);
+        let origin = origin(self.layers(), key);
         self.problems.push(format!("{origin}: {key}: {what}"));
     }
 

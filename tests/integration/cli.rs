@@ -206,9 +206,13 @@ fn usage_errors_exit_2() {
 #[test]
 fn hostile_configuration_files_are_refused_without_a_panic() {
     let deep = format!("a = {}1{}\n", "[".repeat(5000), "]".repeat(5000));
+    let dotted = format!("{} = 1\n", vec!["a"; 5000].join("."));
+    let inline = format!("a = {}{}\n", "{b = ".repeat(5000), "}".repeat(5000));
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("binary garbage", (0u8..=255).cycle().take(4096).collect()),
         ("deep nesting", deep.into_bytes()),
+        ("deep dotted keys", dotted.into_bytes()),
+        ("deep inline tables", inline.into_bytes()),
         (
             "huge integer",
             b"max_parallel = 99999999999999999999999\n".to_vec(),
