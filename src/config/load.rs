@@ -29,7 +29,7 @@ impl Format for Toml {
 
     const NAME: &'static str = "TOML";
 
-    fn from_str<'de, T: serde::de::DeserializeOwned>(text: &'de str) -> Result<T, Self::Error> {
+    fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Self::Error> {
         let depth = nesting(text);
         if depth > MAX_NESTING {
             return Err(figment::Error::from(format!(
