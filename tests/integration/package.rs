@@ -113,6 +113,18 @@ fn package_holds_binaries_units_docs_and_a_conffile() {
         "monitoring-plugins-basic, iputils-ping, dnsutils"
     );
     assert!(field(&deb, "Depends").contains("systemd"));
+    // The binaries' relocations are packed (.cargo/config.toml), which
+    // only glibc 2.36's loader reads; dpkg-shlibdeps alone says 2.34.
+    let binary = fs::read(root.join("usr/bin/picomon")).expect("picomon in the package");
+    assert!(
+        binary.windows(17).any(|w| w == b"GLIBC_ABI_DT_RELR"),
+        "picomon was linked without packed relocations"
+    );
+    assert!(
+        field(&deb, "Depends").contains("libc6 (>= 2.36)"),
+        "{}",
+        field(&deb, "Depends")
+    );
 }
 
 #[test]
