@@ -219,15 +219,20 @@ fn agent(settings: &Alertmanager) -> Result<ureq::Agent, String> {
     let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(settings.timeout))
         .http_status_as_error(false);
-    if let Some(pem) = &settings.ca_pem {
-        let certs = ureq::tls::parse_pem(pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("the CA file: {e}"))?;
+    let roots = match &settings.ca_pem {
+        Some(pem) => Some(
+            ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the CA file: {e}"))?,
+        ),
+        None => system_roots().clone(),
+    };
+    if let Some(certs) = roots {
         config = config.tls_config(
             ureq::tls::TlsConfig::builder()
                 .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
@@ -235,6 +240,30 @@ fn agent(settings: &Alertmanager) -> Result<ureq::Agent, String> {
         );
     }
     Ok(config.build().into())
+}
+
+/// The system's trusted CAs (`SSL_CERT_FILE`, `SSL_CERT_DIR`, else the
+/// distribution's bundle), read once: where an operator installs a
+/// private CA, and what curl, the https checks and SMTP trust. None when
+/// the system has none, and ureq's built-in roots are used instead.
+fn system_roots() -> &'static Option<Vec<ureq::tls::Certificate<'static>>> {
+    static ROOTS: std::sync::OnceLock<Option<Vec<ureq::tls::Certificate<'static>>>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in found.errors.iter().take(3) {
+            log::warn!("Alertmanager over https: reading the system's CA certificates: {e}");
+        }
+        let certs: Vec<_> = found
+            .certs
+            .iter()
+            .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+            .collect();
+        match certs.is_empty() {
+            true => None,
+            false => Some(certs),
+        }
+    })
 }
 
 fn post(

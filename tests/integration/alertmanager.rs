@@ -131,6 +131,26 @@ impl Am {
         am
     }
 
+    /// One Alertmanager on its own (clustering off).
+    fn alone(dir: &Path, name: &str, config: &Path) -> Am {
+        let storage = dir.join(name);
+        std::fs::create_dir_all(&storage).expect("storage dir");
+        let web = closed_port();
+        let mut am = Am {
+            web,
+            args: vec![
+                format!("--config.file={}", config.display()),
+                format!("--storage.path={}", storage.display()),
+                format!("--web.listen-address=127.0.0.1:{web}"),
+                "--cluster.listen-address=".into(),
+            ],
+            log: dir.join(format!("{name}.log")),
+            child: None,
+        };
+        am.start();
+        am
+    }
+
     fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -354,4 +374,145 @@ fn an_alertmanager_restarted_while_a_check_fails_gets_the_firing_alert_again() {
         receiver.all(),
         daemon.stderr()
     );
+}
+
+/// nginx on loopback: TLS with a certificate of the test's private CA,
+/// basic authentication, and Alertmanager behind it.
+struct Nginx(Child);
+
+impl Nginx {
+    fn in_front_of(dir: &Path, am: &Am) -> (Nginx, u16) {
+        let made = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/tls/make_certs.py"
+            ))
+            .arg(dir)
+            .status()
+            .expect("run python3 (python3-cryptography)");
+        assert!(made.success(), "make_certs.py failed");
+        let d = dir.display();
+        std::fs::write(dir.join("htpasswd"), "picomon:{PLAIN}s3cret\n").expect("htpasswd");
+        std::fs::create_dir_all(dir.join("tmp")).expect("nginx tmp");
+        let port = closed_port();
+        std::fs::write(
+            dir.join("nginx.conf"),
+            format!(
+                "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/nginx.err;\n\
+                 events {{}}\nhttp {{\naccess_log {d}/access.log;\nclient_body_temp_path {d}/tmp;\n\
+                 proxy_temp_path {d}/tmp;\nfastcgi_temp_path {d}/tmp;\nuwsgi_temp_path {d}/tmp;\n\
+                 scgi_temp_path {d}/tmp;\n\
+                 server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {d}/loopback.pem; \
+                 ssl_certificate_key {d}/loopback.key; location / {{ auth_basic am; \
+                 auth_basic_user_file {d}/htpasswd; proxy_pass http://127.0.0.1:{}; }} }}\n}}\n",
+                am.web
+            ),
+        )
+        .expect("nginx.conf");
+        let child = Command::new("nginx")
+            .args([
+                "-c",
+                &format!("{d}/nginx.conf"),
+                "-p",
+                &format!("{d}"),
+                "-e",
+            ])
+            .arg(dir.join("nginx.err"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx (scripts/deps installs nginx-light)");
+        wait_for("nginx listening", LONG, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        (Nginx(child), port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_alertmanager_behind_https_and_basic_auth_gets_the_alert_with_the_system_trust_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .expect("write alertmanager.yml");
+    let am = Am::alone(dir.path(), "am", &config);
+    wait_for("Alertmanager up", LONG, || am.active().is_some());
+    let (_nginx, port) = Nginx::in_front_of(dir.path(), &am);
+    let ca = dir.path().join("ca.pem");
+
+    let start = |password: &str, trust: Option<&Path>| {
+        let site = Site::new("");
+        let plugin = site.flag_plugin();
+        site.write("am-password", &format!("{password}\n"));
+        std::fs::set_permissions(
+            site.path("am-password"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod the password file");
+        site.write(
+            "site.toml",
+            &format!(
+                "base_tick = 0.2\nstate_dir = \"{}\"\n\
+                 [checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
+                 [notify.am]\ntype = \"alertmanager\"\nurls = [\"https://127.0.0.1:{port}\"]\n\
+                 username = \"picomon\"\npassword_file = \"{}\"\nretry_every = 0.5\nlabels = {{ site = \"paris\" }}\n",
+                site.path("state").display(),
+                site.path("am-password").display(),
+            ),
+        );
+        site.down("FLAG CRITICAL - disk on fire");
+        let mut cmd = site.picomon();
+        // The system's trust store, as rustls-native-certs reads it: the
+        // test's CA alone, or a file with no certificate in it.
+        match trust {
+            Some(ca) => cmd.env("SSL_CERT_FILE", ca),
+            None => cmd.env("SSL_CERT_FILE", site.path("am-password")),
+        };
+        let daemon = site.spawn_daemon(cmd, &["-D"]);
+        (site, daemon)
+    };
+
+    // Not trusted: the system store holds no certificate, so ureq's
+    // built-in roots are used, which do not know the private CA.
+    let (_site, daemon) = start("s3cret", None);
+    wait_for("the untrusted certificate logged", LONG, || {
+        daemon
+            .stderr()
+            .contains("invalid peer certificate: UnknownIssuer")
+    });
+    assert_eq!(am.active(), Some(vec![]), "{}", daemon.stderr());
+    drop(daemon);
+
+    // Trusted, but the wrong password: nginx answers 401, nothing arrives.
+    let (_site, daemon) = start("wrong", Some(&ca));
+    wait_for("the 401 logged", LONG, || {
+        daemon.stderr().contains("HTTP 401 Unauthorized")
+    });
+    assert_eq!(am.active(), Some(vec![]), "{}", daemon.stderr());
+    drop(daemon);
+
+    // Trusted through the system store, with the right password.
+    let (site, daemon) = start("s3cret", Some(&ca));
+    wait_for("the alert firing on Alertmanager", LONG, || {
+        am.active() == Some(flag_firing())
+    });
+    site.up();
+    wait_for("the alert resolved", LONG, || am.active() == Some(vec![]));
+    let access = std::fs::read_to_string(dir.path().join("access.log")).unwrap_or_default();
+    assert!(
+        access.contains("\"POST /api/v2/alerts HTTP/1.1\" 200"),
+        "{access}"
+    );
+    drop(daemon);
 }

@@ -1,10 +1,12 @@
 """Writes the certificates the https tests serve, into the directory given:
 a private CA (ca.pem) and, signed by it, valid, wrong-name, expired and
 expiring-soon server certificates for www.example.test, plus a
-self-signed one. Python's cryptography is used because openssl 3.0 cannot
+self-signed one, and one for the address 127.0.0.1 (loopback.pem).
+Python's cryptography is used because openssl 3.0 cannot
 date a certificate in the past."""
 
 import datetime
+import ipaddress
 import sys
 
 from cryptography import x509
@@ -34,7 +36,7 @@ def write(stem, cert, key):
         )
 
 
-def cert(cn, issuer, issuer_key, start, end, ca=False):
+def cert(cn, issuer, issuer_key, start, end, ca=False, san=None):
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
@@ -48,7 +50,7 @@ def cert(cn, issuer, issuer_key, start, end, ca=False):
     )
     if not ca:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False
+            x509.SubjectAlternativeName(san or [x509.DNSName(cn)]), critical=False
         )
     return builder.sign(issuer_key or key, hashes.SHA256()), key
 
@@ -62,3 +64,5 @@ write("wrongname", *cert("other.example.test", issuer, ca_key, now - day, now + 
 write("expired", *cert("www.example.test", issuer, ca_key, now - 9 * day, now - 2 * day))
 write("soon", *cert("www.example.test", issuer, ca_key, now - day, now + 10 * day))
 write("selfsigned", *cert("www.example.test", None, None, now - day, now + 300 * day))
+loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+write("loopback", *cert("127.0.0.1", issuer, ca_key, now - day, now + 300 * day, san=loopback))
