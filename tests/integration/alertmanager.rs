@@ -377,11 +377,12 @@ fn an_alertmanager_restarted_while_a_check_fails_gets_the_firing_alert_again() {
 }
 
 /// nginx on loopback: TLS with a certificate of the test's private CA,
-/// basic authentication, and Alertmanager behind it.
+/// and Alertmanager behind it; on its first port basic authentication,
+/// on its second a bearer token.
 struct Nginx(Child);
 
 impl Nginx {
-    fn in_front_of(dir: &Path, am: &Am) -> (Nginx, u16) {
+    fn in_front_of(dir: &Path, am: &Am) -> (Nginx, u16, u16) {
         let made = Command::new("python3")
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -394,7 +395,10 @@ impl Nginx {
         let d = dir.display();
         std::fs::write(dir.join("htpasswd"), "picomon:{PLAIN}s3cret\n").expect("htpasswd");
         std::fs::create_dir_all(dir.join("tmp")).expect("nginx tmp");
-        let port = closed_port();
+        let (port, bearer) = (closed_port(), closed_port());
+        let tls =
+            format!("ssl_certificate {d}/loopback.pem; ssl_certificate_key {d}/loopback.key;");
+        let am = am.web;
         std::fs::write(
             dir.join("nginx.conf"),
             format!(
@@ -402,10 +406,11 @@ impl Nginx {
                  events {{}}\nhttp {{\naccess_log {d}/access.log;\nclient_body_temp_path {d}/tmp;\n\
                  proxy_temp_path {d}/tmp;\nfastcgi_temp_path {d}/tmp;\nuwsgi_temp_path {d}/tmp;\n\
                  scgi_temp_path {d}/tmp;\n\
-                 server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {d}/loopback.pem; \
-                 ssl_certificate_key {d}/loopback.key; location / {{ auth_basic am; \
-                 auth_basic_user_file {d}/htpasswd; proxy_pass http://127.0.0.1:{}; }} }}\n}}\n",
-                am.web
+                 server {{ listen 127.0.0.1:{port} ssl; {tls} location / {{ auth_basic am; \
+                 auth_basic_user_file {d}/htpasswd; proxy_pass http://127.0.0.1:{am}; }} }}\n\
+                 server {{ listen 127.0.0.1:{bearer} ssl; {tls} location / {{ \
+                 if ($http_authorization != \"Bearer t0ken\") {{ return 401; }} \
+                 proxy_pass http://127.0.0.1:{am}; }} }}\n}}\n"
             ),
         )
         .expect("nginx.conf");
@@ -425,8 +430,9 @@ impl Nginx {
             .expect("start nginx (scripts/deps installs nginx-light)");
         wait_for("nginx listening", LONG, || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", bearer)).is_ok()
         });
-        (Nginx(child), port)
+        (Nginx(child), port, bearer)
     }
 }
 
@@ -438,7 +444,7 @@ impl Drop for Nginx {
 }
 
 #[test]
-fn an_alertmanager_behind_https_and_basic_auth_gets_the_alert_with_the_system_trust_store() {
+fn an_alertmanager_behind_https_and_auth_gets_the_alert_with_the_system_trust_store() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -448,13 +454,15 @@ fn an_alertmanager_behind_https_and_basic_auth_gets_the_alert_with_the_system_tr
     .expect("write alertmanager.yml");
     let am = Am::alone(dir.path(), "am", &config);
     wait_for("Alertmanager up", LONG, || am.active().is_some());
-    let (_nginx, port) = Nginx::in_front_of(dir.path(), &am);
+    let (_nginx, port, bearer) = Nginx::in_front_of(dir.path(), &am);
     let ca = dir.path().join("ca.pem");
 
-    let start = |password: &str, trust: Option<&Path>| {
+    // `secret` goes in `password_file` on the basic auth port, or in
+    // `bearer_token_file` on the bearer token one.
+    let start = |secret: &str, bearer_port: Option<u16>, trust: Option<&Path>| {
         let site = Site::new("");
         let plugin = site.flag_plugin();
-        site.write("am-password", &format!("{password}\n"));
+        site.write("am-password", &format!("{secret}\n"));
         std::fs::set_permissions(
             site.path("am-password"),
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
@@ -465,10 +473,20 @@ fn an_alertmanager_behind_https_and_basic_auth_gets_the_alert_with_the_system_tr
             &format!(
                 "base_tick = 0.2\nstate_dir = \"{}\"\n\
                  [checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
-                 [notify.am]\ntype = \"alertmanager\"\nurls = [\"https://127.0.0.1:{port}\"]\n\
-                 username = \"picomon\"\npassword_file = \"{}\"\nretry_every = 0.5\nlabels = {{ site = \"paris\" }}\n",
+                 [notify.am]\ntype = \"alertmanager\"\nurls = [\"https://127.0.0.1:{}\"]\n\
+                 {}\nretry_every = 0.5\nresend_every = 3600\nlabels = {{ site = \"paris\" }}\n",
                 site.path("state").display(),
-                site.path("am-password").display(),
+                bearer_port.unwrap_or(port),
+                match bearer_port {
+                    Some(_) => format!(
+                        "bearer_token_file = \"{}\"",
+                        site.path("am-password").display()
+                    ),
+                    None => format!(
+                        "username = \"picomon\"\npassword_file = \"{}\"",
+                        site.path("am-password").display()
+                    ),
+                },
             ),
         );
         site.down("FLAG CRITICAL - disk on fire");
@@ -485,7 +503,7 @@ fn an_alertmanager_behind_https_and_basic_auth_gets_the_alert_with_the_system_tr
 
     // Not trusted: the system store holds no certificate, so ureq's
     // built-in roots are used, which do not know the private CA.
-    let (_site, daemon) = start("s3cret", None);
+    let (_site, daemon) = start("s3cret", None, None);
     wait_for("the untrusted certificate logged", LONG, || {
         daemon
             .stderr()
@@ -495,24 +513,37 @@ fn an_alertmanager_behind_https_and_basic_auth_gets_the_alert_with_the_system_tr
     drop(daemon);
 
     // Trusted, but the wrong password: nginx answers 401, nothing arrives.
-    let (_site, daemon) = start("wrong", Some(&ca));
+    let (_site, daemon) = start("wrong", None, Some(&ca));
     wait_for("the 401 logged", LONG, || {
         daemon.stderr().contains("HTTP 401 Unauthorized")
     });
     assert_eq!(am.active(), Some(vec![]), "{}", daemon.stderr());
     drop(daemon);
 
-    // Trusted through the system store, with the right password.
-    let (site, daemon) = start("s3cret", Some(&ca));
-    wait_for("the alert firing on Alertmanager", LONG, || {
-        am.active() == Some(flag_firing())
-    });
-    site.up();
-    wait_for("the alert resolved", LONG, || am.active() == Some(vec![]));
+    // Trusted through the system store, with the right password, then
+    // with the right bearer token.
+    for (secret, bearer_port) in [("s3cret", None), ("t0ken", Some(bearer))] {
+        let (site, daemon) = start(secret, bearer_port, Some(&ca));
+        wait_for("the alert firing on Alertmanager", LONG, || {
+            am.active() == Some(flag_firing())
+        });
+        site.up();
+        wait_for("the alert resolved", LONG, || am.active() == Some(vec![]));
+        assert!(
+            daemon
+                .stderr()
+                .contains("notify.am: delivered \"[picomon] OK: flag on flag\""),
+            "{}",
+            daemon.stderr()
+        );
+        drop(daemon);
+    }
     let access = std::fs::read_to_string(dir.path().join("access.log")).unwrap_or_default();
-    assert!(
-        access.contains("\"POST /api/v2/alerts HTTP/1.1\" 200"),
-        "{access}"
+    assert_eq!(
+        access
+            .matches("\"POST /api/v2/alerts HTTP/1.1\" 200")
+            .count(),
+        4,
+        "a Problem and an OK with each kind of authentication:\n{access}"
     );
-    drop(daemon);
 }
