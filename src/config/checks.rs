@@ -41,7 +41,7 @@ impl Host {
     }
 }
 
-impl Validator<'_> {
+impl Validator {
     pub(super) fn host(&mut self, key: &str, raw: &RawHost) -> Option<Host> {
         let at = format!("hosts.{key}");
         self.name(&at, key);

@@ -54,7 +54,7 @@ impl fmt::Debug for Emails {
     }
 }
 
-impl Validator<'_> {
+impl Validator {
     fn mailbox(&mut self, key: &str, mailbox: &str) -> String {
         if let Err(e) = mailbox.parse::<lettre::message::Mailbox>() {
             self.bad(key, format!("{mailbox:?} is not an email address: {e}"));

@@ -79,10 +79,9 @@ impl Config {
     /// built, before its secrets and directories exist there.
     pub fn load_with(main: &Path, read_secrets: bool) -> Result<Config, ConfigError> {
         let layers = load::load(main)?;
-        let files = layers.files.clone();
-        let mut validator = Validator::new(&files);
+        let mut validator = Validator::new(layers.files);
         validator.on_this_machine = read_secrets;
-        validator.config(layers.raw, layers.files)
+        validator.config(layers.raw)
     }
 
     /// The number of enabled checks (before expansion).

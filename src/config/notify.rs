@@ -89,7 +89,7 @@ impl std::fmt::Debug for HttpAuth {
     }
 }
 
-impl Validator<'_> {
+impl Validator {
     pub(super) fn notifier(&mut self, name: &str, raw: &RawNotify) -> Option<Notifier> {
         let key = |k: &str| format!("notify.{name}.{k}");
         let before = self.problems.len();
@@ -143,7 +143,7 @@ impl Validator<'_> {
     }
 }
 
-impl Validator<'_> {
+impl Validator {
     /// Refuses each of `keys` (those of another type) set in `raw`.
     fn not_of_type(&mut self, name: &str, raw: &RawNotify, kind: &str, keys: &[&str]) {
         let set = [

@@ -46,10 +46,10 @@ impl Seconds {
 
 /// Collects every problem instead of stopping at the first, so that one
 /// `check-config` run shows them all.
-pub(super) struct Validator<'a> {
+pub(super) struct Validator {
     /// The files merged, and their figment, merged again only when a
     /// message must say where a key came from (see `load::extract`).
-    files: &'a [PathBuf],
+    files: Vec<PathBuf>,
     figment: std::cell::OnceCell<Figment>,
     pub(super) problems: Vec<String>,
     /// False when validating where the configuration is built, not where
@@ -68,8 +68,8 @@ pub(super) struct Defaults {
     pub(super) flap: crate::flapping::Limits,
 }
 
-impl<'a> Validator<'a> {
-    pub(super) fn new(files: &'a [PathBuf]) -> Validator<'a> {
+impl Validator {
+    pub(super) fn new(files: Vec<PathBuf>) -> Validator {
         Validator {
             files,
             figment: std::cell::OnceCell::new(),
@@ -89,7 +89,7 @@ impl<'a> Validator<'a> {
     /// should a file have changed since it was read, a message may name
     /// the wrong one of the files, never a wrong value.
     pub(super) fn layers(&self) -> &Figment {
-        self.figment.get_or_init(|| super::load::merge(self.files))
+        self.figment.get_or_init(|| super::load::merge(&self.files))
     }
 
     /// Records a problem with `key`, naming the layer that set it.
@@ -159,11 +159,8 @@ impl<'a> Validator<'a> {
         }
     }
 
-    pub(super) fn config(
-        mut self,
-        raw: RawConfig,
-        files: Vec<PathBuf>,
-    ) -> Result<Config, ConfigError> {
+    /// The configuration of `raw`, read from the validator's files.
+    pub(super) fn config(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
         let base_tick = self.secs("base_tick", raw.base_tick, Seconds::DAY);
         let max_parallel = self.count("max_parallel", raw.max_parallel, 1, MAX_PARALLEL) as usize;
         self.defaults = Defaults {
@@ -222,7 +219,7 @@ impl<'a> Validator<'a> {
             instances,
             parents,
             disabled,
-            files,
+            files: self.files,
             raw: Some(Box::new(raw)),
         })
     }
