@@ -220,8 +220,8 @@ fn agent(settings: &Alertmanager) -> Result<ureq::Agent, String> {
         .timeout_global(Some(settings.timeout))
         .http_status_as_error(false);
     let roots = match &settings.ca_pem {
-        Some(pem) => Some(
-            ureq::tls::parse_pem(pem)
+        Some(pem) => Some(ureq::tls::RootCerts::new_with_certs(
+            &ureq::tls::parse_pem(pem)
                 .filter_map(|item| match item {
                     Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
                     Ok(_) => None,
@@ -229,15 +229,12 @@ fn agent(settings: &Alertmanager) -> Result<ureq::Agent, String> {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("the CA file: {e}"))?,
-        ),
+        )),
+        // Shared, not copied: the system's list is read once per process.
         None => system_roots().clone(),
     };
-    if let Some(certs) = roots {
-        config = config.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-                .build(),
-        );
+    if let Some(roots) = roots {
+        config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
     }
     Ok(config.build().into())
 }
@@ -246,9 +243,8 @@ fn agent(settings: &Alertmanager) -> Result<ureq::Agent, String> {
 /// distribution's bundle), read once: where an operator installs a
 /// private CA, and what curl, the https checks and SMTP trust. None when
 /// the system has none, and ureq's built-in roots are used instead.
-fn system_roots() -> &'static Option<Vec<ureq::tls::Certificate<'static>>> {
-    static ROOTS: std::sync::OnceLock<Option<Vec<ureq::tls::Certificate<'static>>>> =
-        std::sync::OnceLock::new();
+fn system_roots() -> &'static Option<ureq::tls::RootCerts> {
+    static ROOTS: std::sync::OnceLock<Option<ureq::tls::RootCerts>> = std::sync::OnceLock::new();
     ROOTS.get_or_init(|| {
         let found = rustls_native_certs::load_native_certs();
         for e in found.errors.iter().take(3) {
@@ -261,7 +257,7 @@ fn system_roots() -> &'static Option<Vec<ureq::tls::Certificate<'static>>> {
             .collect();
         match certs.is_empty() {
             true => None,
-            false => Some(certs),
+            false => Some(ureq::tls::RootCerts::new_with_certs(&certs)),
         }
     })
 }
