@@ -95,7 +95,16 @@ impl Validator {
     /// Records a problem with `key`, naming the layer that set it.
     pub(super) fn bad(&mut self, key: &str, what: impl fmt::Display) {
         let origin = origin(self.layers(), key);
-        self.problems.push(format!("{origin}: {key}: {what}"));
+        // A key is the operator's text: a control character in it (a
+        // check named "a\nb") is shown escaped, not sent to the terminal.
+        let shown: String = key
+            .chars()
+            .map(|c| match c.is_control() {
+                true => c.escape_default().to_string(),
+                false => c.to_string(),
+            })
+            .collect();
+        self.problems.push(format!("{origin}: {shown}: {what}"));
     }
 
     /// A duration in seconds within `range`, or a problem naming both

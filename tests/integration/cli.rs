@@ -249,6 +249,20 @@ fn hostile_configuration_files_are_refused_without_a_panic() {
             err.starts_with("picomon: error: invalid configuration"),
             "{what}: {err}"
         );
+        // Every problem names the file at fault, on a line of its own.
+        let problems: Vec<&str> = err.lines().filter(|l| l.starts_with(" -> ")).collect();
+        // and nothing the file holds breaks those lines: every other one is
+        // a problem's own indented continuation.
+        assert!(
+            err.lines()
+                .skip(1)
+                .all(|l| l.starts_with(" -> ") || l.starts_with("    ")),
+            "{what}: {err}"
+        );
+        assert!(
+            !problems.is_empty() && problems.iter().all(|l| l.contains("site.toml")),
+            "{what}: {err}"
+        );
         assert!(!err.contains("panicked"), "{what}: {err}");
     }
 }
