@@ -43,12 +43,24 @@ impl ConfigError {
                 if key.is_empty() {
                     format!("{origin}: {what}")
                 } else {
-                    format!("{origin}: {key}: {what}")
+                    format!("{origin}: {}: {what}", shown(&key))
                 }
             })
             .collect();
         ConfigError { problems }
     }
+}
+
+/// `key` for a message. A key is the operator's text: a control character
+/// in it (a check named "a\nb") is shown escaped, not sent to the terminal
+/// or the journal, where it would split the message.
+pub(super) fn shown(key: &str) -> String {
+    key.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 /// Where the value of `key` came from, for an error message: the

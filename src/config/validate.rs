@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use figment::Figment;
 
-use super::error::{origin, ConfigError};
+use super::error::{origin, shown, ConfigError};
 use super::paths;
 use super::raw::RawConfig;
 use super::Config;
@@ -95,15 +95,7 @@ impl Validator {
     /// Records a problem with `key`, naming the layer that set it.
     pub(super) fn bad(&mut self, key: &str, what: impl fmt::Display) {
         let origin = origin(self.layers(), key);
-        // A key is the operator's text: a control character in it (a
-        // check named "a\nb") is shown escaped, not sent to the terminal.
-        let shown: String = key
-            .chars()
-            .map(|c| match c.is_control() {
-                true => c.escape_default().to_string(),
-                false => c.to_string(),
-            })
-            .collect();
+        let shown = shown(key);
         self.problems.push(format!("{origin}: {shown}: {what}"));
     }
 

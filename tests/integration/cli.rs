@@ -233,6 +233,10 @@ fn hostile_configuration_files_are_refused_without_a_panic() {
             b"[checks.\"a\\nb\"]\ntype = \"command\"\ncommand = [\"true\"]\n".to_vec(),
         ),
         (
+            "unknown key under a name with control characters",
+            b"[checks.\"a\\nb\"]\ntype = \"command\"\ncommand = [\"true\"]\ntypo = 1\n".to_vec(),
+        ),
+        (
             "slash in a host key",
             b"[hosts.\"a/b\"]\nipv4 = \"192.0.2.1\"\n".to_vec(),
         ),
