@@ -7,12 +7,12 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use super::{random_bytes, udp_to, working_time, Verdict};
+use super::{random_bytes, receive, udp_to, working_time, Received, Verdict};
 use crate::check::State;
 use crate::cli::DnsZoneArgs;
 
@@ -204,26 +204,15 @@ fn ask(
             let _ = socket.send(&packet);
             continue;
         }
-        let wait = (until - now).max(Duration::from_millis(1));
-        socket
-            .set_read_timeout(Some(wait))
-            .map_err(|e| format!("cannot wait for {server}: {e}"))?;
-        match socket.recv(&mut buf) {
-            Ok(n) => match Message::from_vec(&buf[..n]) {
+        match receive(&socket, &mut buf, until - now)? {
+            Received::Datagram(n) => match Message::from_vec(&buf[..n]) {
                 Ok(reply) if reply.id() == id && reply.message_type() == MessageType::Response => {
                     return Ok(reply)
                 }
                 _ => continue, // a stray or garbled packet: keep waiting
             },
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return Err("port 53 refused (no DNS server there)".into())
-            }
-            Err(e) => return Err(e.to_string()),
+            Received::Nothing => {}
+            Received::Refused => return Err("port 53 refused (no DNS server there)".into()),
         }
     }
 }

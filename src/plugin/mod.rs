@@ -59,6 +59,42 @@ pub(crate) fn udp_to(server: SocketAddr) -> Result<UdpSocket, String> {
     Ok(socket)
 }
 
+/// What one wait on a connected UDP socket brought.
+pub(crate) enum Received {
+    /// A datagram of this many bytes.
+    Datagram(usize),
+    /// Nothing within the wait.
+    Nothing,
+    /// The server's host said nothing listens on that port (ICMP port
+    /// unreachable, reported on a connected socket).
+    Refused,
+}
+
+/// Waits up to `wait` (at least a millisecond: zero would mean forever)
+/// for one datagram on `socket`.
+pub(crate) fn receive(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    wait: Duration,
+) -> Result<Received, String> {
+    socket
+        .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+        .map_err(|e| format!("cannot wait for an answer: {e}"))?;
+    match socket.recv(buf) {
+        Ok(n) => Ok(Received::Datagram(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(Received::Nothing)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(Received::Refused),
+        Err(e) => Err(format!("cannot receive: {e}")),
+    }
+}
+
 /// A query id or session id: unpredictable enough that a stray packet is
 /// not taken for the answer (not a secret).
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {

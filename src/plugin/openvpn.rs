@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, Mac};
 
-use super::{random_bytes, udp_to, working_time, Verdict};
+use super::{random_bytes, receive, udp_to, working_time, Received, Verdict};
 use crate::check::State;
 use crate::cli::OpenvpnArgs;
 
@@ -275,23 +275,15 @@ fn probe(server: SocketAddr, wrap: &Wrap, limit: Duration) -> Result<Duration, S
             next_send = now + Duration::from_secs(1);
         }
         let wait = next_send.min(deadline).saturating_duration_since(now);
-        socket
-            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
-            .map_err(|e| format!("cannot wait for the answer: {e}"))?;
-        match socket.recv(&mut buf) {
-            Ok(n) => match check_reply(wrap, &buf[..n], &session) {
+        match receive(&socket, &mut buf, wait)? {
+            Received::Datagram(n) => match check_reply(wrap, &buf[..n], &session) {
                 Ok(()) => return Ok(started.elapsed()),
                 Err(problem) => last_problem = Some(problem),
             },
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Received::Nothing => {}
+            Received::Refused => {
                 return Err("port refused (nothing listens on this UDP port)".into())
             }
-            Err(e) => return Err(format!("cannot receive: {e}")),
         }
     }
 }
