@@ -318,18 +318,7 @@ fn a_new_watchdog_takes_over_from_the_picomon_of_a_killed_one() {
     first.wait_exit(LONG);
     assert!(alive(old), "picomon goes on when its watchdog is killed");
 
-    // The new watchdog logs to files of its own.
-    let (out, err) = (site.path("second.out"), site.path("second.err"));
-    let mut cmd = site.command("picomon-watchdog");
-    cmd.arg("-c").arg(site.config());
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"));
-    let second = harness::Daemon {
-        child: cmd.spawn().expect("start the second watchdog"),
-        out,
-        err,
-    };
+    let second = second_watchdog(&site);
     wait_for("the old picomon to stop", LONG, || !alive(old));
     second.wait_log("stopping it to take over", 1, LONG);
     let new = picomon_pid(&second, Some(old));
@@ -367,21 +356,26 @@ fn a_second_watchdog_on_the_same_state_dir_leaves_the_first_ones_picomon_alone()
     let first = watchdog(&site, &[]);
     let pid = picomon_pid(&first, None);
     first.wait_log("picomon started", 1, LONG);
-    let (out, err) = (site.path("second.out"), site.path("second.err"));
-    let mut cmd = site.command("picomon-watchdog");
-    cmd.arg("-c").arg(site.config());
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"));
-    let second = harness::Daemon {
-        child: cmd.spawn().expect("start the second watchdog"),
-        out,
-        err,
-    };
+    let second = second_watchdog(&site);
     second.wait_log("restarting picomon in", 1, LONG);
     let log = second.stderr();
     assert!(log.contains("of another watchdog"), "{log}");
     assert!(log.contains("in use by another picomon"), "{log}");
     assert!(alive(pid), "the first watchdog's picomon was stopped");
     assert_eq!(first.last_pid(), Some(pid), "{}", first.stderr());
+}
+
+/// A second `picomon-watchdog` for `site`, logging to files of its own.
+fn second_watchdog(site: &Site) -> Daemon {
+    let (out, err) = (site.path("second.out"), site.path("second.err"));
+    let mut cmd = site.command("picomon-watchdog");
+    cmd.arg("-c").arg(site.config());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    Daemon {
+        child: cmd.spawn().expect("start the second watchdog"),
+        out,
+        err,
+    }
 }
