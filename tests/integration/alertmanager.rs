@@ -383,15 +383,7 @@ struct Nginx(Child);
 
 impl Nginx {
     fn in_front_of(dir: &Path, am: &Am) -> (Nginx, u16, u16) {
-        let made = Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/tls/make_certs.py"
-            ))
-            .arg(dir)
-            .status()
-            .expect("run python3 (python3-cryptography)");
-        assert!(made.success(), "make_certs.py failed");
+        crate::harness::make_certs(dir);
         let d = dir.display();
         std::fs::write(dir.join("htpasswd"), "picomon:{PLAIN}s3cret\n").expect("htpasswd");
         std::fs::create_dir_all(dir.join("tmp")).expect("nginx tmp");

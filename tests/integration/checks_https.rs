@@ -32,15 +32,7 @@ fn https_is_critical_for_untrusted_wrong_name_or_expired_certificates() {
     let ns = Netns::new();
     let site = Site::new("");
     let dir = site.dir.path().display().to_string();
-    let made = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/tls/make_certs.py"
-        ))
-        .arg(&dir)
-        .status()
-        .expect("run python3 (python3-cryptography)");
-    assert!(made.success(), "make_certs.py failed");
+    crate::harness::make_certs(site.dir.path());
     site.write("www/index.html", "hello\n");
     let mut servers = String::new();
     let mut config = String::from("[hosts.www]\nipv4 = \"127.0.0.1\"\n");

@@ -329,3 +329,17 @@ pub fn read_pid(path: &Path) -> u32 {
     );
     pid.unwrap_or_default()
 }
+
+/// Writes the test certificates into `dir` (tests/tls/make_certs.py): a
+/// private CA (ca.pem) and the server certificates it signed.
+pub fn make_certs(dir: &Path) {
+    let made = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/tls/make_certs.py"
+        ))
+        .arg(dir)
+        .status()
+        .expect("run python3 (python3-cryptography)");
+    assert!(made.success(), "make_certs.py failed");
+}
