@@ -12,7 +12,76 @@ let
   cfg = config.services.picomon;
   settingsFormat = pkgs.formats.toml { };
 
-  mainFile = settingsFormat.generate "picomon.toml" cfg.settings;
+  # The keys of picomon.toml(5) whose value is a file with a secret in it
+  # (src/config/ reads each one at start and on reload), by table: the
+  # [emails] table's own, and those of every [notify.NAME] and
+  # [checks.NAME] table. CA files are public and not among them.
+  secretFileKeys = {
+    emails = [ "smtp_password_file" ];
+    notify = [
+      "password_file"
+      "bearer_token_file"
+    ];
+    checks = [
+      "tls_auth"
+      "tls_crypt"
+    ];
+  };
+
+  table = v: if builtins.isAttrs v then v else { };
+  secretsIn =
+    loc: t:
+    map (key: {
+      loc = loc ++ [ key ];
+      file = t.${key};
+    }) (builtins.filter (key: t ? ${key}) secretFileKeys.${builtins.head loc});
+  # Every secret file the settings name: where (loc) and which file.
+  secretFiles =
+    secretsIn [ "emails" ] (table (cfg.settings.emails or { }))
+    ++ lib.concatMap (
+      section:
+      let
+        tables = table (cfg.settings.${section} or { });
+      in
+      lib.concatMap (name: secretsIn [ section name ] (table tables.${name})) (builtins.attrNames tables)
+    ) [
+      "notify"
+      "checks"
+    ];
+
+  # A path literal (./secret) is copied into the store as soon as the
+  # TOML is written; a string can point there too ("${./secret}").
+  inStore = v: builtins.isPath v || (lib.isStringLike v && lib.hasPrefix builtins.storeDir (toString v));
+
+  # Each secret file reaches the service as a systemd credential: systemd
+  # reads it as root when the unit starts (a root-only /run/secrets/...
+  # works although the service is a DynamicUser) and gives the service
+  # its own copy, readable by the service only, under a fixed path that
+  # ExecStartPre, ExecStart and ExecReload all see. picomon.toml names
+  # that copy. A credential's name may hold neither '/' nor ':', so a
+  # table name that is not plain letters, digits, '_' and '-' is
+  # replaced by "+" and its hash ('+' keeps it apart from plain names).
+  credentialsDir = "/run/credentials/picomon.service";
+  credentialName = lib.concatMapStringsSep "." (
+    part:
+    if builtins.match "[A-Za-z0-9_-]{1,64}" part != null then
+      part
+    else
+      "+${builtins.substring 0 16 (builtins.hashString "sha256" part)}"
+  );
+  credentials = map (s: s // { name = credentialName s.loc; }) secretFiles;
+
+  # What /etc/picomon.toml says: the settings, each secret file replaced
+  # by its credential (so no path literal is ever copied to the store).
+  runtimeSettings = builtins.foldl' (
+    acc: c: lib.recursiveUpdate acc (lib.setAttrByPath c.loc "${credentialsDir}/${c.name}")
+  ) cfg.settings credentials;
+  mainFile = settingsFormat.generate "picomon.toml" runtimeSettings;
+
+  # Validated again where the secrets are, before start and before a
+  # reload (a configuration picomon would refuse is then refused by
+  # systemctl, as dist/systemd's units do).
+  checkConfig = "${cfg.package}/bin/picomon check-config -c /etc/picomon.toml";
 
   # Every extraConfigFiles entry becomes /etc/picomon.d/NNN-NAME.toml: NNN
   # keeps the order given (picomon reads the directory in lexical order),
@@ -34,16 +103,18 @@ let
     source = file;
   }) cfg.extraConfigFiles;
 
-  # /etc/picomon.toml and /etc/picomon.d/, validated at build time. Secrets
-  # (smtp_password_file, environmentFile) only exist at run time.
+  # /etc/picomon.toml and /etc/picomon.d/, validated at build time as far
+  # as they can be without their secrets (secret files, environmentFile),
+  # which only exist at run time: ExecStartPre checks them all.
   configDir =
     pkgs.runCommand "picomon-config"
       {
         nativeBuildInputs = [ cfg.package ];
+        main = mainFile;
       }
       ''
         mkdir -p $out/picomon.d
-        cp ${mainFile} $out/picomon.toml
+        cp "$main" $out/picomon.toml
         ${lib.concatMapStringsSep "\n" (
           f: "cp ${lib.escapeShellArg "${f.source}"} $out/picomon.d/${lib.escapeShellArg f.name}"
         ) fragments}
@@ -67,7 +138,17 @@ in
       description = ''
         picomon's configuration, written to /etc/picomon.toml: every key of
         picomon.toml(5). It ends up in the Nix store, readable by everyone:
-        give passwords with `environmentFile` or `emails.smtp_password_file`.
+        give passwords with `environmentFile` or in files outside the
+        store, named by `emails.smtp_password_file`,
+        `notify.<name>.password_file`, `notify.<name>.bearer_token_file`,
+        `checks.<name>.tls_auth` or `checks.<name>.tls_crypt` as strings
+        such as `"/run/secrets/smtp"` (a path literal such as `./secret`
+        would copy the secret into the store, and is refused). Each such
+        file may be readable by root only: it is passed to the service as
+        a systemd credential (LoadCredential=, loaded when the service
+        starts, so a changed secret needs `systemctl restart picomon`), and
+        /etc/picomon.toml names the credential's copy under
+        /run/credentials/picomon.service/.
       '';
       example = lib.literalExpression ''
         {
@@ -89,7 +170,9 @@ in
         More TOML fragments, merged after `settings` in this order, e.g.
         checks contributed by other modules. Each is copied to
         /etc/picomon.d/NNN-NAME.toml (NNN: its position; NAME: its file
-        name without store hash, ".toml" added if missing).
+        name without store hash, ".toml" added if missing). They are in
+        the store and read by the service's own user: secret files belong
+        in `settings`, which passes them as credentials.
       '';
     };
 
@@ -99,8 +182,9 @@ in
       example = "/run/secrets/picomon.env";
       description = ''
         A file of `NAME=value` lines for the service's environment, for
-        secrets such as `PICOMON_EMAILS__SMTP_PASSWORD`. Must not be in the
-        Nix store.
+        secrets such as `PICOMON_EMAILS__SMTP_PASSWORD`, read by systemd
+        (as root) when the service starts. Must not be in the Nix store:
+        give it as a string, not a path literal.
       '';
     };
 
@@ -117,27 +201,19 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion =
-          cfg.environmentFile == null || !(lib.hasPrefix builtins.storeDir (toString cfg.environmentFile));
-        message = "services.picomon.environmentFile must not be in the Nix store, where everyone can read it.";
+        assertion = cfg.environmentFile == null || !(inStore cfg.environmentFile);
+        message = "services.picomon.environmentFile must not be in the Nix store, where everyone can read it (a path literal such as ./picomon.env is copied there): give the path as a string, e.g. \"/run/secrets/picomon.env\".";
       }
       {
         assertion = !(cfg.settings ? emails && cfg.settings.emails ? smtp_password);
         message = "services.picomon.settings.emails.smtp_password would be readable by everyone in the Nix store: use environmentFile (PICOMON_EMAILS__SMTP_PASSWORD) or emails.smtp_password_file.";
       }
-      {
-        # An Alertmanager notifier's secrets are files picomon reads at
-        # start; a path into the store would publish them.
-        assertion = builtins.all (
-          n:
-          builtins.all (k: !(n ? ${k}) || !(lib.hasPrefix builtins.storeDir (toString n.${k}))) [
-            "password_file"
-            "bearer_token_file"
-          ]
-        ) (builtins.attrValues (cfg.settings.notify or { }));
-        message = "services.picomon.settings.notify.<name>.password_file and bearer_token_file must not be in the Nix store, where everyone can read them.";
-      }
-    ];
+    ]
+    # One per secret file, naming its key.
+    ++ map (s: {
+      assertion = !(inStore s.file);
+      message = "services.picomon.settings.${lib.concatStringsSep "." s.loc} must not be in the Nix store, where everyone can read it (a path literal such as ./secret is copied there): give the path as a string, e.g. \"/run/secrets/picomon\".";
+    }) secretFiles;
 
     services.picomon.settings = {
       plugin_dir = lib.mkDefault "${pkgs.monitoring-plugins}/bin";
@@ -153,6 +229,7 @@ in
       description = "picomon alerting daemon";
       documentation = [
         "man:picomon(1)"
+        "man:picomon-watchdog(1)"
         "man:picomon.toml(5)"
       ];
       wantedBy = [ "multi-user.target" ];
@@ -169,9 +246,20 @@ in
 
       # Stop, restart and sandbox: nix/service.nix, shared with dist/systemd.
       serviceConfig = import ./service.nix // {
+        ExecStartPre = checkConfig;
         ExecStart = "${cfg.package}/bin/${program} -c /etc/picomon.toml";
-        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        ExecReload = [
+          checkConfig
+          "${pkgs.coreutils}/bin/kill -HUP $MAINPID"
+        ];
         EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
+        # toString: the file's own path, never a copy in the store. A
+        # change of this list changes the unit, so switching to it
+        # restarts picomon (credentials are loaded at start), where a
+        # change of the configuration alone reloads it.
+        LoadCredential = lib.mkIf (credentials != [ ]) (
+          map (c: "${c.name}:${toString c.file}") credentials
+        );
 
         DynamicUser = true;
         StateDirectory = "picomon";

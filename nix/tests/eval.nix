@@ -63,10 +63,12 @@ let
         valueType;
       generate = name: value: built name (builtins.toJSON value) // { inherit value; };
     };
-    # The build script is kept so the facts can read what it does.
+    # The build script and its environment are kept so the facts can read
+    # what it does and with what.
     runCommand =
-      name: _env: script:
-      built name script // { inherit script; };
+      name: env: script:
+      built name (builtins.toJSON env + script) // { inherit env script; };
+    writeText = name: text: built name text;
     monitoring-plugins = drv "monitoring-plugins";
     iputils = drv "iputils";
     dnsutils = drv "dnsutils";
@@ -118,6 +120,7 @@ let
         }
       )) { };
       environment.systemPackages = opt (types.listOf types.package) [ ];
+      systemd.tmpfiles.rules = opt (types.listOf types.str) [ ];
       systemd.services = opt (types.attrsOf (
         types.submodule {
           options = {
@@ -141,6 +144,7 @@ let
             options.locations = opt (types.attrsOf (
               types.submodule {
                 options.return = opt (types.nullOr (types.either types.str types.int)) null;
+                options.extraConfig = opt types.lines "";
               }
             )) { };
           }
@@ -322,10 +326,107 @@ let
 
   disabled = eval { enable = false; };
 
+  # The secret-file keys of picomon.toml(5) (src/config/), each where it
+  # is written: every one must be refused in the store and passed as a
+  # credential otherwise.
+  secretKeys = [
+    [
+      "emails"
+      "smtp_password_file"
+    ]
+    [
+      "notify"
+      "am"
+      "password_file"
+    ]
+    [
+      "notify"
+      "am"
+      "bearer_token_file"
+    ]
+    [
+      "checks"
+      "vpn"
+      "tls_auth"
+    ]
+    [
+      "checks"
+      "vpn"
+      "tls_crypt"
+    ]
+  ];
+  secretSettings = lib.recursiveUpdate settings {
+    notify.am = {
+      type = "alertmanager";
+      urls = [ "http://127.0.0.1:9093" ];
+    };
+    checks.vpn = {
+      type = "openvpn";
+      hosts = [ "web" ];
+    };
+  };
+  withSecret =
+    loc: file:
+    eval {
+      enable = true;
+      settings = lib.recursiveUpdate secretSettings (lib.setAttrByPath loc file);
+    };
+  # Where a secret can be that everyone reads: a path literal (copied to
+  # the store with the TOML; this one does not exist, so a copy would
+  # fail the evaluation), a string into the store, a package.
+  inTheStore = {
+    "a path literal" = ./no-such-secret;
+    "a string in the store" = "${builtins.storeDir}/${hash}-secrets/picomon";
+    "a package" = drv "picomon-secret";
+  };
+  refusedFor =
+    loc: config:
+    lib.any (lib.hasPrefix "services.picomon.settings.${lib.concatStringsSep "." loc} must not be in the Nix store") (
+      failedAssertions config
+    );
+  mainSettings = config: (builtins.head config.systemd.services.picomon.reloadTriggers).env.main.value;
+  secretFacts = lib.listToAttrs (
+    lib.concatMap (
+      loc:
+      let
+        key = lib.concatStringsSep "." loc;
+        outside = withSecret loc "/run/secrets/picomon";
+      in
+      [
+        {
+          name = "${key}: refused in the store (${lib.concatStringsSep ", " (lib.attrNames inTheStore)})";
+          value = lib.all (file: refusedFor loc (withSecret loc file)) (lib.attrValues inTheStore);
+        }
+        {
+          name = "${key}: outside the store, a credential that picomon.toml names";
+          value =
+            failedAssertions outside == [ ]
+            && (outside.systemd.services.picomon.serviceConfig.LoadCredential or [ ]) == [ "${key}:/run/secrets/picomon" ]
+            && lib.attrByPath loc null (mainSettings outside) == "/run/credentials/picomon.service/${key}"
+            && lib.attrByPath loc null outside.services.picomon.settings == "/run/secrets/picomon";
+        }
+      ]
+    ) secretKeys
+  );
+
+  # A table name a credential's name cannot hold (':' and '/' are
+  # refused by systemd) stands for itself by its hash.
+  oddName = eval {
+    enable = true;
+    settings = lib.recursiveUpdate settings {
+      checks."vpn: paris/2".tls_auth = "/run/secrets/ta.key";
+      notify."am".password_file = "/run/secrets/am";
+    };
+  };
+  oddCredentials = oddName.systemd.services.picomon.serviceConfig.LoadCredential or [ ];
+  oddCheck = builtins.head (lib.filter (lib.hasPrefix "checks.") oddCredentials);
+  oddId = builtins.head (lib.filter builtins.isString (builtins.split ":" oddCheck));
+
   shared = import ../service.nix;
 
-  # [Service] of a unit file: key -> its values, one per line, in order.
-  unitService =
+  # A unit file's sections: section -> key -> its values, one per line,
+  # in order.
+  unitSections =
     file:
     let
       lines = lib.filter builtins.isString (builtins.split "\n" (builtins.readFile file));
@@ -337,14 +438,17 @@ let
         in
         if section != null then
           acc // { section = builtins.head section; }
-        else if acc.section == "Service" && kv != null then
+        else if kv != null then
           let
             k = builtins.elemAt kv 0;
+            here = acc.sections.${acc.section} or { };
           in
           acc
           // {
-            service = acc.service // {
-              ${k} = (acc.service.${k} or [ ]) ++ [ (builtins.elemAt kv 1) ];
+            sections = acc.sections // {
+              ${acc.section} = here // {
+                ${k} = (here.${k} or [ ]) ++ [ (builtins.elemAt kv 1) ];
+              };
             };
           }
         else
@@ -352,8 +456,9 @@ let
     in
     (builtins.foldl' step {
       section = "";
-      service = { };
-    } lines).service;
+      sections = { };
+    } lines).sections;
+  unitService = file: (unitSections file).Service or { };
   render =
     v:
     if builtins.isBool v then
@@ -393,6 +498,16 @@ let
     else
       true;
 
+  distUnit = unitSections ../../dist/systemd/picomon.service;
+  # A command without its program's directory: /usr/bin or /bin in
+  # dist/, a store path in the module.
+  command =
+    c:
+    let
+      words = lib.filter builtins.isString (builtins.split " " c);
+    in
+    lib.concatStringsSep " " ([ (baseNameOf (builtins.head words)) ] ++ builtins.tail words);
+
   vm = flake.checks.x86_64-linux.vm;
   vmNode = vm.nodes.machine;
   vmChanged = vm.specialisations.machine.more-checks;
@@ -408,7 +523,18 @@ let
     "watchdog = false runs picomon itself" =
       noWatchdog.systemd.services.picomon.serviceConfig.ExecStart
       == "${flakePackage}/bin/picomon -c /etc/picomon.toml";
-    "ExecReload sends SIGHUP" = lib.hasSuffix "kill -HUP $MAINPID" sc.ExecReload;
+    "the configuration is checked with its secrets before start" =
+      sc.ExecStartPre or null == "${flakePackage}/bin/picomon check-config -c /etc/picomon.toml";
+    "a reload checks the configuration, then sends SIGHUP" =
+      sc.ExecReload == [
+        sc.ExecStartPre
+        "${hostPkgs.coreutils}/bin/kill -HUP $MAINPID"
+      ];
+    "Documentation= names every man page" = service.documentation == [
+      "man:picomon(1)"
+      "man:picomon-watchdog(1)"
+      "man:picomon.toml(5)"
+    ];
     "state directory" = sc.StateDirectory == "picomon" && sc.ReadWritePaths == [ ] && sc.DynamicUser;
     "stop, restart and sandbox from nix/service.nix" = lib.all (k: sc.${k} == shared.${k}) (
       builtins.attrNames shared
@@ -446,9 +572,29 @@ let
       noWatchdog.systemd.services.picomon.serviceConfig.EnvironmentFile == "/run/secrets/picomon.env";
     "valid configurations pass every assertion" =
       failedAssertions basic == [ ] && failedAssertions noWatchdog == [ ];
-    "an environment file in the store is refused" = lib.any (lib.hasInfix "environmentFile must not be in the Nix store") (
-      failedAssertions storeSecret
-    );
+    "an environment file in the store is refused (a string there, a path literal)" =
+      lib.all
+        (
+          config:
+          lib.any (lib.hasPrefix "services.picomon.environmentFile must not be in the Nix store") (
+            failedAssertions config
+          )
+        )
+        [
+          storeSecret
+          (eval {
+            enable = true;
+            inherit settings;
+            environmentFile = ./no-such-picomon.env;
+          })
+        ];
+    "no credentials without secret files" = !(sc ? LoadCredential);
+    "a table name unfit for a credential name is hashed" =
+      builtins.length oddCredentials == 2
+      && builtins.elem "notify.am.password_file:/run/secrets/am" oddCredentials
+      && builtins.match "checks[.][+][0-9a-f]{16}[.]tls_auth:/run/secrets/ta.key" oddCheck != null
+      && (mainSettings oddName).checks."vpn: paris/2".tls_auth == "/run/credentials/picomon.service/${oddId}"
+      && failedAssertions oddName == [ ];
     "a password in settings is refused" = lib.any (lib.hasInfix "smtp_password would be readable") (
       failedAssertions passwordInSettings
     );
@@ -484,7 +630,14 @@ let
 
     "dist/systemd/picomon.service carries nix/service.nix" = unitMatches ../../dist/systemd/picomon.service;
     "dist/systemd/picomon@.service carries nix/service.nix" = unitMatches (../../dist/systemd + "/picomon@.service");
-  };
+    "dist/systemd/picomon.service: the same Documentation=" =
+      lib.concatMap (l: lib.filter builtins.isString (builtins.split " " l)) distUnit.Unit.Documentation
+      == service.documentation;
+    "dist/systemd/picomon.service: the same ExecStartPre, ExecStart and ExecReload" = lib.all (
+      k: map command distUnit.Service.${k} == map command (lib.toList sc.${k})
+    ) [ "ExecStartPre" "ExecStart" "ExecReload" ];
+  }
+  // secretFacts;
 
   failed = lib.attrNames (lib.filterAttrs (_: ok: !ok) facts);
 in

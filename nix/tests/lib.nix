@@ -17,6 +17,7 @@ let
     all
     any
     attrNames
+    attrValues
     concatLists
     concatMap
     concatStringsSep
@@ -50,6 +51,7 @@ let
       all
       any
       attrNames
+      attrValues
       concatLists
       concatMap
       concatStringsSep
@@ -61,6 +63,7 @@ let
       isList
       isString
       length
+      listToAttrs
       mapAttrs
       tail
       ;
@@ -114,6 +117,16 @@ let
         attrByPath (tail path) default set.${head path}
       else
         default;
+    setAttrByPath =
+      path: value: if path == [ ] then value else { ${head path} = setAttrByPath (tail path) value; };
+    # Into attribute sets on both sides; anything else on the right wins.
+    recursiveUpdate =
+      lhs: rhs:
+      lhs
+      // mapAttrs (
+        name: r: if isAttrs r && lhs ? ${name} && isAttrs lhs.${name} then recursiveUpdate lhs.${name} r else r
+      ) rhs;
+    isStringLike = x: isString x || isPath x || x ? outPath || x ? __toString;
     hasPrefix = pre: s: substring 0 (stringLength pre) s == pre;
     hasSuffix =
       suf: s:
