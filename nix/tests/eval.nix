@@ -589,6 +589,12 @@ let
           })
         ];
     "no credentials without secret files" = !(sc ? LoadCredential);
+    # Credentials are loaded at start: a switch that adds one must restart
+    # picomon, and it does as the unit itself changes (only a change of
+    # the reload triggers alone is a reload).
+    "a new secret file changes the unit" =
+      (withSecret [ "emails" "smtp_password_file" ] "/run/secrets/picomon").systemd.services.picomon.serviceConfig
+      != sc;
     "a table name unfit for a credential name is hashed" =
       builtins.length oddCredentials == 2
       && builtins.elem "notify.am.password_file:/run/secrets/am" oddCredentials
@@ -626,7 +632,13 @@ let
       && before.reloadTriggers != after.reloadTriggers
       && after.restartTriggers == [ ]
       && vmChanged.services.picomon.settings.checks ? load;
-    "VM test: a test script" = lib.hasInfix "In-Reply-To" vm.testScript;
+    "VM test: the node's root-only secret is a credential" =
+      vmNode.systemd.services.picomon.serviceConfig.LoadCredential == [
+        "notify.alertmanager.password_file:/run/secrets/alertmanager"
+      ]
+      && lib.any (lib.hasInfix "/run/secrets/alertmanager 0400 root root") vmNode.systemd.tmpfiles.rules;
+    "VM test: a test script" =
+      lib.hasInfix "In-Reply-To" vm.testScript && lib.hasInfix "POST /api/v2/alerts" vm.testScript;
 
     "dist/systemd/picomon.service carries nix/service.nix" = unitMatches ../../dist/systemd/picomon.service;
     "dist/systemd/picomon@.service carries nix/service.nix" = unitMatches (../../dist/systemd + "/picomon@.service");

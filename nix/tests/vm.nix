@@ -2,7 +2,10 @@
 # writing a Maildir) and nginx: break nginx, wait for the Problem mail,
 # repair it, wait for the OK mail in the same thread, then switch to a
 # configuration with one more check and see picomon reloaded, not
-# restarted. The node imports nixosModules.default and nothing else: it
+# restarted. An Alertmanager notifier logs in with a password in a file
+# only root can read, as sops-nix or agenix leave one: the service, a
+# DynamicUser, gets it as a systemd credential, and nginx, in front of
+# the API as in production, lets the alerts through only with it. The node imports nixosModules.default and nothing else: it
 # runs with the test framework's read-only nixpkgs.*, as a user's system
 # without an overlay would.
 { self }:
@@ -17,8 +20,23 @@
 
       services.nginx = {
         enable = true;
-        virtualHosts.localhost.locations."/".return = "200 'picomon test page'";
+        virtualHosts.localhost.locations = {
+          "/".return = "200 'picomon test page'";
+          # Basic authentication is nginx's access phase, before the
+          # proxy takes the alert (a `return` would answer before it).
+          "= /api/v2/alerts".extraConfig = ''
+            auth_basic alertmanager;
+            auth_basic_user_file ${pkgs.writeText "alertmanager.htpasswd" "picomon:{PLAIN}s3cret\n"};
+            proxy_pass http://127.0.0.1/taken;
+          '';
+          "= /taken".return = "200";
+        };
       };
+
+      systemd.tmpfiles.rules = [
+        "d /run/secrets 0700 root root -"
+        "f /run/secrets/alertmanager 0400 root root - s3cret"
+      ];
 
       systemd.services.smtp = {
         wantedBy = [ "multi-user.target" ];
@@ -53,6 +71,13 @@
           checks.ping = {
             type = "ping";
             hosts = [ "local" ];
+          };
+          notify.alertmanager = {
+            type = "alertmanager";
+            urls = [ "http://127.0.0.1" ];
+            username = "picomon";
+            password_file = "/run/secrets/alertmanager";
+            retry_every = 1;
           };
         };
       };
@@ -89,6 +114,12 @@
     ok = machine.succeed("grep -rl 'Subject: \\[picomon\\] OK: web' /var/lib/smtp/Maildir/new").split()[0]
     message_id = machine.succeed(f"grep -i '^Message-ID:' {problem} | cut -d' ' -f2-").strip()
     machine.succeed(f"grep -iF 'In-Reply-To: {message_id}' {ok}")
+
+    # The root-only password reached picomon (a credential): nginx took
+    # the alerts with it. A wrong or missing one is logged as 401.
+    machine.succeed("test \"$(stat -c '%U %a' /run/secrets/alertmanager)\" = 'root 400'")
+    machine.wait_until_succeeds("grep -E '^127[.]0[.]0[.]1 - picomon .*\"POST /api/v2/alerts HTTP/1[.]1\" 200 ' /var/log/nginx/access.log", timeout=120)
+    machine.fail("grep -E '\"POST /api/v2/alerts HTTP/1[.]1\" 401 ' /var/log/nginx/access.log")
 
     # The ping check works under the service's hardening (CAP_NET_RAW only).
     machine.fail("grep -rl 'Problem: ping' /var/lib/smtp/Maildir/new")
