@@ -157,6 +157,7 @@ in
           emails.smtp_host = "mail.example.org:587";
           emails.smtp_security = "starttls";
           emails.smtp_user = "picomon";
+          emails.smtp_password_file = "/run/secrets/smtp";
           hosts.web = { ipv4 = "192.0.2.10"; name = "front web server"; };
           checks.homepage = { type = "https"; hosts = [ "web" ]; vhost = "www.example.org"; };
         }
