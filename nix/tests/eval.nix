@@ -83,7 +83,9 @@ let
     nixfmt-rfc-style = drv "nixfmt";
   };
 
-  # systemd's unit values: lists are concatenated, anything else must agree.
+  # systemd's unit values, merged as nixpkgs' unitOption does: lists (a
+  # key written once per element) are concatenated, anything else must
+  # agree, and a list and a non-list for one key are an error.
   unitOption = types.mkOptionType {
     name = "systemd option";
     check =
@@ -96,8 +98,14 @@ let
       || builtins.isList x;
     merge =
       loc: defs:
-      if lib.any (d: builtins.isList d.value) defs then
-        lib.concatMap (d: if builtins.isList d.value then d.value else [ d.value ]) defs
+      if builtins.isList (builtins.head defs).value then
+        lib.concatMap (
+          d:
+          if builtins.isList d.value then
+            d.value
+          else
+            throw "The definitions for systemd unit options should be either all lists, representing repeatable options, or all non-lists, but for the option ${lib.showOption loc}, the definitions are a mix of list and non-list"
+        ) defs
       else
         lib.mergeEqualOption loc defs;
   };
