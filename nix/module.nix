@@ -1,6 +1,7 @@
 # services.picomon: picomon (under its watchdog by default) as a hardened
 # systemd service, configured from free-form `settings` that are checked
-# with `picomon check-config` when the system is built.
+# with `picomon check-config` when the system is built, and with their
+# secrets before the service starts and before it reloads.
 {
   config,
   lib,
@@ -69,7 +70,14 @@ let
     else
       "+${builtins.substring 0 16 (builtins.hashString "sha256" part)}"
   );
-  credentials = map (s: s // { name = credentialName s.loc; }) secretFiles;
+  # A check switched off (enabled = false) is not validated by picomon,
+  # so its missing key file must not keep the service from starting, as
+  # a credential whose file is missing would.
+  switchedOff =
+    s: builtins.head s.loc == "checks" && (cfg.settings.checks.${builtins.elemAt s.loc 1}.enabled or true) == false;
+  credentials = map (s: s // { name = credentialName s.loc; }) (
+    builtins.filter (s: !(switchedOff s)) secretFiles
+  );
 
   # What /etc/picomon.toml says: the settings, each secret file replaced
   # by its credential (so no path literal is ever copied to the store).

@@ -426,6 +426,19 @@ let
       notify."am".password_file = "/run/secrets/am";
     };
   };
+  switchedOff = eval {
+    enable = true;
+    settings = lib.recursiveUpdate settings {
+      checks.vpn = {
+        type = "openvpn";
+        hosts = [ "web" ];
+        enabled = false;
+        tls_auth = "/run/secrets/not-there-yet";
+      };
+      checks.vpn2.tls_crypt = ./no-such-key;
+      checks.vpn2.enabled = false;
+    };
+  };
   oddCredentials = oddName.systemd.services.picomon.serviceConfig.LoadCredential or [ ];
   oddCheck = builtins.head (lib.filter (lib.hasPrefix "checks.") oddCredentials);
   oddId = builtins.head (lib.filter builtins.isString (builtins.split ":" oddCheck));
@@ -597,6 +610,12 @@ let
           })
         ];
     "no credentials without secret files" = !(sc ? LoadCredential);
+    "a check switched off needs no credential, but is refused in the store" =
+      !(switchedOff.systemd.services.picomon.serviceConfig ? LoadCredential)
+      && (mainSettings switchedOff).checks.vpn.tls_auth == "/run/secrets/not-there-yet"
+      && failedAssertions switchedOff == [
+        "services.picomon.settings.checks.vpn2.tls_crypt must not be in the Nix store, where everyone can read it (a path literal such as ./secret is copied there): give the path as a string, e.g. \"/run/secrets/picomon\"."
+      ];
     # Credentials are loaded at start: a switch that adds one must restart
     # picomon, and it does as the unit itself changes (only a change of
     # the reload triggers alone is a reload).
