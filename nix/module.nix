@@ -58,8 +58,7 @@ let
   # reads it as root when the unit starts (a root-only /run/secrets/...
   # works although the service is a DynamicUser) and gives the service
   # its own copy, readable by the service only, under a fixed path that
-  # ExecStartPre, ExecStart and ExecReload all see. picomon.toml names
-  # that copy. A credential's name may hold neither '/' nor ':', so a
+  # ExecStartPre and ExecStart see. picomon.toml names that copy. A credential's name may hold neither '/' nor ':', so a
   # table name that is not plain letters, digits, '_' and '-' is
   # replaced by "+" and its hash ('+' keeps it apart from plain names).
   credentialsDir = "/run/credentials/picomon.service";
@@ -90,6 +89,18 @@ let
   # reload (a configuration picomon would refuse is then refused by
   # systemctl, as dist/systemd's units do).
   checkConfig = "${cfg.package}/bin/picomon check-config -c /etc/picomon.toml";
+  # systemd hides credentials from ExecReload (tried on systemd 252:
+  # /run/credentials is an empty, inaccessible directory there, even for
+  # a "+" command), so with credentials the reload checks everything but
+  # the secret files. It misses nothing of theirs: a reload cannot change
+  # them (credentials are loaded at start, and picomon reads the same
+  # copies again), and naming another one changes the unit, so the switch
+  # restarts picomon, and ExecStartPre checks it with its secrets.
+  checkConfigOnReload =
+    if credentials == [ ] then
+      checkConfig
+    else
+      "${cfg.package}/bin/picomon check-config --no-secrets -c /etc/picomon.toml";
 
   # Every extraConfigFiles entry becomes /etc/picomon.d/NNN-NAME.toml: NNN
   # keeps the order given (picomon reads the directory in lexical order),
@@ -258,7 +269,7 @@ in
         ExecStartPre = checkConfig;
         ExecStart = "${cfg.package}/bin/${program} -c /etc/picomon.toml";
         ExecReload = [
-          checkConfig
+          checkConfigOnReload
           "${pkgs.coreutils}/bin/kill -HUP $MAINPID"
         ];
         EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;

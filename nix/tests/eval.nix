@@ -610,6 +610,16 @@ let
           })
         ];
     "no credentials without secret files" = !(sc ? LoadCredential);
+    "with credentials, which ExecReload cannot see, the reload checks all but the secret files" =
+      let
+        withCredentials =
+          (withSecret [ "emails" "smtp_password_file" ] "/run/secrets/picomon").systemd.services.picomon.serviceConfig;
+      in
+      withCredentials.ExecStartPre == sc.ExecStartPre
+      && withCredentials.ExecReload == [
+        "${flakePackage}/bin/picomon check-config --no-secrets -c /etc/picomon.toml"
+        "${hostPkgs.coreutils}/bin/kill -HUP $MAINPID"
+      ];
     "a check switched off needs no credential, but is refused in the store" =
       !(switchedOff.systemd.services.picomon.serviceConfig ? LoadCredential)
       && (mainSettings switchedOff).checks.vpn.tls_auth == "/run/secrets/not-there-yet"
