@@ -670,7 +670,7 @@ let
       && after.restartTriggers == [ ]
       && vmChanged.services.picomon.settings.checks ? load;
     "VM test: the node's root-only secret is a credential" =
-      vmNode.systemd.services.picomon.serviceConfig.LoadCredential == [
+      vmNode.systemd.services.picomon.serviceConfig.LoadCredential or [ ] == [
         "notify.alertmanager.password_file:/run/secrets/alertmanager"
       ]
       && lib.any (lib.hasInfix "/run/secrets/alertmanager 0400 root root") vmNode.systemd.tmpfiles.rules;

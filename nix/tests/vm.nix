@@ -130,6 +130,9 @@
     machine.succeed("/run/current-system/specialisation/more-checks/bin/switch-to-configuration test")
     machine.succeed("grep -qF '[checks.load]' /etc/picomon.toml")
     machine.wait_until_succeeds("journalctl -u picomon --grep 'Reloading' --no-pager", timeout=60)
+    # The check before the reload passed (without the credentials, which
+    # ExecReload cannot see) and picomon took the new configuration.
+    machine.wait_until_succeeds("journalctl -u picomon --grep 'configuration reloaded' --no-pager", timeout=60)
     assert machine.succeed("systemctl show -P MainPID picomon").strip() == pid, "picomon was restarted, not reloaded"
     machine.succeed("systemctl is-active picomon")
   '';
