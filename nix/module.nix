@@ -13,77 +13,8 @@ let
   cfg = config.services.picomon;
   settingsFormat = pkgs.formats.toml { };
 
-  # The keys of picomon.toml(5) whose value is a file with a secret in it
-  # (src/config/ reads each one at start and on reload), by table: the
-  # [emails] table's own, and those of every [notify.NAME] and
-  # [checks.NAME] table. CA files are public and not among them.
-  secretFileKeys = {
-    emails = [ "smtp_password_file" ];
-    notify = [
-      "password_file"
-      "bearer_token_file"
-    ];
-    checks = [
-      "tls_auth"
-      "tls_crypt"
-    ];
-  };
-
-  table = v: if builtins.isAttrs v then v else { };
-  secretsIn =
-    loc: t:
-    map (key: {
-      loc = loc ++ [ key ];
-      file = t.${key};
-    }) (builtins.filter (key: t ? ${key}) secretFileKeys.${builtins.head loc});
-  # Every secret file the settings name: where (loc) and which file.
-  secretFiles =
-    secretsIn [ "emails" ] (table (cfg.settings.emails or { }))
-    ++ lib.concatMap (
-      section:
-      let
-        tables = table (cfg.settings.${section} or { });
-      in
-      lib.concatMap (name: secretsIn [ section name ] (table tables.${name})) (builtins.attrNames tables)
-    ) [
-      "notify"
-      "checks"
-    ];
-
-  # A path literal (./secret) is copied into the store as soon as the
-  # TOML is written; a string can point there too ("${./secret}").
-  inStore = v: builtins.isPath v || (lib.isStringLike v && lib.hasPrefix builtins.storeDir (toString v));
-
-  # Each secret file reaches the service as a systemd credential: systemd
-  # reads it as root when the unit starts (a root-only /run/secrets/...
-  # works although the service is a DynamicUser) and gives the service
-  # its own copy, readable by the service only, under a fixed path that
-  # ExecStartPre and ExecStart see. picomon.toml names that copy. A credential's name may hold neither '/' nor ':', so a
-  # table name that is not plain letters, digits, '_' and '-' is
-  # replaced by "+" and its hash ('+' keeps it apart from plain names).
-  credentialsDir = "/run/credentials/picomon.service";
-  credentialName = lib.concatMapStringsSep "." (
-    part:
-    if builtins.match "[A-Za-z0-9_-]{1,64}" part != null then
-      part
-    else
-      "+${builtins.substring 0 16 (builtins.hashString "sha256" part)}"
-  );
-  # A check switched off (enabled = false) is not validated by picomon,
-  # so its missing key file must not keep the service from starting, as
-  # a credential whose file is missing would.
-  switchedOff =
-    s: builtins.head s.loc == "checks" && (cfg.settings.checks.${builtins.elemAt s.loc 1}.enabled or true) == false;
-  credentials = map (s: s // { name = credentialName s.loc; }) (
-    builtins.filter (s: !(switchedOff s)) secretFiles
-  );
-
-  # What /etc/picomon.toml says: the settings, each secret file replaced
-  # by its credential (so no path literal is ever copied to the store).
-  runtimeSettings = builtins.foldl' (
-    acc: c: lib.recursiveUpdate acc (lib.setAttrByPath c.loc "${credentialsDir}/${c.name}")
-  ) cfg.settings credentials;
-  mainFile = settingsFormat.generate "picomon.toml" runtimeSettings;
+  secrets = import ./secrets.nix { inherit lib; } cfg.settings;
+  mainFile = settingsFormat.generate "picomon.toml" secrets.settings;
 
   # Validated again where the secrets are, before start and before a
   # reload (a configuration picomon would refuse is then refused by
@@ -97,7 +28,7 @@ let
   # copies again), and naming another one changes the unit, so the switch
   # restarts picomon, and ExecStartPre checks it with its secrets.
   checkConfigOnReload =
-    if credentials == [ ] then
+    if secrets.loadCredential == [ ] then
       checkConfig
     else
       "${cfg.package}/bin/picomon check-config --no-secrets -c /etc/picomon.toml";
@@ -221,7 +152,7 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.environmentFile == null || !(inStore cfg.environmentFile);
+        assertion = cfg.environmentFile == null || !(secrets.inStore cfg.environmentFile);
         message = "services.picomon.environmentFile must not be in the Nix store, where everyone can read it (a path literal such as ./picomon.env is copied there): give the path as a string, e.g. \"/run/secrets/picomon.env\".";
       }
       {
@@ -229,11 +160,11 @@ in
         message = "services.picomon.settings.emails.smtp_password would be readable by everyone in the Nix store: use environmentFile (PICOMON_EMAILS__SMTP_PASSWORD) or emails.smtp_password_file.";
       }
     ]
-    # One per secret file, naming its key.
-    ++ map (s: {
-      assertion = !(inStore s.file);
-      message = "services.picomon.settings.${lib.concatStringsSep "." s.loc} must not be in the Nix store, where everyone can read it (a path literal such as ./secret is copied there): give the path as a string, e.g. \"/run/secrets/picomon\".";
-    }) secretFiles;
+    # One per secret file in the store, naming its key.
+    ++ map (option: {
+      assertion = false;
+      message = "${option} must not be in the Nix store, where everyone can read it (a path literal such as ./secret is copied there): give the path as a string, e.g. \"/run/secrets/picomon\".";
+    }) secrets.published;
 
     services.picomon.settings = {
       plugin_dir = lib.mkDefault "${pkgs.monitoring-plugins}/bin";
@@ -273,13 +204,10 @@ in
           "${pkgs.coreutils}/bin/kill -HUP $MAINPID"
         ];
         EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
-        # toString: the file's own path, never a copy in the store. A
-        # change of this list changes the unit, so switching to it
+        # A change of this list changes the unit, so switching to it
         # restarts picomon (credentials are loaded at start), where a
         # change of the configuration alone reloads it.
-        LoadCredential = lib.mkIf (credentials != [ ]) (
-          map (c: "${c.name}:${toString c.file}") credentials
-        );
+        LoadCredential = lib.mkIf (secrets.loadCredential != [ ]) secrets.loadCredential;
 
         DynamicUser = true;
         StateDirectory = "picomon";
