@@ -20,10 +20,10 @@ let
   # reload (a configuration picomon would refuse is then refused by
   # systemctl, as dist/systemd's units do).
   checkConfig = "${cfg.package}/bin/picomon check-config -c /etc/picomon.toml";
-  # systemd hides credentials from ExecReload (tried on systemd 252:
-  # /run/credentials is an empty, inaccessible directory there, even for
-  # a "+" command), so with credentials the reload checks everything but
-  # the secret files. It misses nothing of theirs: a reload cannot change
+  # systemd may hide credentials from ExecReload (252 does: tried, there
+  # /run/credentials is an empty, inaccessible directory, even for a "+"
+  # command), so with credentials the reload checks everything but the
+  # secret files. It misses nothing of theirs: a reload cannot change
   # them (credentials are loaded at start, and picomon reads the same
   # copies again), and naming another one changes the unit, so the switch
   # restarts picomon, and ExecStartPre checks it with its secrets.
