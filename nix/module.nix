@@ -153,7 +153,7 @@ in
     assertions = [
       {
         assertion = cfg.environmentFile == null || !(secrets.inStore cfg.environmentFile);
-        message = "services.picomon.environmentFile must not be in the Nix store, where everyone can read it (a path literal such as ./picomon.env is copied there): give the path as a string, e.g. \"/run/secrets/picomon.env\".";
+        message = "services.picomon.environmentFile must not be in the Nix store, where everyone can read it, nor a path literal such as ./picomon.env, which a flake puts there: give the path as a string, e.g. \"/run/secrets/picomon.env\".";
       }
       {
         assertion = !(cfg.settings ? emails && cfg.settings.emails ? smtp_password);
