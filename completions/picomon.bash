@@ -53,7 +53,7 @@ _picomon() {
 
     case "${cmd}" in
         picomon)
-            opts="-1 -c -D -h -V --one --json --heartbeat-fd --config --debug --help --version check-config status silence generate plugin"
+            opts="-1 -c -D -h -V --one --json --heartbeat-fd --log-priorities --config --debug --help --version check-config status silence generate plugin"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_picomon_global_optspecs
-    string join \n 1/one json heartbeat-fd= c/config= D/debug h/help V/version
+    string join \n 1/one json heartbeat-fd= log-priorities c/config= D/debug h/help V/version
 end
 
 function __fish_picomon_needs_command
@@ -28,6 +28,7 @@ complete -c picomon -n "__fish_picomon_needs_command" -l heartbeat-fd -d 'A pipe
 complete -c picomon -n "__fish_picomon_needs_command" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_needs_command" -s 1 -l one -d 'Run every check once, now and in parallel, print the results and exit (0 when all are OK, 1 otherwise); sends no email'
 complete -c picomon -n "__fish_picomon_needs_command" -l json -d 'With --one: print one JSON object per check instead of text'
+complete -c picomon -n "__fish_picomon_needs_command" -l log-priorities -d 'Log lines for the journal, with a syslog priority and no timestamp, on a standard error that is not the journal stream itself (set by a picomon-watchdog that passes the lines on to the journal)'
 complete -c picomon -n "__fish_picomon_needs_command" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c picomon -n "__fish_picomon_needs_command" -s V -l version -d 'Print version'
