@@ -1,8 +1,9 @@
 //! The docs against what they describe. The man pages as `picomon
 //! generate` writes them for packaging, read back: every option a page
 //! documents is one the command it documents takes (`picomon check-config
-//! -V` was documented, and refused). The README's list of what
-//! `scripts/deps` installs names every package it installs.
+//! -V` was documented, and refused). The README's summary of the
+//! commands shows every option each takes, and only those; its list of
+//! what `scripts/deps` installs names every package it installs.
 
 use std::collections::BTreeSet;
 
@@ -272,4 +273,101 @@ fn the_readme_names_every_package_scripts_deps_installs() {
         missing.is_empty(),
         "the README's list of what scripts/deps installs lacks {missing:?}"
     );
+}
+
+/// The README's summary of the commands (the block under "Running it"):
+/// each line's command and the options its synopsis shows.
+fn readme_synopses(readme: &str) -> Vec<(String, Vec<String>)> {
+    let block = readme
+        .split("## Running it")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .unwrap_or_default();
+    block
+        .lines()
+        .filter(|line| line.starts_with("picomon"))
+        .map(|line| {
+            // The synopsis ends where the description's column starts.
+            let synopsis = line.split("  ").next().unwrap_or_default();
+            let mut words = synopsis.split_whitespace().peekable();
+            let mut command = Vec::new();
+            while let Some(word) =
+                words.next_if(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            {
+                command.push(word);
+            }
+            let options = words
+                .map(|w| w.trim_matches(['[', ']']))
+                .filter(|w| w.starts_with('-') && *w != "--" && !w.starts_with("-- "))
+                .map(str::to_string)
+                .collect();
+            (command.join(" "), options)
+        })
+        .collect()
+}
+
+/// Every command users may type, as typed, with the options it takes,
+/// each by its names (`--config`, `-c`); hidden ones, clap's help and
+/// version, and positionals left out.
+fn typed_commands(cmd: &clap::Command, typed: &str, out: &mut Vec<(String, Vec<Vec<String>>)>) {
+    let options = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+        .filter(|a| !["help", "version"].contains(&a.get_id().as_str()))
+        .map(|a| {
+            a.get_long()
+                .map(|l| format!("--{l}"))
+                .into_iter()
+                .chain(a.get_short().map(|s| format!("-{s}")))
+                .collect()
+        })
+        .collect();
+    out.push((typed.to_string(), options));
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        typed_commands(sub, &format!("{typed} {}", sub.get_name()), out);
+    }
+}
+
+#[test]
+fn the_readmes_summary_of_the_commands_shows_every_option_and_only_real_ones() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let synopses = readme_synopses(&readme);
+    assert!(
+        synopses
+            .iter()
+            .any(|(c, o)| c == "picomon silence add" && o.contains(&"--for".to_string())),
+        "{synopses:?}"
+    );
+    for (command, options) in &synopses {
+        let cmd = command_for(command).unwrap_or_else(|| panic!("{command:?} is no command"));
+        for option in options {
+            assert!(
+                takes(&cmd, option),
+                "README: `{command}` does not take {option}"
+            );
+        }
+    }
+    let mut all = Vec::new();
+    for root in ["picomon", "picomon-watchdog"] {
+        let cmd = command_for(root).expect("a binary");
+        typed_commands(&cmd, root, &mut all);
+    }
+    for (command, options) in all {
+        if options.is_empty() {
+            continue; // `picomon silence`: only its subcommands are typed.
+        }
+        let Some((_, shown)) = synopses.iter().find(|(c, _)| *c == command) else {
+            panic!("the README's summary has no line for `{command}`");
+        };
+        for names in options {
+            assert!(
+                names.iter().any(|n| shown.contains(n)),
+                "the README's `{command}` line does not show {names:?}: {shown:?}"
+            );
+        }
+    }
 }
