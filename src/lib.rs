@@ -28,7 +28,7 @@ mod status;
 pub mod sys;
 
 pub use logging::{
-    init_logging, logs_to_journal, readable_line, report_error, set_log_level, EX_CONFIG,
+    init_logging, logs_to_journal, passed_on, readable_line, report_error, set_log_level, EX_CONFIG,
 };
 
 use std::process::ExitCode;

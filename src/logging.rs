@@ -104,6 +104,22 @@ fn journal_lines(level: log::Level, text: &str) -> String {
         .join("\n")
 }
 
+/// A line of a child picomon's standard error as this process passes it
+/// on to its own (see `pass_on`).
+pub fn passed_on(line: &str) -> std::borrow::Cow<'_, str> {
+    pass_on(line, TO_JOURNAL.load(Ordering::Relaxed))
+}
+
+/// Lines for the journal pass as they are: the child was asked for journal
+/// lines (`--log-priorities`), so one without a priority is not one that
+/// picomon logged but a panic or the C library's abort message, an error.
+fn pass_on(line: &str, to_journal: bool) -> std::borrow::Cow<'_, str> {
+    match to_journal && split_priority(line).is_none() {
+        true => std::borrow::Cow::Owned(journal_lines(log::Level::Error, line)),
+        false => std::borrow::Cow::Borrowed(line),
+    }
+}
+
 /// A log line of another picomon process as it reads away from the
 /// journal (the watchdog's mail): a journal line gives up its priority,
 /// which only journald reads, and gets the time it `arrived`, which it
@@ -263,6 +279,15 @@ mod tests {
             "<3>invalid configuration\n<3> -> a.toml: x: unknown key"
         );
         assert_eq!(journal_lines(log::Level::Info, "started"), "<6>started");
+    }
+
+    #[test]
+    fn what_picomon_did_not_log_itself_reaches_the_journal_as_an_error() {
+        let panic = "thread 'main' panicked at src/x.rs:1:1:";
+        assert_eq!(pass_on(panic, true), format!("<3>{panic}"));
+        assert_eq!(pass_on("<4>WARN  c: PROBLEM", true), "<4>WARN  c: PROBLEM");
+        // Away from the journal, every line passes as it is.
+        assert_eq!(pass_on(panic, false), panic);
     }
 
     #[test]

@@ -85,9 +85,9 @@ impl Child {
             if let Some(stderr) = stderr {
                 for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
                     let line = String::from_utf8_lossy(&line);
-                    // As it is: a journal line's priority is journald's
+                    // A journal line as it is: its priority is journald's
                     // to read (SyslogLevelPrefix).
-                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                    let _ = writeln!(std::io::stderr().lock(), "{}", picomon::passed_on(&line));
                     if tail.len() == STDERR_LINES {
                         tail.pop_front();
                     }

@@ -434,7 +434,7 @@ fn under_journald_picomons_problem_lines_and_errors_reach_the_journal_with_their
     // Each line of a several-line error, too (journald files each line
     // apart).
     assert!(
-        line(" -> site.d/90-typo.toml").starts_with("<3> -> "),
+        line("90-typo.toml: base_tik").starts_with("<3> -> "),
         "{log}"
     );
     // The watchdog's own lines: its start of picomon, its complaint
@@ -480,5 +480,38 @@ fn under_journald_picomons_problem_lines_and_errors_reach_the_journal_with_their
     assert!(
         stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
         "no time on {quoted:?}"
+    );
+}
+
+/// What picomon does not log itself (a panic, the C library's abort
+/// message) has no priority: under journald it must not pass as info. A
+/// stand-in picomon (`--picomon`) that dies saying so shows it, and that
+/// it was asked for journal lines.
+#[test]
+fn under_journald_what_a_dying_picomon_says_unasked_is_an_error() {
+    use std::os::unix::fs::MetadataExt;
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let dying = site.plugin(
+        "dying-picomon",
+        "echo \"<6>INFO  args: $*\" >&2\necho \"thread 'main' panicked at src/main.rs:1:1:\" >&2\nexit 101",
+    );
+    let err = site.path("daemon.err");
+    std::fs::write(&err, "").expect("create stderr file");
+    let meta = std::fs::metadata(&err).expect("stat stderr file");
+    let mut cmd = site.command("picomon-watchdog");
+    cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    let w = site.spawn_daemon(cmd, &["--picomon", &dying]);
+    w.wait_log("exited with status 101", 1, LONG);
+    let log = w.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<6>INFO  args: ") && l.contains("--log-priorities")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l == "<3>thread 'main' panicked at src/main.rs:1:1:"),
+        "{log}"
     );
 }
