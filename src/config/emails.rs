@@ -336,3 +336,31 @@ pub(super) fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     };
     Some((host.to_string(), port))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_loopback_may_be_sent_a_password_without_tls() {
+        for host in [
+            "127.0.0.1",
+            "127.9.8.7",
+            "::1",
+            "::ffff:127.0.0.1",
+            "localhost",
+            "LOCALHOST.",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "mail.example.org",
+            "10.0.0.1",
+            "::2",
+            "localhost.example.org",
+            "128.0.0.1",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}
