@@ -254,7 +254,7 @@ How:
 picomon status asks the daemon running with CONFIG's state_dir over the
 socket STATE_DIR/status.sock (mode 0600: only picomon's user and root may
 ask). The daemon builds the view when asked, so it costs nothing between
-queries; it serves up to 32 clients at once and cuts off one that has not
+queries; it serves up to 64 clients at once and cuts off one that has not
 asked within 1 s, so idle connections never keep a real query waiting.
 Whether a daemon runs is told by the lock STATE_DIR/picomon.lock, which
 picomon status only looks at (in /proc/locks), never takes.

@@ -54,7 +54,7 @@ const QUERY_LIMIT: Duration = Duration::from_secs(5);
 const REPLY_MAX: u64 = 256 << 20;
 /// Clients served at once; one more is told at once that the daemon is
 /// busy, rather than queued behind idle ones.
-const MAX_CLIENTS: usize = 32;
+const MAX_CLIENTS: usize = 64;
 /// The only request there is; anything else is refused.
 const REQUEST: &str = "status";
 
