@@ -36,7 +36,16 @@ Environment:
   PICOMON_KEY__SUBKEY=value overrides any key (e.g. PICOMON_BASE_TICK=30,
   PICOMON_EMAILS__SMTP_PASSWORD=...). When standard error is the stream
   JOURNAL_STREAM names (set by systemd), log lines carry a syslog priority
-  (journalctl -p warning: PROBLEM lines and errors) and no timestamp.";
+  (journalctl -p warning: PROBLEM lines and errors) and no timestamp.
+
+Plugin output:
+A plugin's output reaches the terminal (-1, SIGUSR1, picomon status), the
+log and the mails with its control characters shown escaped, never
+obeyed: ESC as \\x1b, BEL as \\x07, CR as \\r, other C0 controls and DEL as
+\\xHH, C1 controls as \\u{9b}; newlines and tabs stay as they are (the log
+keeps one line per event: it shows only the first line of an output).
+UTF-8 text is left alone. --json outputs carry the output as it was,
+JSON-escaped.";
 
 const WATCHDOG_AFTER_HELP: &str = "\
 Supervision:
@@ -51,7 +60,11 @@ signal and the last 20 lines of picomon's standard error, and starts it
 again after 1 s, doubling up to 5 min (back to 1 s after 10 min of steady
 running). The same kind of failure is mailed at most every 15 minutes.
 Exit status 78 (invalid configuration) is mailed once and retried every
-5 minutes; SIGHUP to the watchdog retries at once.
+5 minutes; SIGHUP to the watchdog retries at once. Mailing needs only the
+[emails] section: when the configuration is invalid from the start, the
+watchdog mails with that section validated alone, and says in its log
+when even that cannot be used (then nothing can be mailed until it is
+fixed).
 
 Hangs:
 picomon reports each tick on a pipe (--heartbeat-fd); with no report for
@@ -204,7 +217,7 @@ pub enum SilenceAction {
         /// Instance ids (NAME/HOST/FAMILY, or NAME for a check without
         /// hosts) to silence; `*` matches any run of characters, e.g.
         /// `*/web/*` (every check on host web) or `homepage/*`.
-        #[arg(value_name = "PATTERN")]
+        #[arg(value_name = "PATTERN", value_parser = parse_pattern)]
         pattern: String,
 
         /// How long, e.g. 30m, 2h, 1day; at most 7 days.
@@ -239,17 +252,26 @@ const STATUS_AFTER_HELP: &str = "\
 Exit status:
   0   no check is failing
   1   a check is failing (silenced or not)
-  3   no picomon answers for CONFIG (Nagios UNKNOWN): none runs with its
-      state_dir, the one that runs does not answer, or CONFIG has no
-      state_dir; the reason is printed
-  78  invalid configuration
+  3   no picomon answers for CONFIG (Nagios UNKNOWN), the reason printed:
+      none runs with its state_dir; the one that runs did not answer within
+      5 s (\"timed out after 5 s: the picomon (pid N) at SOCKET is not
+      answering\"); this user may not ask it (\"you may not ask the picomon
+      at SOCKET\"); or CONFIG has no state_dir
+  78  invalid configuration (also when no picomon runs and CONFIG, secrets
+      included, would not start one)
 
 How:
 picomon status asks the daemon running with CONFIG's state_dir over the
 socket STATE_DIR/status.sock (mode 0600: only picomon's user and root may
 ask). The daemon builds the view when asked, so it costs nothing between
-queries. Whether a daemon runs is told by the lock STATE_DIR/picomon.lock,
-which picomon status only looks at (in /proc/locks), never takes.";
+queries; it serves up to 64 clients at once and cuts off one that has not
+asked within 1 s, so idle connections never keep a real query waiting.
+Whether a daemon runs is told by the lock STATE_DIR/picomon.lock, which
+picomon status only looks at (in /proc/locks), never takes.
+
+Control characters in a plugin's output (ESC, BEL, CR, ...) are shown
+escaped, as \\x1b, \\x07, \\r (C1 controls as \\u{9b}), never sent to the
+terminal; --json gives the output as it was, JSON-escaped.";
 
 const SILENCE_AFTER_HELP: &str = "\
 Silences:
@@ -386,6 +408,11 @@ fn parse_silence_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?}: longer than the longest silence, 7 days"));
     }
     Ok(d)
+}
+
+/// A usage error (exit 2) like a bad DURATION, not a failure to silence.
+fn parse_pattern(s: &str) -> Result<String, String> {
+    crate::silence::Pattern::new(s).map(|_| s.to_string())
 }
 
 fn parse_reason(s: &str) -> Result<String, String> {

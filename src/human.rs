@@ -1,7 +1,10 @@
-//! Durations and times as an operator reads them, in logs, mails and the
-//! status view: one place, so that every output of picomon and of the
-//! watchdog says "3m 05s" the same way.
+//! Durations, times and outside text as an operator reads them, in logs,
+//! mails and the status view: one place, so that every output of picomon
+//! and of the watchdog says "3m 05s" the same way, and shows a control
+//! character the same way.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 /// Seconds as an operator writes them: `2`, `0.5`.
@@ -34,9 +37,59 @@ pub fn human_time(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// `text` (a plugin's output, a key, a reason) with every control
+/// character shown escaped, on one line: a plugin that echoes a remote
+/// server must not be able to clear the operator's screen, retitle the
+/// window or split a log line. Escapes as a shell's `printf` reads them:
+/// `\n`, `\r`, `\t`, `\x1b` (ESC), `\x7f`; the C1 controls, which some
+/// terminals obey too, as `\u{9b}`. Other UTF-8 text is left alone.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    escaped(text, |_| false)
+}
+
+/// Like `escape_controls`, but newlines (and tabs) are kept: for output
+/// shown line by line, where a newline is structure, not an attack.
+pub fn escape_controls_keep_lines(text: &str) -> Cow<'_, str> {
+    escaped(text, |c| matches!(c, '\n' | '\t'))
+}
+
+fn escaped(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && !keep(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !c.is_control() || keep(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped_and_text_is_left_alone() {
+        let hostile = "HTTP OK\x1b]0;owned\x07\x1b[2J\rfake\x00\x7f\u{9b}31m é 日本\tcol";
+        assert_eq!(
+            escape_controls(hostile),
+            "HTTP OK\\x1b]0;owned\\x07\\x1b[2J\\rfake\\x00\\x7f\\u{9b}31m é 日本\\tcol"
+        );
+        assert_eq!(escape_controls("a\nb"), "a\\nb");
+        assert_eq!(escape_controls_keep_lines("a\x1b\nb\tc"), "a\\x1b\nb\tc");
+        assert!(matches!(escape_controls("plain é"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn human_durations() {

@@ -57,6 +57,10 @@ pub fn init_logging(program: &'static str, debug: bool, to_journal: bool) {
         .level(log::LevelFilter::Trace)
         .format(move |out, message, record| {
             let level = record.level();
+            // What a plugin printed is shown, never obeyed, by the terminal
+            // (a configuration error's " -> " lines keep their newlines).
+            let message = message.to_string();
+            let message = crate::human::escape_controls_keep_lines(&message);
             if journald {
                 let text = format!("{level:<5} {message}");
                 out.finish(format_args!("{}", journal_lines(level, &text)))

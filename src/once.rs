@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::check::State;
 use crate::config::Config;
+use crate::human::escape_controls_keep_lines;
 use crate::runner::Runner;
 use crate::scheduler;
 use crate::signals::{self, Signal};
@@ -53,7 +54,8 @@ pub(crate) fn run(config: &Config, runner: &Arc<Runner>, json: bool) -> anyhow::
             result.duration.as_secs_f64()
         )?;
         if result.state != State::Ok {
-            for line in result.output().lines() {
+            // The terminal shows a plugin's control characters, never obeys them.
+            for line in escape_controls_keep_lines(&result.output()).lines() {
                 writeln!(out, "    {line}")?;
             }
         }

@@ -3,10 +3,10 @@
 //! mail code never touches a file.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::error::origin;
+use super::error::{origin, ConfigError};
 use super::paths;
 use super::raw::{RawEmails, SmtpSecurity};
 use super::validate::{Seconds, Validator};
@@ -51,6 +51,40 @@ impl fmt::Debug for Emails {
                 &self.smtp_password.as_ref().map(|_| "<hidden>"),
             )
             .finish_non_exhaustive()
+    }
+}
+
+/// What mailing needs of a configuration: `[emails]`, and `state_dir`
+/// for a spool.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub emails: Emails,
+    /// None when unset or not usable as it stands.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The `[emails]` section of the configuration `main` (all its layers),
+/// validated alone, as `Config::load` validates it: for the watchdog,
+/// which must mail that picomon refuses a configuration even when what
+/// is wrong in it is a check. Nothing can be read of a layer that is not
+/// TOML, nor of a configuration whose files are refused.
+pub fn load_emails(main: &Path) -> Result<MailSettings, ConfigError> {
+    let files = super::load::layer_files(main)?;
+    let figment = super::load::merge(&files);
+    let raw: RawEmails = figment
+        .extract_inner("emails")
+        .map_err(|e| ConfigError::from_figment(&figment, e))?;
+    let state_dir = figment
+        .extract_inner::<PathBuf>("state_dir")
+        .ok()
+        .filter(|dir| paths::state_dir_problem(dir, true).is_none());
+    let mut validator = Validator::new(files);
+    let emails = validator.emails(&raw);
+    match validator.problems.is_empty() {
+        true => Ok(MailSettings { emails, state_dir }),
+        false => Err(ConfigError {
+            problems: validator.problems,
+        }),
     }
 }
 
@@ -111,6 +145,9 @@ impl Validator {
                 (None, None) => "emails.smtp_password",
             };
             self.bad(key, "smtp_user and a password (smtp_password_file or PICOMON_EMAILS__SMTP_PASSWORD) go together");
+        }
+        if let Some(problem) = clear_text_auth(raw, &smtp_host) {
+            self.bad("emails.smtp_security", problem);
         }
         let smtp_ca_pem = match &raw.smtp_ca_file {
             Some(file) if self.on_this_machine => self.ca_file("emails.smtp_ca_file", file),
@@ -240,6 +277,41 @@ impl Validator {
     }
 }
 
+/// Why the `[emails]` settings would send a password in clear text, or
+/// None. AUTH over a plain connection is refused unless the server is on
+/// this machine's loopback, where the password never leaves it: anyone
+/// on the path could read it, and a warning is read too late.
+fn clear_text_auth(raw: &RawEmails, host: &str) -> Option<String> {
+    let authenticates =
+        raw.smtp_user.is_some() || raw.smtp_password.is_some() || raw.smtp_password_file.is_some();
+    // An smtp_host that is not host:port is an error of its own.
+    if !authenticates
+        || raw.smtp_security != SmtpSecurity::None
+        || host.is_empty()
+        || is_loopback(host)
+    {
+        return None;
+    }
+    Some(format!(
+        "\"none\" with smtp_user and a password would send the password in clear text to {host}; \
+         set smtp_security = \"starttls\" or \"tls\" (AUTH without TLS is only allowed to a server \
+         on the loopback: 127.0.0.0/8, ::1, localhost)"
+    ))
+}
+
+/// Whether `host` names this machine's loopback: 127.0.0.0/8, ::1 (or
+/// ::ffff:127.x.y.z), `localhost`. Other names are not resolved here:
+/// what they point to can change under a running daemon.
+fn is_loopback(host: &str) -> bool {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => host.trim_end_matches('.').eq_ignore_ascii_case("localhost"),
+    }
+}
+
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
 pub(super) fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
@@ -263,4 +335,32 @@ pub(super) fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
         None => None,
     };
     Some((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_loopback_may_be_sent_a_password_without_tls() {
+        for host in [
+            "127.0.0.1",
+            "127.9.8.7",
+            "::1",
+            "::ffff:127.0.0.1",
+            "localhost",
+            "LOCALHOST.",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "mail.example.org",
+            "10.0.0.1",
+            "::2",
+            "localhost.example.org",
+            "128.0.0.1",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 }

@@ -55,12 +55,7 @@ impl ConfigError {
 /// in it (a check named "a\nb") is shown escaped, not sent to the terminal
 /// or the journal, where it would split the message.
 pub(super) fn shown(key: &str) -> String {
-    key.chars()
-        .map(|c| match c.is_control() {
-            true => c.escape_default().to_string(),
-            false => c.to_string(),
-        })
-        .collect()
+    crate::human::escape_controls(key).into_owned()
 }
 
 /// Where the value of `key` came from, for an error message: the

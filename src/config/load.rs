@@ -212,6 +212,13 @@ fn writable_by_others(path: &Path, meta: &std::fs::Metadata, problems: &mut Vec<
 /// missing, unreadable or unsafe file is reported as such, not read as an
 /// empty layer.
 pub(crate) fn load(main: &Path) -> Result<Layers, ConfigError> {
+    let files = layer_files(main)?;
+    let raw = extract(&files)?;
+    Ok(Layers { raw, files })
+}
+
+/// The main file and its fragments, in merge order, each checked.
+pub(super) fn layer_files(main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let mut problems = Vec::new();
     if !config_file(main, &mut problems) {
         return Err(ConfigError { problems });
@@ -221,9 +228,7 @@ pub(crate) fn load(main: &Path) -> Result<Layers, ConfigError> {
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
-
-    let raw = extract(&files)?;
-    Ok(Layers { raw, files })
+    Ok(files)
 }
 
 /// Every layer of `files` (checked by `load`), merged by figment in the

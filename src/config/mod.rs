@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use checks::Host;
-pub use emails::Emails;
+pub use emails::{load_emails, Emails, MailSettings};
 pub use error::ConfigError;
 pub use error::ENV_PREFIX;
 pub use load::fragment_dir;

@@ -142,14 +142,15 @@ pub fn thread_id(from: &str, id: &str, since: SystemTime) -> String {
     out
 }
 
-/// Plugin output for a body: capped, each line indented.
+/// Plugin output for a body: capped, each line indented, control
+/// characters shown escaped (a mail is read in a terminal too).
 fn indented_output(output: &str) -> String {
     let mut cut = output.len().min(OUTPUT_MAX);
     while !output.is_char_boundary(cut) {
         cut -= 1;
     }
     let mut out = String::new();
-    for line in output[..cut].lines() {
+    for line in crate::human::escape_controls_keep_lines(&output[..cut]).lines() {
         let _ = writeln!(out, "    {line}");
     }
     if cut < output.len() {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{Instance, State};
 use crate::config::Config;
-use crate::human::{human_duration, human_time};
+use crate::human::{escape_controls, escape_controls_keep_lines, human_duration, human_time};
 use crate::silence::Silence;
 use crate::state::CheckState;
 
@@ -170,7 +170,10 @@ impl View {
                 inst.failed_runs,
                 marks(inst)
             );
-            for line in inst.output.as_deref().unwrap_or("").lines() {
+            // A plugin's output reaches a terminal (and the report mail)
+            // here: its control characters are shown, not obeyed.
+            let output = escape_controls_keep_lines(inst.output.as_deref().unwrap_or(""));
+            for line in output.lines() {
                 let _ = writeln!(out, "      {line}");
             }
         }
@@ -214,7 +217,7 @@ fn marks(inst: &InstanceView) -> String {
             " [silenced until {} by silence {}: {}]",
             human_time(time(s.until)),
             s.id,
-            s.reason
+            escape_controls(&s.reason)
         );
     }
     out
@@ -251,6 +254,15 @@ pub(crate) fn command(main: &Path, json: bool) -> anyhow::Result<ExitCode> {
     };
     let view = match socket::query(dir) {
         Ok(view) => view,
+        Err(e @ socket::NoView::NotRunning(_)) => {
+            // Nothing runs: a configuration picomon would refuse (its
+            // secrets included) is why, and is told as such, exit 78.
+            if let Err(invalid) = Config::load(main) {
+                return Err(anyhow::Error::new(invalid)
+                    .context(format!("{e}, and {} would not start one", main.display())));
+            }
+            return Ok(unknown(json, &e.to_string()));
+        }
         Err(e) => return Ok(unknown(json, &e.to_string())),
     };
     if json {

@@ -4,36 +4,57 @@
 //!
 //! Why a socket and not a status file: a file the daemon keeps current
 //! must be written when outputs change, which for a failing check is on
-//! every run; a socket costs nothing until someone asks. The daemon's own
-//! thread accepts one connection at a time (with timeouts, so a client
-//! that says nothing cannot hold it), asks the daemon loop for a view
-//! (built in memory, only then) and writes it as JSON; the loop never
+//! every run; a socket costs nothing until someone asks. The daemon's
+//! socket thread only accepts; each client is served in a thread of its
+//! own (up to `MAX_CLIENTS` at once) by a deadline for the whole request
+//! and one for the whole answer, so neither an idle client nor twenty
+//! can keep a real one waiting. The view is asked of the daemon loop
+//! (built in memory, only then) and written as JSON; the loop never
 //! waits on a client. The socket is 0600, created under another name and
 //! renamed into place, so only the daemon's user (and root) may connect,
 //! whatever the umask and the mode of `state_dir`.
 //!
-//! When nothing answers, the lock of `state_dir` tells why: free, no
-//! picomon runs for it; held, one runs that does not answer. The lock is
-//! looked up in /proc/locks, never taken: taking it, even for an instant,
-//! could make a daemon starting at that moment fail "state_dir is in use".
+//! `picomon status` has one deadline for connecting, asking and reading,
+//! and tells each way of failing apart: timed out (the daemon hangs),
+//! permission denied (the user may not ask), and no answer at all, where
+//! the lock of `state_dir` tells why: free, no picomon runs for it; held,
+//! one runs that does not answer. The lock is looked up in /proc/locks,
+//! never taken: taking it, even for an instant, could make a daemon
+//! starting at that moment fail "state_dir is in use".
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::human::fmt_secs;
 use crate::status::View;
 
 const SOCKET_NAME: &str = "status.sock";
-/// How long one client may take to ask and to read the answer.
-const CLIENT_LIMIT: Duration = Duration::from_secs(2);
-/// How long the socket thread waits for the daemon loop's view.
-const VIEW_LIMIT: Duration = Duration::from_secs(10);
-/// How long `picomon status` waits for the whole answer.
-const QUERY_LIMIT: Duration = Duration::from_secs(15);
+/// How long a client has to send its request: one that connects and says
+/// nothing is cut then.
+const REQUEST_LIMIT: Duration = Duration::from_secs(1);
+/// The longest request read; `status` is all there is.
+const REQUEST_MAX: usize = 64;
+/// How long writing the answer to a client may take.
+const REPLY_LIMIT: Duration = Duration::from_secs(2);
+/// How long a client's thread waits for the daemon loop's view: less than
+/// `QUERY_LIMIT`, so that `picomon status` hears that the loop is late.
+const VIEW_LIMIT: Duration = Duration::from_secs(3);
+/// How long `picomon status` waits for the whole answer, connecting
+/// included: well below the 10 s a Nagios check is commonly given.
+const QUERY_LIMIT: Duration = Duration::from_secs(5);
+/// The longest answer `picomon status` reads (a view of 10,000 checks
+/// with long outputs is a few MiB).
+const REPLY_MAX: u64 = 256 << 20;
+/// Clients served at once; one more is told at once that the daemon is
+/// busy, rather than queued behind idle ones.
+const MAX_CLIENTS: usize = 64;
 /// The only request there is; anything else is refused.
 const REQUEST: &str = "status";
 
@@ -55,7 +76,7 @@ impl Drop for StatusSocket {
 /// lock of `dir`.
 pub(crate) fn serve(
     dir: &Path,
-    ask: impl Fn(Sender<View>) -> bool + Send + 'static,
+    ask: impl Fn(Sender<View>) -> bool + Send + Sync + 'static,
 ) -> io::Result<StatusSocket> {
     let path = dir.join(SOCKET_NAME);
     // `.NAME.tmp`: a leftover after a crash is cleared at the next start.
@@ -65,12 +86,14 @@ pub(crate) fn serve(
     crate::files::make_private(&tmp)?;
     // Over a stale socket of a picomon that died: it holds no lock any more.
     std::fs::rename(&tmp, &path)?;
+    let ask = Arc::new(ask);
+    let served = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("status".into())
         .spawn(move || {
             for conn in listener.incoming() {
                 match conn {
-                    Ok(conn) => answer(conn, &ask),
+                    Ok(conn) => admit(conn, &ask, &served),
                     Err(e) => {
                         log::warn!("status socket: cannot accept a connection: {e}");
                         // Out of descriptors, say: no busy loop meanwhile.
@@ -82,28 +105,145 @@ pub(crate) fn serve(
     Ok(StatusSocket { path })
 }
 
-/// Answers one client: reads its request line, writes the view as JSON.
-fn answer(conn: UnixStream, ask: &impl Fn(Sender<View>) -> bool) {
-    let _ = conn.set_read_timeout(Some(CLIENT_LIMIT));
-    let _ = conn.set_write_timeout(Some(CLIENT_LIMIT));
-    let mut request = String::new();
-    let read = BufReader::new(&conn).take(64).read_line(&mut request);
-    let reply = match read {
-        Ok(_) if request.trim() == REQUEST => {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            // The loop gone (stopping) or late: the client is told so.
-            match ask(tx).then(|| rx.recv_timeout(VIEW_LIMIT).ok()).flatten() {
-                Some(view) => serde_json::to_string(&view)
-                    .unwrap_or_else(|e| error_reply(&format!("cannot encode the view: {e}"))),
-                None => error_reply("the daemon loop did not answer"),
-            }
-        }
-        Ok(_) => error_reply(&format!("unknown request {:?}", request.trim())),
-        Err(_) => return,
+/// A client being served; counted down when its thread ends (or could
+/// not start).
+struct Seat(Arc<AtomicUsize>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves `conn` in a thread of its own, or tells it the daemon is busy
+/// when `MAX_CLIENTS` are being served already.
+fn admit<A>(conn: UnixStream, ask: &Arc<A>, served: &Arc<AtomicUsize>)
+where
+    A: Fn(Sender<View>) -> bool + Send + Sync + 'static,
+{
+    let seat = Seat(Arc::clone(served));
+    if served.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+        drop(seat);
+        // Never waits: the reply fits the socket's buffer, or is lost.
+        let _ = conn.set_nonblocking(true);
+        let reply = error_reply(&format!(
+            "{MAX_CLIENTS} clients are being served at once; try again"
+        ));
+        let _ = (&conn).write_all(format!("{reply}\n").as_bytes());
+        return;
+    }
+    let ask = Arc::clone(ask);
+    let spawned = std::thread::Builder::new()
+        .name("status client".into())
+        .spawn(move || {
+            let _seat = seat;
+            answer(&conn, &*ask);
+        });
+    if let Err(e) = spawned {
+        log::warn!("status socket: cannot start a thread for a client: {e}");
+    }
+}
+
+/// Answers one client: reads its request line, writes the view as JSON;
+/// a client that has not asked by `REQUEST_LIMIT` is cut off unanswered.
+fn answer(conn: &UnixStream, ask: &impl Fn(Sender<View>) -> bool) {
+    let Ok(request) = read_request(conn, Instant::now() + REQUEST_LIMIT) else {
+        return;
     };
-    let mut conn = &conn;
-    let _ = conn.write_all(reply.as_bytes());
-    let _ = conn.write_all(b"\n");
+    let reply = if request == REQUEST {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        // The loop gone (stopping) or late: the client is told so.
+        match ask(tx).then(|| rx.recv_timeout(VIEW_LIMIT).ok()).flatten() {
+            Some(view) => serde_json::to_string(&view)
+                .unwrap_or_else(|e| error_reply(&format!("cannot encode the view: {e}"))),
+            None => error_reply(&format!(
+                "the daemon loop did not answer within {} s",
+                fmt_secs(VIEW_LIMIT)
+            )),
+        }
+    } else {
+        error_reply(&format!("unknown request {request:?}"))
+    };
+    let _ = write_by(
+        conn,
+        format!("{reply}\n").as_bytes(),
+        Instant::now() + REPLY_LIMIT,
+    );
+}
+
+/// The first line a client sends (at most `REQUEST_MAX` bytes), read by
+/// `deadline`.
+fn read_request(mut conn: &UnixStream, deadline: Instant) -> io::Result<String> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; REQUEST_MAX];
+    while !got.contains(&b'\n') && got.len() < REQUEST_MAX {
+        conn.set_read_timeout(Some(left(deadline)?))?;
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let line = got.split(|b| *b == b'\n').next().unwrap_or_default();
+    Ok(String::from_utf8_lossy(line).trim().to_string())
+}
+
+/// The time left until `deadline`; TimedOut when there is none.
+fn left(deadline: Instant) -> io::Result<Duration> {
+    match deadline.saturating_duration_since(Instant::now()) {
+        d if d.is_zero() => Err(io::ErrorKind::TimedOut.into()),
+        d => Ok(d),
+    }
+}
+
+/// Writes all of `bytes` to `conn` by `deadline`, however slowly the
+/// other end reads.
+fn write_by(mut conn: &UnixStream, bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    let mut at = 0;
+    while at < bytes.len() {
+        conn.set_write_timeout(Some(left(deadline)?))?;
+        match conn.write(&bytes[at..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Everything `conn` sends until it closes, by `deadline`, at most
+/// `REPLY_MAX` bytes.
+fn read_by(mut conn: &UnixStream, deadline: Instant) -> io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        conn.set_read_timeout(Some(left(deadline)?))?;
+        match conn.read(&mut chunk) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        if got.len() as u64 > REPLY_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("an answer longer than {REPLY_MAX} bytes"),
+            ));
+        }
+    }
+}
+
+/// Connects to the socket at `path` by `deadline`: a hung daemon whose
+/// backlog is full would otherwise keep connect() waiting for ever.
+fn connect_by(path: &Path, deadline: Instant) -> io::Result<UnixStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    // On a unix socket, the send timeout bounds a blocking connect too.
+    socket.set_write_timeout(Some(left(deadline)?))?;
+    socket.connect(&SockAddr::unix(path)?)?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))
 }
 
 fn error_reply(what: &str) -> String {
@@ -115,6 +255,14 @@ fn error_reply(what: &str) -> String {
 pub(crate) enum NoView {
     /// The lock of `state_dir` is free.
     NotRunning(PathBuf),
+    /// The socket (or `state_dir`) may not be opened by this user.
+    Denied { socket: PathBuf, why: io::Error },
+    /// Connected (or connecting), but no answer by the deadline.
+    TimedOut {
+        socket: PathBuf,
+        pid: Option<u32>,
+        after: Duration,
+    },
     /// A picomon holds the lock but does not answer.
     NoAnswer {
         dir: PathBuf,
@@ -125,27 +273,45 @@ pub(crate) enum NoView {
 
 impl std::fmt::Display for NoView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let of = |pid: &Option<u32>| pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
         match self {
             NoView::NotRunning(dir) => write!(
                 f,
                 "no picomon is running with state_dir {} (its lock is free)",
                 dir.display()
             ),
-            NoView::NoAnswer { dir, pid, why } => {
-                let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-                write!(
-                    f,
-                    "the picomon holding {}{pid} does not answer on {}: {why}",
-                    dir.join("picomon.lock").display(),
-                    dir.join(SOCKET_NAME).display()
-                )
-            }
+            NoView::Denied { socket, why } => write!(
+                f,
+                "you may not ask the picomon at {}: {why}; only picomon's user and root may (run picomon status as one of them)",
+                socket.display()
+            ),
+            NoView::TimedOut { socket, pid, after } => write!(
+                f,
+                "timed out after {} s: the picomon{} at {} is not answering",
+                fmt_secs(*after),
+                of(pid),
+                socket.display()
+            ),
+            NoView::NoAnswer { dir, pid, why } => write!(
+                f,
+                "the picomon holding {}{} does not answer on {}: {why}",
+                dir.join("picomon.lock").display(),
+                of(pid),
+                dir.join(SOCKET_NAME).display()
+            ),
         }
     }
 }
 
 /// The view of the daemon running with `state_dir` `dir`.
 pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
+    let socket = dir.join(SOCKET_NAME);
+    let deadline = Instant::now() + QUERY_LIMIT;
+    let ask = || -> io::Result<Vec<u8>> {
+        let conn = connect_by(&socket, deadline)?;
+        write_by(&conn, format!("{REQUEST}\n").as_bytes(), deadline)?;
+        read_by(&conn, deadline)
+    };
     let no_answer = |why: String| match lock_holder(dir) {
         Some(pid) => NoView::NoAnswer {
             dir: dir.to_path_buf(),
@@ -154,20 +320,22 @@ pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
         },
         None => NoView::NotRunning(dir.to_path_buf()),
     };
-    let ask = || -> io::Result<String> {
-        let mut conn = UnixStream::connect(dir.join(SOCKET_NAME))?;
-        conn.set_read_timeout(Some(QUERY_LIMIT))?;
-        conn.set_write_timeout(Some(QUERY_LIMIT))?;
-        conn.write_all(format!("{REQUEST}\n").as_bytes())?;
-        let mut reply = String::new();
-        conn.read_to_string(&mut reply)?;
-        Ok(reply)
-    };
-    let reply = ask().map_err(|e| no_answer(e.to_string()))?;
-    match serde_json::from_str::<View>(&reply) {
+    let reply = ask().map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => NoView::Denied {
+            socket: socket.clone(),
+            why: e,
+        },
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => NoView::TimedOut {
+            socket: socket.clone(),
+            pid: lock_holder(dir).filter(|p| *p != 0),
+            after: QUERY_LIMIT,
+        },
+        _ => no_answer(e.to_string()),
+    })?;
+    match serde_json::from_slice::<View>(&reply) {
         Ok(view) => Ok(view),
         Err(e) => {
-            let why = serde_json::from_str::<serde_json::Value>(&reply)
+            let why = serde_json::from_slice::<serde_json::Value>(&reply)
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
                 .unwrap_or_else(|| format!("an answer that is not a status view: {e}"));

@@ -18,8 +18,11 @@ mod harness;
 mod smtp;
 
 mod campaign;
+mod escapes;
 mod exactly_once;
 mod held_port;
+mod refusals;
 mod rng;
+mod status_socket;
 mod stop;
 mod switch_window;

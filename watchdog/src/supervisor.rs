@@ -105,8 +105,30 @@ impl Supervisor {
             }
             Err(e) => match self.config {
                 Some(_) => log::error!("{e}; mailing with the previous configuration"),
-                None => log::error!("{e}; no mail can be sent until it is fixed"),
+                None => self.mail_with_emails_alone(&e),
             },
+        }
+    }
+
+    /// With no valid configuration yet, mails with its `[emails]` section
+    /// validated alone, if that holds: the invalid configuration picomon
+    /// is about to refuse (exit 78) is mailed too.
+    fn mail_with_emails_alone(&mut self, e: &picomon::config::ConfigError) {
+        match picomon::config::load_emails(&self.args.common.config) {
+            Ok(mail) => {
+                let spool = mail.state_dir.map(|d| d.join("watchdog-outbox"));
+                match &mut self.outbox {
+                    Some(outbox) => outbox.reconfigure(mail.emails),
+                    None => match Outbox::start(mail.emails, spool.as_deref()) {
+                        Ok(outbox) => self.outbox = Some(outbox),
+                        Err(start) => log::error!("cannot start mail delivery: {start:#}"),
+                    },
+                }
+                log::error!("{e}; mailing with its [emails] section, which is valid");
+            }
+            Err(emails) => log::error!(
+                "{e}; no mail can be sent until it is fixed: [emails] itself cannot be used: {emails}"
+            ),
         }
     }
 
