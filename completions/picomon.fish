@@ -61,9 +61,10 @@ complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
 complete -c picomon -n "__fish_picomon_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn" -s h -l help -d 'Print help'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn" -f -a "dns-zone" -d 'Ask every nameserver of ZONE, over UDP and without recursion, for its SOA: OK when all answer authoritatively with one serial, WARNING when serials differ, CRITICAL when one does not answer or is not authoritative'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn" -f -a "openvpn" -d 'Send an OpenVPN P_CONTROL_HARD_RESET_CLIENT_V2 (with the tls-auth HMAC or tls-crypt wrapping of a static key, when given) over UDP: OK when the server answers with its hard reset'
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn https" -s h -l help -d 'Print help'
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn https" -f -a "dns-zone" -d 'Ask every nameserver of ZONE, over UDP and without recursion, for its SOA: OK when all answer authoritatively with one serial, WARNING when serials differ, CRITICAL when one does not answer or is not authoritative'
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn https" -f -a "openvpn" -d 'Send an OpenVPN P_CONTROL_HARD_RESET_CLIENT_V2 (with the tls-auth HMAC or tls-crypt wrapping of a static key, when given) over UDP: OK when the server answers with its hard reset'
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn https" -f -a "https" -d 'Fetch a page over TLS (rustls): OK when the certificate is trusted and names the server, the status is as expected and the page holds the string; WARNING/CRITICAL when the certificate expires soon'
 complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from dns-zone" -s s -l server -d 'A nameserver to ask, as NAME=ADDRESS (repeat for each); default: the zone\'s NS records, looked up through the system\'s resolver' -r
 complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from dns-zone" -s t -l timeout -d 'Seconds for the whole check' -r
 complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from dns-zone" -s 4 -d 'Only IPv4 addresses of the nameservers'
@@ -76,3 +77,14 @@ complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_
 complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -l key-direction -d 'The client\'s key-direction for --tls-auth (0 or 1; absent: the key is used in both directions)' -r
 complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -l tls-crypt -d 'The server\'s tls-crypt static key file' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -s h -l help -d 'Print help'
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -s H -l host -d 'The server\'s address' -r
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -s p -l port -d 'The server\'s TCP port' -r
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -s t -l timeout -d 'Seconds for the whole check' -r
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -l vhost -d 'The name sent as SNI and Host, and that the certificate must name; default: the address' -r
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -s u -l url -d 'The path to GET' -r
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -s e -l status -d 'The status the answer must have; default: any 2xx or 3xx (4xx is WARNING, 5xx CRITICAL)' -r
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -s s -l string -d 'A string the page\'s body must contain' -r
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -l ca-file -d 'Trust only the CAs of this PEM file, instead of the system\'s' -r -F
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -s C -l certificate-days -d 'WARNING when the certificate expires in fewer than WARN days, CRITICAL in fewer than CRIT (or when it has expired)' -r
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -l no-verify -d 'Take any certificate (its dates are still judged with --certificate-days)'
+complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from https" -s h -l help -d 'Print help'
