@@ -35,7 +35,7 @@ complete -c picomon -n "__fish_picomon_needs_command" -f -a "check-config" -d 'L
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "status" -d 'Print the running daemon\'s live view: failing checks first (since when, severity, last output, silence), then the others with their last run'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "silence" -d 'Keep back the mail of matching checks for a while (maintenance): they go on running and keeping their state; when the silence ends, each one whose state differs from what was last mailed gets one mail'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "generate" -d 'Write the man pages and shell completions into DIR/man and DIR/completions (for packaging)'
-complete -c picomon -n "__fish_picomon_needs_command" -f -a "plugin" -d 'Run a built-in monitoring plugin (what dns-zone and openvpn checks run); Nagios plugin API: prints one status line, exits 0 to 3'
+complete -c picomon -n "__fish_picomon_needs_command" -f -a "plugin" -d 'Run a built-in monitoring plugin (what dns-zone, openvpn and https checks run); Nagios plugin API: prints one status line, exits 0 to 3'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l dump -d 'Print the merged configuration as TOML instead of the summary'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l no-secrets -d 'Do not read smtp_password_file and smtp_ca_file, nor require a password: for checking a configuration where it is built, before its secrets are there'

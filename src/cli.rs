@@ -176,8 +176,8 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Run a built-in monitoring plugin (what dns-zone and openvpn checks
-    /// run); Nagios plugin API: prints one status line, exits 0 to 3.
+    /// Run a built-in monitoring plugin (what dns-zone, openvpn and https
+    /// checks run); Nagios plugin API: prints one status line, exits 0 to 3.
     #[command(hide = true)]
     Plugin {
         #[command(subcommand)]
