@@ -127,8 +127,15 @@ fn https_is_critical_for_untrusted_wrong_name_or_expired_certificates() {
              ssl_certificate {dir}/{cert}.pem; ssl_certificate_key {dir}/{cert}.key; root {dir}/www; }}\n"
         ));
         config.push_str(&format!(
-            "[checks.{check}]\ntype = \"https\"\nhosts = [\"www\"]\nport = {port}\n\
-             vhost = \"www.example.test\"\nca_file = \"{dir}/ca.pem\"\ntimeout = 5\n{extra}"
+            r#"
+[checks.{check}]
+type = "https"
+hosts = ["www"]
+port = {port}
+vhost = "www.example.test"
+ca_file = "{dir}/ca.pem"
+timeout = 5
+{extra}"#
         ));
     }
     let _nginx = start_nginx(&ns, &site, &servers, 8441 + CASES.len() as u16 - 1);
@@ -161,13 +168,35 @@ fn https_judges_the_pages_status_and_string_and_trusts_the_system_store() {
     ns.drop_traffic_to("127.0.0.9");
     let page_on = |port: u16, check: &str, keys: &str| {
         format!(
-            "[checks.{check}]\ntype = \"https\"\nhosts = [\"www\"]\nport = {port}\n\
-             vhost = \"www.example.test\"\nca_file = \"{dir}/ca.pem\"\ntimeout = 5\n{keys}\n"
+            r#"
+[checks.{check}]
+type = "https"
+hosts = ["www"]
+port = {port}
+vhost = "www.example.test"
+ca_file = "{dir}/ca.pem"
+timeout = 5
+{keys}
+"#
         )
     };
     let page = |check: &str, keys: &str| page_on(8451, check, keys);
+    let by_address = r#"
+[checks.by-address]
+type = "https"
+hosts = ["www"]
+port = 8452
+timeout = 5
+"#;
+    let hosts = r#"
+[hosts.www]
+ipv4 = "127.0.0.1"
+
+[hosts.silent]
+ipv4 = "127.0.0.9"
+"#;
     let config = [
-        "[hosts.www]\nipv4 = \"127.0.0.1\"\n[hosts.silent]\nipv4 = \"127.0.0.9\"\n".to_string(),
+        hosts.to_string(),
         page("string", "string = \"Welcome\""),
         page("missing-string", "string = \"Goodbye\""),
         page("not-found", "url = \"/nothing\""),
@@ -176,11 +205,16 @@ fn https_judges_the_pages_status_and_string_and_trusts_the_system_store() {
         page("server-error", "url = \"/broken\""),
         page("redirect", "url = \"/old\""),
         page_on(8453, "refused", ""),
-        "[checks.by-address]\ntype = \"https\"\nhosts = [\"www\"]\nport = 8452\ntimeout = 5\n"
-            .to_string(),
+        by_address.to_string(),
         format!(
-            "[checks.silent]\ntype = \"https\"\nhosts = [\"silent\"]\nvhost = \"www.example.test\"\n\
-             ca_file = \"{dir}/ca.pem\"\ntimeout = 1\n"
+            r#"
+[checks.silent]
+type = "https"
+hosts = ["silent"]
+vhost = "www.example.test"
+ca_file = "{dir}/ca.pem"
+timeout = 5
+"#
         ),
     ];
     site.write("site.toml", &config.concat());
@@ -242,7 +276,8 @@ fn https_judges_the_pages_status_and_string_and_trusts_the_system_store() {
         &[(
             "silent",
             "CRITICAL",
-            "HTTPS CRITICAL - www.example.test at 127.0.0.9:443: cannot connect: no answer within 0.9 s",
+            // The plugin's own deadline, half a second before the kill.
+            "HTTPS CRITICAL - www.example.test at 127.0.0.9:443: cannot connect: no answer within 4.5 s",
             "",
         )],
         "silent",
@@ -250,6 +285,7 @@ fn https_judges_the_pages_status_and_string_and_trusts_the_system_store() {
 
     // Without SSL_CERT_FILE the system's own store does not know the
     // private CA.
+    site.write("site.toml", &format!("{hosts}{by_address}"));
     let objs = ns.run_once(&site);
     let (state, output) = result(&objs, "by-address/www/ipv4");
     assert_eq!(state, "CRITICAL", "{output}");
