@@ -609,6 +609,37 @@ mod tests {
         assert_eq!(certificate_note(DAY), "certificate valid for 1 day");
     }
 
+    #[test]
+    fn a_ca_file_without_a_usable_certificate_is_refused_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, text, why) in [
+            ("empty.pem", "", "no PEM certificate"),
+            (
+                "key.pem",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "no PEM certificate",
+            ),
+            ("cut.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n", "cut.pem"),
+            (
+                "junk.pem",
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "no usable CA certificate",
+            ),
+        ] {
+            let file = dir.path().join(name);
+            std::fs::write(&file, text).expect("write");
+            let err = trusted(Some(&file)).map(|_| ()).expect_err("accepted");
+            assert!(
+                err.contains(why) && err.contains("--ca-file"),
+                "{name}: {err}"
+            );
+        }
+        let err = trusted(Some(dir.path()))
+            .map(|_| ())
+            .expect_err("a directory accepted");
+        assert!(err.contains("directory"), "{err}");
+    }
+
     fn fetched(code: u16, found: bool, not_after: Result<SystemTime, String>) -> Fetched {
         Fetched {
             status_line: format!("HTTP/1.1 {code} Whatever"),
