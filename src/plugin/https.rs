@@ -81,7 +81,7 @@ struct Fetched {
     status_line: String,
     code: u16,
     size: Option<usize>,
-    /// The body was cut at `BODY_CAP` before the string was found.
+    /// The body was cut at `BODY_CAP`: the string was searched in its start.
     cut: bool,
     /// `--string` was found in the body (true without one).
     found: bool,
