@@ -199,8 +199,8 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Run a built-in monitoring plugin (what dns-zone and openvpn checks
-    /// run); Nagios plugin API: prints one status line, exits 0 to 3.
+    /// Run a built-in monitoring plugin (what dns-zone, openvpn and https
+    /// checks run); Nagios plugin API: prints one status line, exits 0 to 3.
     #[command(hide = true)]
     Plugin {
         #[command(subcommand)]
@@ -305,6 +305,10 @@ pub enum Plugin {
     /// HMAC or tls-crypt wrapping of a static key, when given) over UDP:
     /// OK when the server answers with its hard reset.
     Openvpn(OpenvpnArgs),
+    /// Fetch a page over TLS (rustls): OK when the certificate is trusted
+    /// and names the server, the status is as expected and the page holds
+    /// the string; WARNING/CRITICAL when the certificate expires soon.
+    Https(HttpsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -357,6 +361,65 @@ pub struct OpenvpnArgs {
     /// The server's tls-crypt static key file.
     #[arg(long, value_name = "FILE")]
     pub tls_crypt: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpsArgs {
+    /// The server's address.
+    #[arg(short = 'H', long = "host", value_name = "ADDRESS")]
+    pub addr: IpAddr,
+
+    /// The server's TCP port.
+    #[arg(short, long, default_value = "443")]
+    pub port: u16,
+
+    /// Seconds for the whole check.
+    #[arg(short, long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    /// The name sent as SNI and Host, and that the certificate must name;
+    /// default: the address.
+    #[arg(long, value_name = "NAME")]
+    pub vhost: Option<String>,
+
+    /// The path to GET.
+    #[arg(short, long, value_name = "PATH", default_value = "/")]
+    pub url: String,
+
+    /// The status the answer must have; default: any 2xx or 3xx (4xx is
+    /// WARNING, 5xx CRITICAL).
+    #[arg(short = 'e', long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(100..=999))]
+    pub status: Option<u16>,
+
+    /// A string the page's body must contain.
+    #[arg(short, long, value_name = "TEXT")]
+    pub string: Option<String>,
+
+    /// Take any certificate (its dates are still judged with
+    /// --certificate-days).
+    #[arg(long, conflicts_with = "ca_file")]
+    pub no_verify: bool,
+
+    /// Trust only the CAs of this PEM file, instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// WARNING when the certificate expires in fewer than WARN days,
+    /// CRITICAL in fewer than CRIT (or when it has expired).
+    #[arg(short = 'C', long, value_name = "WARN,CRIT", value_parser = parse_certificate_days)]
+    pub certificate_days: Option<(u32, u32)>,
+}
+
+fn parse_certificate_days(s: &str) -> Result<(u32, u32), String> {
+    let days = s
+        .split_once(',')
+        .and_then(|(w, c)| Some((w.parse::<u32>().ok()?, c.parse::<u32>().ok()?)));
+    match days {
+        Some((warn, crit)) if warn >= crit => Ok((warn, crit)),
+        _ => Err(format!(
+            "{s:?} is not WARN,CRIT: days before expiry, WARN >= CRIT >= 0"
+        )),
+    }
 }
 
 fn parse_server(s: &str) -> Result<(String, IpAddr), String> {

@@ -3,6 +3,7 @@
 //! only parse arguments and report errors, and the watchdog reuses the
 //! configuration loader.
 
+mod ca_certs;
 pub mod check;
 pub mod cli;
 pub mod config;

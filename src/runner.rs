@@ -71,13 +71,16 @@ pub struct Runner {
 }
 
 /// What of picomon's own environment a plugin sees: where programs are,
-/// and the language and time zone of their messages. Nothing else, above
-/// all no `PICOMON_*` variable (configuration and secrets).
+/// the language and time zone of their messages, and the CAs to trust
+/// (`SSL_CERT_FILE`, `SSL_CERT_DIR`: the built-in https check trusts what
+/// picomon's Alertmanager notifier does). Nothing else, above all no
+/// `PICOMON_*` variable (configuration and secrets).
 fn plugin_env() -> Vec<(OsString, OsString)> {
     std::env::vars_os()
         .filter(|(name, _)| {
             let name = name.to_string_lossy();
-            name == "PATH" || name == "LANG" || name == "TZ" || name.starts_with("LC_")
+            ["PATH", "LANG", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR"].contains(&name.as_ref())
+                || name.starts_with("LC_")
         })
         .collect()
 }

@@ -459,29 +459,4 @@ mod tests {
             "DNS CRITICAL - no answer from 192.0.2.10 for www.example.org"
         );
     }
-
-    #[test]
-    fn an_expiring_certificate_warns_although_check_curl_exits_with_the_http_result() {
-        let now = SystemTime::now();
-        let mut i = instance(None);
-        i.reading = Reading::Curl;
-        let out = "WARNING - Certificate 'www' expires in 10 day(s).\nHTTP OK: HTTP/1.1 200 OK\n";
-        assert_eq!(
-            i.interpret(now, run(Some(0), out, "")).state,
-            State::Warning
-        );
-        let out = "CRITICAL - Certificate 'www' expired on x.\nHTTP OK: HTTP/1.1 200 OK\n";
-        assert_eq!(
-            i.interpret(now, run(Some(0), out, "")).state,
-            State::Critical
-        );
-        assert_eq!(
-            i.interpret(now, run(Some(0), "HTTP OK\n", "")).state,
-            State::Ok
-        );
-        assert_eq!(
-            i.interpret(now, run(Some(2), "HTTP CRITICAL\n", "")).state,
-            State::Critical
-        );
-    }
 }

@@ -51,7 +51,7 @@ pub enum Probe {
     },
 }
 
-/// How an https check judges the certificate (check_curl does the work).
+/// How an https check judges the certificate (`picomon plugin https`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
     /// Chain, name and dates must be valid (`verify`, default true).
@@ -140,17 +140,15 @@ impl Probe {
                 }
             }
             Probe::Http {
-                ssl,
+                ssl: false,
                 port,
                 status,
                 vhost,
                 string,
                 url,
-                tls,
+                tls: _,
             } => {
-                // check_http cannot verify a certificate chain or name;
-                // check_curl (same options) can.
-                argv.push(plugin(if *ssl { "check_curl" } else { "check_http" }));
+                argv.push(plugin("check_http"));
                 let mut push = |s: &str| argv.push(OsString::from(s));
                 for a in ["-I", &addr, "-t", &t] {
                     push(a);
@@ -166,24 +164,49 @@ impl Probe {
                         push(value);
                     }
                 }
-                if *ssl {
-                    push("--ssl");
-                    push("--sni");
-                    if tls.verify {
-                        push("--verify-cert");
-                        // check_curl checks against a CA file whenever it
-                        // has one, so it goes with verification only.
-                        if let Some(ca) = &tls.ca_file {
-                            argv.push(OsString::from("--ca-cert"));
-                            argv.push(ca.clone().into_os_string());
-                        }
+            }
+            Probe::Http {
+                ssl: true,
+                port,
+                status,
+                vhost,
+                string,
+                url,
+                tls,
+            } => {
+                // Built in: check_http cannot verify a certificate, and
+                // check_curl is missing where there is no libcurl (NixOS).
+                // `--key=value`, so that a value starting with '-' is not
+                // taken for an option.
+                argv.push(picomon_exe());
+                let mut push = |s: &str| argv.push(OsString::from(s));
+                for a in ["plugin", "https", "-H", &addr, "-t", &exact] {
+                    push(a);
+                }
+                push_port(&mut push, *port);
+                if let Some(vhost) = vhost {
+                    push(&format!("--vhost={vhost}"));
+                }
+                if let Some(url) = url {
+                    push(&format!("--url={url}"));
+                }
+                if let Some(status) = status {
+                    push(&format!("--status={status}"));
+                }
+                if let Some(string) = string {
+                    push(&format!("--string={string}"));
+                }
+                match (tls.verify, &tls.ca_file) {
+                    (false, _) => push("--no-verify"),
+                    (true, Some(ca)) => {
+                        let mut arg = OsString::from("--ca-file=");
+                        arg.push(ca);
+                        argv.push(arg);
                     }
-                    if let Some((warn, crit)) = tls.certificate_days {
-                        let mut push = |s: &str| argv.push(OsString::from(s));
-                        push("-C");
-                        push(&format!("{warn},{crit}"));
-                        push("--continue-after-certificate");
-                    }
+                    (true, None) => {}
+                }
+                if let Some((warn, crit)) = tls.certificate_days {
+                    argv.push(OsString::from(format!("--certificate-days={warn},{crit}")));
                 }
             }
             Probe::Smtp {
@@ -297,7 +320,6 @@ impl Probe {
                 query: query.clone(),
                 server: addr,
             },
-            Probe::Http { ssl: true, .. } => Reading::Curl,
             _ => Reading::Nagios,
         }
     }
@@ -375,33 +397,32 @@ mod tests {
             },
         };
         assert_eq!(
-            words(&p.argv(Some(&v6()), T, Path::new(DIR))),
+            words(&p.argv(Some(&v6()), T, Path::new(DIR)))[1..],
             [
-                "/plug/check_curl",
-                "-I",
+                "plugin",
+                "https",
+                "-H",
                 "2001:db8::10",
                 "-t",
-                "3",
+                "2.5",
                 "-p",
                 "8443",
-                "-e",
-                "302",
-                "-H",
-                "www.example.org",
-                "-s",
-                "Welcome",
-                "-u",
-                "/login",
-                "--ssl",
-                "--sni",
-                "--verify-cert",
-                "--ca-cert",
-                "/etc/ca.pem",
-                "-C",
-                "30,7",
-                "--continue-after-certificate"
+                "--vhost=www.example.org",
+                "--url=/login",
+                "--status=302",
+                "--string=Welcome",
+                "--ca-file=/etc/ca.pem",
+                "--certificate-days=30,7"
             ]
         );
+        let Probe::Http { tls, .. } = &mut p else {
+            unreachable!()
+        };
+        tls.verify = false;
+        let argv = words(&p.argv(Some(&v4()), T, Path::new(DIR)));
+        // The CA file goes with verification only.
+        assert!(argv.contains(&"--no-verify".to_string()), "{argv:?}");
+        assert!(!argv.iter().any(|a| a.starts_with("--ca-file")), "{argv:?}");
     }
 
     #[test]

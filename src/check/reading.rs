@@ -1,6 +1,5 @@
 //! How a check type's program is read: most plugins follow the Nagios
-//! exit-code API; `ping`, `dig` and `check_curl`'s certificate line have
-//! rules of their own.
+//! exit-code API; `ping` and `dig` have rules of their own.
 
 use std::time::Duration;
 
@@ -25,9 +24,6 @@ pub enum Reading {
         query: String,
         server: String,
     },
-    /// check_curl with `-C … --continue-after-certificate` exits with the
-    /// HTTP result only; its first line tells the certificate's state.
-    Curl,
 }
 
 /// This very executable, for the built-in plugins (`picomon plugin …`).
@@ -38,21 +34,6 @@ impl Reading {
     pub(super) fn read(&self, code: i32, stdout: &str, timeout: Duration) -> (State, String) {
         match self {
             Reading::Nagios => (State::from_exit_code(code), stdout.to_string()),
-            Reading::Curl => {
-                let state = State::from_exit_code(code);
-                let cert = if stdout.starts_with("CRITICAL - Certificate") {
-                    State::Critical
-                } else if stdout.starts_with("WARNING - Certificate") {
-                    State::Warning
-                } else {
-                    State::Ok
-                };
-                let state = match state {
-                    State::Ok | State::Warning => state.max(cert),
-                    _ => state,
-                };
-                (state, stdout.to_string())
-            }
             Reading::Ping { addr } => match code {
                 0 => {
                     let rtt = Regex::new(r"time=(\S+ ms)")

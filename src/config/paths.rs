@@ -113,14 +113,14 @@ fn kernel_filesystem(_at: &Path) -> Option<&'static str> {
 /// How large a password file may be.
 pub(super) const PASSWORD_CAP: u64 = 64 * 1024;
 /// How large a CA bundle may be (the system's whole bundle is ~200 KiB).
-pub(super) const CA_CAP: u64 = 1024 * 1024;
+pub(crate) const CA_CAP: u64 = 1024 * 1024;
 
 /// A small secret or certificate file, read whole: only a regular file,
 /// at most `cap` bytes, and never a blocking read. A FIFO used to block
 /// `check-config` forever (and a reload, the daemon), `/dev/zero` to eat
 /// memory until the machine ran out. Returns the bytes and the file's
 /// permission bits.
-pub(super) fn read_small_file(path: &Path, cap: u64) -> Result<(Vec<u8>, u32), String> {
+pub(crate) fn read_small_file(path: &Path, cap: u64) -> Result<(Vec<u8>, u32), String> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let shown = path.display();

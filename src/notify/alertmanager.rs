@@ -239,14 +239,13 @@ fn agent(settings: &Alertmanager) -> Result<ureq::Agent, String> {
     Ok(config.build().into())
 }
 
-/// The system's trusted CAs (`SSL_CERT_FILE`, `SSL_CERT_DIR`, else the
-/// distribution's bundle), read once: where an operator installs a
-/// private CA, and what curl, the https checks and SMTP trust. None when
+/// The system's trusted CAs (`crate::ca_certs`), as ureq takes them,
+/// made once: what curl, the https checks and SMTP trust too. None when
 /// the system has none, and ureq's built-in roots are used instead.
 fn system_roots() -> &'static Option<ureq::tls::RootCerts> {
     static ROOTS: std::sync::OnceLock<Option<ureq::tls::RootCerts>> = std::sync::OnceLock::new();
     ROOTS.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
+        let found = crate::ca_certs::system();
         for e in found.errors.iter().take(3) {
             log::warn!("Alertmanager over https: reading the system's CA certificates: {e}");
         }

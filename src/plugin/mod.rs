@@ -1,10 +1,13 @@
 //! Built-in monitoring plugins: checks that no Debian plugin does well
 //! (SOA serials across nameservers, an OpenVPN handshake with a tls-auth or
-//! tls-crypt key). They run as `picomon plugin NAME …`, a child process
+//! tls-crypt key), or that a platform's plugins lack (https: NixOS has no
+//! check_curl). They run as `picomon plugin NAME …`, a child process
 //! like any other plugin, so they get the same timeout, process-group kill
 //! and output cap, and follow the Nagios plugin API (Icinga can run them).
 
 pub(crate) mod dns_zone;
+mod http1;
+pub(crate) mod https;
 pub(crate) mod openvpn;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -28,6 +31,7 @@ pub(crate) fn run(plugin: Plugin) -> ExitCode {
     let verdict = match plugin {
         Plugin::DnsZone(args) => dns_zone::run(&args),
         Plugin::Openvpn(args) => openvpn::run(&args),
+        Plugin::Https(args) => https::run(&args),
     };
     println!("{}", verdict.text.trim_end());
     ExitCode::from(match verdict.state {
