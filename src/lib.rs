@@ -24,6 +24,7 @@ mod scheduler;
 pub mod signals;
 mod silence;
 mod state;
+mod state_store;
 mod status;
 pub mod sys;
 
