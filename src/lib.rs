@@ -8,7 +8,7 @@ pub mod cli;
 pub mod config;
 mod depends;
 mod digest;
-mod files;
+pub mod files;
 mod flapping;
 mod generate;
 pub mod host;

@@ -32,6 +32,7 @@ pub use error::ConfigError;
 pub use error::ENV_PREFIX;
 pub use load::fragment_dir;
 pub use notify::{Alertmanager, HttpAuth, Notifier, NotifierKind};
+pub(crate) use paths::others_may_write;
 use raw::RawConfig;
 pub use raw::SmtpSecurity;
 use validate::Validator;

@@ -92,8 +92,13 @@ impl Spool {
     pub(crate) fn set_aside(&self, path: &Path, why: &str) {
         let Some(name) = path.file_name() else { return };
         let to = self.dir().join("rejected").join(name);
-        match std::fs::rename(path, &to).and_then(|_| files::make_private(&to)) {
-            Ok(()) => log::error!("{}: {why}; moved to {}", path.display(), to.display()),
+        match std::fs::rename(path, &to) {
+            Ok(()) => {
+                log::error!("{}: {why}; moved to {}", path.display(), to.display());
+                // A mail of an older picomon, say; a link or a FIFO set
+                // aside keeps its mode (what a link points to is not ours).
+                let _ = files::make_private(&to);
+            }
             Err(e) => log::error!(
                 "{}: {why}; cannot move it to {}: {e}",
                 path.display(),
