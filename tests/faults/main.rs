@@ -18,6 +18,7 @@ mod harness;
 mod smtp;
 
 mod campaign;
+mod damaged_state;
 mod exactly_once;
 mod held_port;
 mod rng;
