@@ -21,6 +21,7 @@ mod campaign;
 mod damaged_state;
 mod exactly_once;
 mod held_port;
+mod planted_links;
 mod rng;
 mod stop;
 mod switch_window;
