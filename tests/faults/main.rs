@@ -23,5 +23,6 @@ mod exactly_once;
 mod held_port;
 mod planted_links;
 mod rng;
+mod special_entries;
 mod stop;
 mod switch_window;
