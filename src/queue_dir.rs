@@ -157,3 +157,60 @@ impl QueueDir {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_fifos_and_oversized_entries_come_back_unread_as_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = QueueDir::open(dir.path()).expect("open");
+        let good = queue
+            .write(&"hello", None, false, SystemTime::now())
+            .expect("write");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"\"not an entry\"").expect("write");
+        std::os::unix::fs::symlink(&victim, dir.path().join("1-link.json")).expect("symlink");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("2-zero.json")).expect("symlink");
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("3-fifo.json"))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let big = std::fs::File::create(dir.path().join("4-big.pending")).expect("create");
+        big.set_len(ENTRY_CAP + 1).expect("grow");
+        let entries = queue.load::<String>(|_| true).expect("load");
+        let why: Vec<(String, String)> = entries
+            .iter()
+            .map(|(path, entry)| {
+                let name = path.file_name().unwrap_or_default();
+                let what = match entry {
+                    Ok(text) => format!("ok {text}"),
+                    Err(e) => e.clone(),
+                };
+                (name.to_string_lossy().into_owned(), what)
+            })
+            .collect();
+        let link = "a symbolic link, which picomon does not follow in its own directories";
+        assert_eq!(
+            why,
+            [
+                (
+                    good.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into(),
+                    "ok hello".into()
+                ),
+                ("1-link.json".into(), link.into()),
+                ("2-zero.json".into(), link.into()),
+                (
+                    "3-fifo.json".into(),
+                    "a FIFO (named pipe); it must be a regular file".into()
+                ),
+                ("4-big.pending".into(), "larger than 16384 KiB".into()),
+            ]
+        );
+    }
+}
