@@ -262,6 +262,23 @@ pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Creates `dir` like `create_private_dir`, for a directory picomon keeps
+/// inside `state_dir` (the spool, a queue): one that is a link is
+/// refused, since a link planted there would take picomon's files, and
+/// its set-aside entries, elsewhere. (`state_dir` itself may be a link:
+/// systemd's DynamicUser makes it one.)
+pub(crate) fn create_own_dir(dir: &Path) -> io::Result<()> {
+    create_private_dir(dir)?;
+    match fs::symlink_metadata(dir)?.file_type().is_symlink() {
+        true => Err(io::Error::other(format!(
+            "{}: {}",
+            dir.display(),
+            Refused::Link
+        ))),
+        false => Ok(()),
+    }
+}
+
 /// Makes an existing file 0600 (one written by an older picomon under a
 /// looser umask, say), and never what a link at `path` points to.
 pub(crate) fn make_private(path: &Path) -> io::Result<()> {
@@ -382,5 +399,18 @@ mod tests {
             read_regular(&dir.path().join("none"), 1, Links::Refuse),
             Err(Refused::Missing)
         ));
+    }
+
+    #[test]
+    fn a_directory_of_picomon_planted_as_a_link_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).expect("mkdir");
+        let outbox = dir.path().join("outbox");
+        std::os::unix::fs::symlink(&elsewhere, &outbox).expect("symlink");
+        let err = create_own_dir(&outbox).expect_err("a link");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        create_own_dir(&dir.path().join("queue")).expect("a new directory");
+        create_own_dir(&dir.path().join("queue")).expect("an existing one");
     }
 }

@@ -41,7 +41,7 @@ impl QueueDir {
     /// Opens (creates, 0700) `dir` and removes what interrupted writes
     /// left there. The caller holds the state directory's lock.
     pub(crate) fn open(dir: &Path) -> io::Result<QueueDir> {
-        files::create_private_dir(dir)?;
+        files::create_own_dir(dir)?;
         match files::remove_leftovers(dir) {
             Ok(0) => {}
             Ok(n) => log::info!(

@@ -29,8 +29,8 @@ impl Spool {
     /// Opens (creates) the spool in `dir` and removes what interrupted
     /// writes left there. The caller holds the state directory's lock.
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Spool> {
-        files::create_private_dir(&dir.join("rejected"))
-            .and_then(|_| QueueDir::open(dir))
+        QueueDir::open(dir)
+            .and_then(|queue| files::create_own_dir(&dir.join("rejected")).map(|_| queue))
             .map(|queue| Spool { queue })
             .with_context(|| format!("cannot create the mail spool {}", dir.display()))
     }
