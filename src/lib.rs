@@ -9,7 +9,7 @@ pub mod cli;
 pub mod config;
 mod depends;
 mod digest;
-mod files;
+pub mod files;
 mod flapping;
 mod generate;
 pub mod host;
@@ -25,6 +25,7 @@ mod scheduler;
 pub mod signals;
 mod silence;
 mod state;
+mod state_store;
 mod status;
 pub mod sys;
 

@@ -8,7 +8,9 @@
 //! dropped otherwise (the check tells it again), so that a switch is
 //! neither lost nor told twice.
 
+use std::fs::Permissions;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,12 +18,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::files;
+use crate::files::{self, Links};
 
 /// The extension of a queued entry's file.
 const QUEUED: &str = "json";
 /// The extension of an entry's file until its switch is saved.
 const PENDING: &str = "pending";
+/// Largest entry read. A mail holds at most 8 KiB of plugin output, a
+/// digest one line per check; and servers refuse mails over some 10 MB
+/// (Postfix's default), so a larger entry could never be sent anyway.
+/// Above it, an entry is set aside unread: a 30 MB one used to hold the
+/// others back for a minute of CPU.
+pub(crate) const ENTRY_CAP: u64 = 16 * 1024 * 1024;
 
 /// A queue's directory.
 #[derive(Clone, Debug)]
@@ -33,7 +41,7 @@ impl QueueDir {
     /// Opens (creates, 0700) `dir` and removes what interrupted writes
     /// left there. The caller holds the state directory's lock.
     pub(crate) fn open(dir: &Path) -> io::Result<QueueDir> {
-        files::create_private_dir(dir)?;
+        files::create_own_dir(dir)?;
         match files::remove_leftovers(dir) {
             Ok(0) => {}
             Ok(n) => log::info!(
@@ -88,7 +96,9 @@ impl QueueDir {
 
     /// Every entry, oldest first. A pending one is committed when `told`
     /// and removed otherwise; an unreadable one comes back as `Err(why)`,
-    /// for the caller to set aside.
+    /// for the caller to set aside: garbage, but also a link, a FIFO, a
+    /// device or an entry over `ENTRY_CAP`, none of which is opened
+    /// through, waited on or read whole.
     pub(crate) fn load<T: DeserializeOwned>(
         &self,
         told: impl Fn(&T) -> bool,
@@ -100,12 +110,14 @@ impl QueueDir {
         paths.sort();
         let mut entries = Vec::new();
         for path in paths {
-            let parsed = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<T>(&b).map_err(|e| e.to_string()));
+            let read = files::read_regular(&path, ENTRY_CAP, Links::Refuse);
+            let parsed = read.map_err(|e| e.to_string()).and_then(|(bytes, file)| {
+                let entry = serde_json::from_slice::<T>(&bytes).map_err(|e| e.to_string())?;
+                Ok((entry, file))
+            });
             let pending = path.extension().is_some_and(|e| e == PENDING);
             match parsed {
-                Ok(entry) if pending && !told(&entry) => {
+                Ok((entry, _)) if pending && !told(&entry) => {
                     log::info!(
                         "{}: dropped, picomon stopped before saving the switch it tells (the check will tell it again)",
                         path.display()
@@ -114,9 +126,10 @@ impl QueueDir {
                         log::error!("{}: cannot remove it: {e}", path.display());
                     }
                 }
-                Ok(entry) => {
-                    // Written by an older picomon under a looser umask, say.
-                    if let Err(e) = files::make_private(&path) {
+                Ok((entry, file)) => {
+                    // Written by an older picomon under a looser umask, say;
+                    // through the file read, not its name again.
+                    if let Err(e) = file.set_permissions(Permissions::from_mode(files::FILE_MODE)) {
                         log::warn!("{}: cannot make it private (0600): {e}", path.display());
                     }
                     let path = match pending {
@@ -142,5 +155,62 @@ impl QueueDir {
             Err(e) => Err(e),
             Ok(()) => files::sync_dir(&self.dir),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_fifos_and_oversized_entries_come_back_unread_as_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = QueueDir::open(dir.path()).expect("open");
+        let good = queue
+            .write(&"hello", None, false, SystemTime::now())
+            .expect("write");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"\"not an entry\"").expect("write");
+        std::os::unix::fs::symlink(&victim, dir.path().join("1-link.json")).expect("symlink");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("2-zero.json")).expect("symlink");
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("3-fifo.json"))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let big = std::fs::File::create(dir.path().join("4-big.pending")).expect("create");
+        big.set_len(ENTRY_CAP + 1).expect("grow");
+        let entries = queue.load::<String>(|_| true).expect("load");
+        let why: Vec<(String, String)> = entries
+            .iter()
+            .map(|(path, entry)| {
+                let name = path.file_name().unwrap_or_default();
+                let what = match entry {
+                    Ok(text) => format!("ok {text}"),
+                    Err(e) => e.clone(),
+                };
+                (name.to_string_lossy().into_owned(), what)
+            })
+            .collect();
+        let link = "a symbolic link, which picomon does not follow in its own directories";
+        assert_eq!(
+            why,
+            [
+                (
+                    good.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into(),
+                    "ok hello".into()
+                ),
+                ("1-link.json".into(), link.into()),
+                ("2-zero.json".into(), link.into()),
+                (
+                    "3-fifo.json".into(),
+                    "a FIFO (named pipe); it must be a regular file".into()
+                ),
+                ("4-big.pending".into(), "larger than 16384 KiB".into()),
+            ]
+        );
     }
 }

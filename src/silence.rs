@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,7 +23,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
-use crate::files;
+use crate::files::{self, Access, Links, Refused};
 use crate::human::{human_duration, human_time};
 
 /// The longest silence: a silence must end, and a forgotten one must not
@@ -32,6 +32,8 @@ pub(crate) const LONGEST: Duration = Duration::from_secs(7 * 24 * 3600);
 
 const FILE_NAME: &str = "silences.json";
 const LOCK_NAME: &str = "silences.lock";
+/// Largest silences file read: a silence is some hundred bytes.
+const CAP: u64 = 16 * 1024 * 1024;
 /// The file's format version; another one is refused, not misread.
 const VERSION: u32 = 1;
 
@@ -109,10 +111,10 @@ fn secs(t: SystemTime) -> u64 {
 
 /// Reads the silences of `path`; a missing file holds none.
 fn read(path: &Path) -> anyhow::Result<SilenceFile> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SilenceFile::default()),
-        Err(e) => return Err(e).with_context(|| format!("{}: cannot read it", path.display())),
+    let bytes = match files::read_regular(path, CAP, Links::Refuse) {
+        Ok((bytes, _)) => bytes,
+        Err(Refused::Missing) => return Ok(SilenceFile::default()),
+        Err(e) => anyhow::bail!("{}: cannot read it: {e}", path.display()),
     };
     let file: SilenceFile = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not a silences file", path.display()))?;
@@ -130,7 +132,8 @@ fn read(path: &Path) -> anyhow::Result<SilenceFile> {
 type Stamp = (u64, i64, i64, u64);
 
 fn stamp(path: &Path) -> io::Result<Option<Stamp>> {
-    match std::fs::metadata(path) {
+    // Of the name itself: a link there is refused when read.
+    match std::fs::symlink_metadata(path) {
         Ok(m) => Ok(Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -286,14 +289,8 @@ fn update<T>(
     let meta = std::fs::metadata(dir).with_context(|| format!("{}", dir.display()))?;
     let owner = (meta.uid() != crate::sys::euid()).then_some((meta.uid(), meta.gid()));
     let lock_path = dir.join(LOCK_NAME);
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("{}: cannot open the lock file", lock_path.display()))?;
+    let lock = files::open_regular(&lock_path, Access::Lock, Links::Refuse)
+        .map_err(|e| anyhow::anyhow!("{}: cannot open the lock file: {e}", lock_path.display()))?;
     if let Some((uid, gid)) = owner {
         let _ = std::os::unix::fs::fchown(&lock, Some(uid), Some(gid));
     }

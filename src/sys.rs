@@ -380,6 +380,24 @@ pub fn may_write_in(path: &std::path::Path) -> io::Result<()> {
     check(unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) }).map(drop)
 }
 
+/// Sets the mode of `path`, refusing a symbolic link there (EOPNOTSUPP)
+/// instead of changing what it points to.
+pub(crate) fn chmod_no_follow(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call;
+    // fchmodat only reads it.
+    check(unsafe {
+        libc::fchmodat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            mode as libc::mode_t,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
+}
+
 /// Sends `sig` to the process `pidfd` refers to: never to another process
 /// that took its pid after it was reaped.
 pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {

@@ -34,6 +34,7 @@ pub use load::fragment_dir;
 pub use notify::{Alertmanager, HttpAuth, Notifier, NotifierKind};
 // The built-in https check reads its ca_file as the loader checked it.
 pub(crate) use paths::{read_small_file, CA_CAP};
+pub(crate) use paths::others_may_write;
 use raw::RawConfig;
 pub use raw::SmtpSecurity;
 use validate::Validator;

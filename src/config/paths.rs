@@ -80,6 +80,43 @@ fn writable_dir(at: &Path, create: bool) -> Option<String> {
     if let Err(e) = crate::sys::may_write_in(at) {
         return Some(format!("{what} not writable by picomon: {e}"));
     }
+    match create {
+        true => None,
+        false => others_may_write(at),
+    }
+}
+
+/// Why the existing state directory `dir` is not picomon's alone, or None
+/// when it is. Whoever may write in it can replace the state, or queue a
+/// mail for picomon to send: one writable by anyone is refused, like such
+/// a configuration file, and so is one owned by another user than
+/// picomon's (or root's). root itself may use a directory its daemon's
+/// user owns (a systemd DynamicUser's), as `picomon silence` does.
+pub(crate) fn others_may_write(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = dir.display();
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) => return Some(format!("cannot look at {shown}: {e}")),
+    };
+    let mode = meta.mode() & 0o7777;
+    let me = crate::sys::euid();
+    if mode & 0o002 != 0 {
+        return Some(format!(
+            "{shown} is writable by anyone (mode {mode:04o}), who could replace picomon's state or queue mail for it to send: chmod o-w {shown}, or give picomon a directory of its own"
+        ));
+    }
+    if me != 0 && meta.uid() != me && meta.uid() != 0 {
+        return Some(format!(
+            "{shown} belongs to another user (uid {}), who could replace picomon's state or queue mail for it to send: give picomon (uid {me}) a directory of its own",
+            meta.uid()
+        ));
+    }
+    if mode & 0o020 != 0 {
+        log::warn!(
+            "state_dir {shown}: writable by its group (mode {mode:04o}), whose members can replace picomon's state or queue mail for it to send"
+        );
+    }
     None
 }
 
@@ -115,62 +152,22 @@ pub(super) const PASSWORD_CAP: u64 = 64 * 1024;
 /// How large a CA bundle may be (the system's whole bundle is ~200 KiB).
 pub(crate) const CA_CAP: u64 = 1024 * 1024;
 
-/// A small secret or certificate file, read whole: only a regular file,
-/// at most `cap` bytes, and never a blocking read. A FIFO used to block
+/// A small secret or certificate file, read whole: only a regular file
+/// (a link to one is followed: the operator's files may be links), at
+/// most `cap` bytes, and never a blocking read. A FIFO used to block
 /// `check-config` forever (and a reload, the daemon), `/dev/zero` to eat
 /// memory until the machine ran out. Returns the bytes and the file's
 /// permission bits.
 pub(crate) fn read_small_file(path: &Path, cap: u64) -> Result<(Vec<u8>, u32), String> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use crate::files::{read_regular, Links, Refused};
+    use std::os::unix::fs::MetadataExt;
     let shown = path.display();
-    // Look before opening: opening a device may already do something.
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    regular(path, &meta)?;
-    // O_NONBLOCK: should the path become a FIFO meanwhile, neither open
-    // nor read waits for a writer.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    regular(path, &meta)?;
-    let too_big = || format!("{shown} is larger than {} KiB", cap / 1024);
-    if meta.len() > cap {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if bytes.len() as u64 > cap {
-        return Err(too_big());
-    }
-    Ok((bytes, meta.mode() & 0o7777))
-}
-
-/// Refuses anything but a regular file, saying what it is instead.
-fn regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
-    use std::os::unix::fs::FileTypeExt;
-    let kind = meta.file_type();
-    let what = if kind.is_file() {
-        return Ok(());
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if kind.is_char_device() || kind.is_block_device() {
-        "a device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "not a file"
-    };
-    Err(format!(
-        "{} is {what}; it must be a regular file",
-        path.display()
-    ))
+    let read = read_regular(path, cap, Links::Follow).and_then(|(bytes, file)| {
+        let meta = file.metadata().map_err(Refused::Io)?;
+        Ok((bytes, meta.mode() & 0o7777))
+    });
+    read.map_err(|e| match e {
+        Refused::NotRegular(_) | Refused::TooLarge(_) => format!("{shown} is {e}"),
+        _ => format!("cannot read {shown}: {e}"),
+    })
 }

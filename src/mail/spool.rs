@@ -29,8 +29,8 @@ impl Spool {
     /// Opens (creates) the spool in `dir` and removes what interrupted
     /// writes left there. The caller holds the state directory's lock.
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Spool> {
-        files::create_private_dir(&dir.join("rejected"))
-            .and_then(|_| QueueDir::open(dir))
+        QueueDir::open(dir)
+            .and_then(|queue| files::create_own_dir(&dir.join("rejected")).map(|_| queue))
             .map(|queue| Spool { queue })
             .with_context(|| format!("cannot create the mail spool {}", dir.display()))
     }
@@ -92,8 +92,13 @@ impl Spool {
     pub(crate) fn set_aside(&self, path: &Path, why: &str) {
         let Some(name) = path.file_name() else { return };
         let to = self.dir().join("rejected").join(name);
-        match std::fs::rename(path, &to).and_then(|_| files::make_private(&to)) {
-            Ok(()) => log::error!("{}: {why}; moved to {}", path.display(), to.display()),
+        match std::fs::rename(path, &to) {
+            Ok(()) => {
+                log::error!("{}: {why}; moved to {}", path.display(), to.display());
+                // A mail of an older picomon, say; a link or a FIFO set
+                // aside keeps its mode (what a link points to is not ours).
+                let _ = files::make_private(&to);
+            }
             Err(e) => log::error!(
                 "{}: {why}; cannot move it to {}: {e}",
                 path.display(),

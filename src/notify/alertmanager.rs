@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Note;
 use crate::config::{Alertmanager, HttpAuth};
-use crate::files;
+use crate::files::{self, Links, Refused};
 
 /// The labels picomon sets on every alert; `labels` cannot override them.
 pub(crate) const OWN_LABELS: &[&str] = &["alertname", "instance", "target", "severity"];
@@ -29,6 +29,8 @@ pub(crate) const OWN_LABELS: &[&str] = &["alertname", "instance", "target", "sev
 /// The name of the file of alerts still firing, in the queue's directory
 /// (not a queue file: those end in `.json` or `.pending`).
 const FIRING_FILE: &str = "firing.alerts";
+/// Largest `firing.alerts` read: an alert is some hundred bytes.
+const FIRING_CAP: u64 = 64 * 1024 * 1024;
 
 /// One alert as Alertmanager's API v2 takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,18 +69,20 @@ impl Firing {
         let file = dir.map(|d| d.join(FIRING_FILE));
         let mut open: BTreeMap<String, Open> = file
             .as_ref()
-            .and_then(|f| match std::fs::read(f) {
-                Ok(bytes) => serde_json::from_slice(&bytes)
-                    .map_err(|e| {
-                        log::error!("{}: unreadable, starting without it: {e}", f.display())
-                    })
-                    .ok(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    log::error!("{}: cannot read it: {e}", f.display());
-                    None
-                }
-            })
+            .and_then(
+                |f| match files::read_regular(f, FIRING_CAP, Links::Refuse) {
+                    Ok((bytes, _)) => serde_json::from_slice(&bytes)
+                        .map_err(|e| {
+                            log::error!("{}: unreadable, starting without it: {e}", f.display())
+                        })
+                        .ok(),
+                    Err(Refused::Missing) => None,
+                    Err(e) => {
+                        log::error!("{}: cannot read it: {e}", f.display());
+                        None
+                    }
+                },
+            )
             .unwrap_or_default();
         open.retain(|id, o| still(id, o.since));
         Firing {

@@ -20,7 +20,8 @@ use crate::mail::Outbox;
 use crate::runner::Runner;
 use crate::signals::Signal;
 use crate::silence::Silences;
-use crate::state::{CheckState, Event, StateStore, Transition};
+use crate::state::{CheckState, Event, Transition};
+use crate::state_store::StateStore;
 
 mod pool;
 mod reload;

@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn a_lock_held_by_this_process_is_found_and_a_free_one_is_not() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = crate::state::StateStore::open(dir.path()).expect("open");
+        let store = crate::state_store::StateStore::open(dir.path()).expect("open");
         assert_eq!(lock_holder(dir.path()), Some(std::process::id()));
         drop(store);
         assert_eq!(lock_holder(dir.path()), None);

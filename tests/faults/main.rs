@@ -18,11 +18,14 @@ mod harness;
 mod smtp;
 
 mod campaign;
+mod damaged_state;
 mod escapes;
 mod exactly_once;
 mod held_port;
+mod planted_links;
 mod refusals;
 mod rng;
+mod special_entries;
 mod status_socket;
 mod stop;
 mod switch_window;

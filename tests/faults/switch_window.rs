@@ -11,6 +11,9 @@ use crate::campaign::{Mailroom, LONG};
 use crate::harness::{wait_for, Daemon, Site};
 use crate::held_port::HeldPort;
 
+/// The state file and its copy, both written at every save.
+const STATE_FILES: [&str; 2] = ["state/state.json", "state/state.json.backup"];
+
 /// One check, `db`, failing while the flag file exists; state in `state/`.
 fn db_site(port: u16) -> Site {
     let site = Site::new("");
@@ -92,7 +95,9 @@ fn problem_left_pending(saved: bool) {
     let spooled = stop_leaving_it_pending(&site, daemon);
     if !saved {
         // Before the switch the check had nothing to remember.
-        std::fs::remove_file(site.path("state/state.json")).expect("remove the state");
+        for file in STATE_FILES {
+            std::fs::remove_file(site.path(file)).expect("remove the state");
+        }
     }
     let (alerts, log) = restart_and_recover(&site, &mut room);
     assert_eq!(alerts.len(), 2, "one Problem and one OK:\n{log}");
@@ -128,7 +133,9 @@ fn recovery_left_pending(saved: bool) {
     daemon.wait_log("db: RECOVERED", 1, LONG);
     let spooled = stop_leaving_it_pending(&site, daemon);
     if !saved {
-        std::fs::write(site.path("state/state.json"), &failing).expect("restore the state");
+        for file in STATE_FILES {
+            std::fs::write(site.path(file), &failing).expect("restore the state");
+        }
     }
     let (alerts, log) = restart_and_recover(&site, &mut room);
     assert_eq!(alerts.len(), 2, "one Problem and one OK:\n{log}");

@@ -8,11 +8,12 @@
 //! pass the signal to another process (no pidfd before Linux 5.3: no
 //! takeover there).
 
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use picomon::sys;
+use picomon::{files, sys};
 
 /// How long the old picomon gets after SIGKILL to let go of the lock.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -27,7 +28,11 @@ pub(crate) fn stop_orphan(state_dir: &Path, grace: Duration) {
     if is_free(&path) {
         return;
     }
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut text = String::new();
+    if let Some(file) = open_lock(&path) {
+        // A pid is a few bytes; the file is not ours to read whole.
+        let _ = file.take(64).read_to_string(&mut text);
+    }
     let Ok(pid) = text.trim().parse::<i32>() else {
         return;
     };
@@ -78,10 +83,18 @@ fn signal(pidfd: &OwnedFd, sig: i32) {
 /// Whether nobody holds the lock at `path` (a missing file is free). It is
 /// taken for an instant to know, and let go when the file is closed.
 fn is_free(path: &Path) -> bool {
-    match std::fs::File::open(path) {
-        Ok(file) => sys::try_lock_exclusive(&file).unwrap_or(true),
-        Err(_) => true,
+    match open_lock(path) {
+        Some(file) => sys::try_lock_exclusive(&file).unwrap_or(true),
+        None => true,
     }
+}
+
+/// The lock file, opened as picomon opens it: never through a link nor
+/// anything but a regular file (a FIFO would block the watchdog). None
+/// when there is none to open; what is wrong with it is left to picomon,
+/// whose start then fails naming it.
+fn open_lock(path: &Path) -> Option<std::fs::File> {
+    files::open_regular(path, files::Access::Read, files::Links::Refuse).ok()
 }
 
 fn wait_free(path: &Path, limit: Duration) -> bool {
