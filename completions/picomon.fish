@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_picomon_global_optspecs
-    string join \n 1/one json heartbeat-fd= c/config= D/debug h/help V/version
+    string join \n 1/one json c/config= D/debug h/help V/version
 end
 
 function __fish_picomon_needs_command
@@ -24,7 +24,6 @@ function __fish_picomon_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c picomon -n "__fish_picomon_needs_command" -l heartbeat-fd -d 'A pipe to write a byte to after every tick (set by picomon-watchdog)' -r
 complete -c picomon -n "__fish_picomon_needs_command" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_needs_command" -s 1 -l one -d 'Run every check once, now and in parallel, print the results and exit (0 when all are OK, 1 otherwise); sends no email'
 complete -c picomon -n "__fish_picomon_needs_command" -l json -d 'With --one: print one JSON object per check instead of text'
@@ -34,8 +33,6 @@ complete -c picomon -n "__fish_picomon_needs_command" -s V -l version -d 'Print 
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "check-config" -d 'Load and validate every configuration layer, then print a summary'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "status" -d 'Print the running daemon\'s live view: failing checks first (since when, severity, last output, silence), then the others with their last run'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "silence" -d 'Keep back the mail of matching checks for a while (maintenance): they go on running and keeping their state; when the silence ends, each one whose state differs from what was last mailed gets one mail'
-complete -c picomon -n "__fish_picomon_needs_command" -f -a "generate" -d 'Write the man pages and shell completions into DIR/man and DIR/completions (for packaging)'
-complete -c picomon -n "__fish_picomon_needs_command" -f -a "plugin" -d 'Run a built-in monitoring plugin (what dns-zone and openvpn checks run); Nagios plugin API: prints one status line, exits 0 to 3'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l dump -d 'Print the merged configuration as TOML instead of the summary'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l no-secrets -d 'Do not read smtp_password_file and smtp_ca_file, nor require a password: for checking a configuration where it is built, before its secrets are there'
@@ -60,19 +57,3 @@ complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
-complete -c picomon -n "__fish_picomon_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn" -s h -l help -d 'Print help'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn" -f -a "dns-zone" -d 'Ask every nameserver of ZONE, over UDP and without recursion, for its SOA: OK when all answer authoritatively with one serial, WARNING when serials differ, CRITICAL when one does not answer or is not authoritative'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and not __fish_seen_subcommand_from dns-zone openvpn" -f -a "openvpn" -d 'Send an OpenVPN P_CONTROL_HARD_RESET_CLIENT_V2 (with the tls-auth HMAC or tls-crypt wrapping of a static key, when given) over UDP: OK when the server answers with its hard reset'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from dns-zone" -s s -l server -d 'A nameserver to ask, as NAME=ADDRESS (repeat for each); default: the zone\'s NS records, looked up through the system\'s resolver' -r
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from dns-zone" -s t -l timeout -d 'Seconds for the whole check' -r
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from dns-zone" -s 4 -d 'Only IPv4 addresses of the nameservers'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from dns-zone" -s 6 -d 'Only IPv6 addresses of the nameservers'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from dns-zone" -s h -l help -d 'Print help'
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -s H -l host -d 'The server\'s address' -r
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -s p -l port -d 'The server\'s UDP port' -r
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -s t -l timeout -d 'Seconds to wait for the answer' -r
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -l tls-auth -d 'The server\'s tls-auth static key file' -r -F
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -l key-direction -d 'The client\'s key-direction for --tls-auth (0 or 1; absent: the key is used in both directions)' -r
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -l tls-crypt -d 'The server\'s tls-crypt static key file' -r -F
-complete -c picomon -n "__fish_picomon_using_subcommand plugin; and __fish_seen_subcommand_from openvpn" -s h -l help -d 'Print help'

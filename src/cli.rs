@@ -34,14 +34,18 @@ Files:
 
 Environment:
   PICOMON_KEY__SUBKEY=value overrides any key (e.g. PICOMON_BASE_TICK=30,
-  PICOMON_EMAILS__SMTP_PASSWORD=...). JOURNAL_STREAM (set by systemd) drops
-  timestamps from the log.";
+  PICOMON_EMAILS__SMTP_PASSWORD=...). When standard error is the stream
+  JOURNAL_STREAM names (set by systemd), log lines carry a syslog priority
+  (journalctl -p warning: PROBLEM lines and errors) and no timestamp.";
 
 const WATCHDOG_AFTER_HELP: &str = "\
 Supervision:
 picomon-watchdog runs picomon (the one next to it, else the one on PATH)
 with its arguments, passes picomon's standard error through, and forwards
-SIGHUP and SIGUSR1. When picomon exits with a non-zero status or is killed,
+SIGHUP and SIGUSR1. When its own standard error is the stream
+JOURNAL_STREAM names (under systemd), picomon's log lines and its own
+carry a syslog priority and no timestamp, so that journalctl -p warning
+shows PROBLEM lines and errors. When picomon exits with a non-zero status or is killed,
 it mails watchdog_subject to the configured addresses, with the status or
 signal and the last 20 lines of picomon's standard error, and starts it
 again after 1 s, doubling up to 5 min (back to 1 s after 10 min of steady
@@ -110,6 +114,12 @@ pub struct RunArgs {
     /// A pipe to write a byte to after every tick (set by picomon-watchdog).
     #[arg(long, value_name = "FD", hide = true)]
     pub heartbeat_fd: Option<i32>,
+
+    /// Log lines for the journal, with a syslog priority and no timestamp,
+    /// on a standard error that is not the journal stream itself (set by a
+    /// picomon-watchdog that passes the lines on to the journal).
+    #[arg(long, hide = true)]
+    pub log_priorities: bool,
 
     #[command(flatten)]
     pub common: CommonArgs,

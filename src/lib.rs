@@ -27,7 +27,9 @@ mod state;
 mod status;
 pub mod sys;
 
-pub use logging::{init_logging, report_error, set_log_level, EX_CONFIG};
+pub use logging::{
+    init_logging, logs_to_journal, readable_line, report_error, set_log_level, EX_CONFIG,
+};
 
 use std::process::ExitCode;
 use std::sync::Arc;

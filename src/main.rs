@@ -27,7 +27,8 @@ fn main() -> ExitCode {
         Some(picomon::cli::Command::Plugin { .. }) => false,
         None => cli.run.common.debug,
     };
-    picomon::init_logging("picomon", debug);
+    let to_journal = cli.command.is_none() && cli.run.log_priorities;
+    picomon::init_logging("picomon", debug, to_journal);
     match picomon::run(cli) {
         Ok(code) => code,
         Err(err) => picomon::report_error("picomon", &err),

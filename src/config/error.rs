@@ -92,8 +92,18 @@ fn describe(md: &figment::Metadata, key: &str) -> String {
         return env_var(key);
     }
     match &md.source {
-        Some(source) => source.to_string(),
+        Some(source) => place(source),
         None => "built-in defaults".to_string(),
+    }
+}
+
+/// A layer's file as picomon was told it: figment shows a file relative
+/// to the current directory, so that run from `/` an error named
+/// `etc/picomon.toml`.
+fn place(source: &figment::Source) -> String {
+    match source {
+        figment::Source::File(path) => path.display().to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -112,7 +122,7 @@ fn everywhere(figment: &Figment) -> String {
         .metadata()
         .filter_map(|md| match (&md.source, is_env(md)) {
             (_, true) => Some(format!("{ENV_PREFIX}* variables")),
-            (Some(source), false) => Some(source.to_string()),
+            (Some(source), false) => Some(place(source)),
             (None, false) => None,
         })
         .collect();

@@ -166,6 +166,25 @@ fn bad_configuration_exits_78_naming_file_and_key() {
     assert!(stderr(&missing).contains("nope.toml"));
 }
 
+/// Run from `/` (as a unit's ExecStartPre is), an error named
+/// `etc/picomon.toml`: the file must be named as picomon was given it.
+#[test]
+fn run_from_the_root_directory_an_error_names_the_file_with_its_leading_slash() {
+    let site = Site::new("bsae_tick = 1\n");
+    let out = site
+        .picomon()
+        .current_dir("/")
+        .arg("check-config")
+        .arg("-c")
+        .arg(site.config())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    let err = stderr(&out);
+    let named = format!("\n -> {}: bsae_tick: unknown key", site.config().display());
+    assert!(err.contains(&named), "{named:?} not in:\n{err}");
+}
+
 #[test]
 fn environment_overrides_a_key_and_its_errors_name_the_variable() {
     let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");

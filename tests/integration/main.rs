@@ -19,6 +19,7 @@ mod checks_openvpn;
 mod checks_ping;
 mod cli;
 mod daemon;
+mod docs;
 mod durability;
 mod fuzz;
 mod mail;

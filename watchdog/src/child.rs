@@ -1,5 +1,6 @@
 //! One run of picomon as a child process: started with a heartbeat pipe on
-//! fd 3 and its standard error piped, and turned into events on the
+//! fd 3 and its standard error piped (passed on as it is, and its last
+//! lines kept readable for the mail), and turned into events on the
 //! supervisor's channel by three threads (heartbeat, standard error, exit),
 //! so that the supervisor waits on one channel and shares no state with
 //! them: the last lines of standard error travel in the event. The exit
@@ -12,6 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
+use std::time::SystemTime;
 
 use crossbeam_channel::Sender;
 
@@ -82,12 +84,14 @@ impl Child {
             let mut tail = VecDeque::with_capacity(STDERR_LINES);
             if let Some(stderr) = stderr {
                 for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-                    let line = String::from_utf8_lossy(&line).into_owned();
+                    let line = String::from_utf8_lossy(&line);
+                    // As it is: a journal line's priority is journald's
+                    // to read (SyslogLevelPrefix).
                     let _ = writeln!(std::io::stderr().lock(), "{line}");
                     if tail.len() == STDERR_LINES {
                         tail.pop_front();
                     }
-                    tail.push_back(line);
+                    tail.push_back(picomon::readable_line(&line, SystemTime::now()));
                 }
             }
             let _ = events.send(Event::StderrClosed(generation, tail.into()));

@@ -17,7 +17,7 @@ use picomon::cli::WatchdogCli;
 
 fn main() -> ExitCode {
     let args = WatchdogCli::parse();
-    picomon::init_logging("picomon-watchdog", args.common.debug);
+    picomon::init_logging("picomon-watchdog", args.common.debug, false);
     match supervisor::run(args) {
         Ok(code) => code,
         Err(err) => picomon::report_error("picomon-watchdog", &err),

@@ -192,6 +192,11 @@ impl Supervisor {
             cmd.arg("-D");
         }
         cmd.arg("--heartbeat-fd").arg(HEARTBEAT_FD.to_string());
+        // Its lines reach the journal through `child.rs` as they are: they
+        // need their priorities as much as the watchdog's own.
+        if picomon::logs_to_journal() {
+            cmd.arg("--log-priorities");
+        }
         cmd.args(&self.args.rest);
         match Child::spawn(cmd, self.generation, &self.tx) {
             Ok(child) => {

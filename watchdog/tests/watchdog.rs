@@ -379,3 +379,106 @@ fn second_watchdog(site: &Site) -> Daemon {
         err,
     }
 }
+
+/// `journalctl -u picomon -p warning` showed none of picomon's PROBLEM
+/// lines nor its errors: under the watchdog, picomon's standard error is
+/// the watchdog's pipe, and picomon wrote plain timestamped lines that
+/// the watchdog copied to the journal as they were. The journal stream is
+/// stood in for by a file named in `JOURNAL_STREAM` (journald names its
+/// stream by device and inode); what journald makes of `<N>` is its
+/// SyslogLevelPrefix, read by the Debian package test in a booted system.
+#[test]
+fn under_journald_picomons_problem_lines_and_errors_reach_the_journal_with_their_priority() {
+    use std::os::unix::fs::MetadataExt;
+    let port = SmtpServer::free_port();
+    let site = site(port, "");
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    // The harness truncates this file for the watchdog's standard error:
+    // same device and inode.
+    let err = site.path("daemon.err");
+    std::fs::write(&err, "").expect("create stderr file");
+    let meta = std::fs::metadata(&err).expect("stat stderr file");
+    let mut cmd = site.command("picomon-watchdog");
+    cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    let w = site.spawn_daemon(cmd, &[]);
+    let first = picomon_pid(&w, None);
+    site.down("FLAG CRITICAL - disk on fire");
+    w.wait_log("flag: PROBLEM CRITICAL", 1, LONG);
+    smtp.wait_messages(1, LONG);
+    site.up();
+    w.wait_log("flag: RECOVERED", 1, LONG);
+    // A broken configuration for the next run: picomon's error, and the
+    // watchdog's own, at err.
+    site.write("site.d/90-typo.toml", "base_tik = 3\n");
+    harness::signal(first, libc::SIGKILL);
+    w.wait_log("restarting picomon in 5m 00s", 1, LONG);
+    let log = w.stderr();
+
+    let line = |needle: &str| -> &str {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"))
+    };
+    assert!(
+        line("flag: PROBLEM CRITICAL").starts_with("<4>WARN  flag: PROBLEM CRITICAL on"),
+        "{log}"
+    );
+    assert!(
+        line("flag: RECOVERED").starts_with("<6>INFO  flag: RECOVERED"),
+        "{log}"
+    );
+    assert!(
+        line("picomon: error:").starts_with("<3>picomon: error:"),
+        "{log}"
+    );
+    // Each line of a several-line error, too (journald files each line
+    // apart).
+    assert!(
+        line(" -> site.d/90-typo.toml").starts_with("<3> -> "),
+        "{log}"
+    );
+    // The watchdog's own lines: its start of picomon, its complaint
+    // about the configuration, its mail of the crash.
+    assert!(line("started ").starts_with("<6>INFO  started "), "{log}");
+    assert!(
+        log.lines().any(|l| l == "<3>ERROR invalid configuration"),
+        "the watchdog's own error about the configuration:\n{log}"
+    );
+    // Every line is a journal line: a priority and no timestamp (journald
+    // stamps each line itself).
+    for l in log.lines() {
+        let bytes = l.as_bytes();
+        assert!(
+            bytes.len() >= 3
+                && bytes[0] == b'<'
+                && (b'0'..=b'7').contains(&bytes[1])
+                && bytes[2] == b'>',
+            "a line without a priority: {l:?}\n{log}"
+        );
+        assert!(!l.contains("Z picomon"), "a timestamped line: {l:?}");
+    }
+
+    // The mail of the crash quotes picomon's last lines as a reader wants
+    // them: the time each arrived, no priority.
+    wait_for("the mail of the crash", LONG, || {
+        smtp.messages().iter().any(|m| m.body.contains("SIGKILL"))
+    });
+    let crash = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.body.contains("SIGKILL"))
+        .expect("the crash mail");
+    assert!(!crash.body.contains("<4>"), "{}", crash.body);
+    assert!(!crash.body.contains("<6>"), "{}", crash.body);
+    let quoted = crash
+        .body
+        .lines()
+        .find(|l| l.contains("flag: PROBLEM CRITICAL"))
+        .unwrap_or_else(|| panic!("the PROBLEM line is not quoted:\n{}", crash.body));
+    // e.g. `2026-12-03T18:30:00.123Z WARN  flag: PROBLEM ...`
+    let stamp = quoted.split_whitespace().next().unwrap_or_default();
+    assert!(
+        stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "no time on {quoted:?}"
+    );
+}
