@@ -253,7 +253,9 @@ impl Drop for Machine {
         if std::thread::panicking() {
             eprintln!("platform: the test failed; {}", self.diagnostics());
         }
+        let started = Instant::now();
         self.tear_down();
+        println!("platform: container stopped in {:.1?}", started.elapsed());
         if let Some(work) = self.work.take() {
             let path = work.path().to_path_buf();
             if let Err(e) = work.close() {

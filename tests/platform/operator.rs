@@ -74,13 +74,25 @@ fn the_package_installs_runs_upgrades_and_goes_away_under_a_real_systemd() {
     let m = Machine::boot();
     let booted = started.elapsed();
 
+    let step = |name: &str, at: &mut Instant| {
+        println!("platform: {name} in {:.1?}", at.elapsed());
+        *at = Instant::now();
+    };
+    let mut at = Instant::now();
     install_and_run_the_readme_commands(&m, &deb);
+    step("install and the README's commands", &mut at);
     mail_arrives_for_a_problem_and_its_recovery(&m);
+    step("Problem and OK mail, ping, journal", &mut at);
     reload_takes_a_good_config_and_refuses_a_broken_one(&m);
+    step("reloads", &mut at);
     a_second_site_runs_beside_with_its_own_state(&m);
+    step("picomon@site, status and silence", &mut at);
     stop_is_clean(&m);
+    step("stop", &mut at);
     upgrade_keeps_the_edited_conffile_and_restarts_every_unit(&m, &deb);
+    step("upgrade", &mut at);
     remove_stops_every_unit_and_purge_leaves_what_policy_expects(&m);
+    step("remove and purge", &mut at);
 
     println!(
         "platform: ready in {booted:.1?}, whole walk {:.1?}",
@@ -305,7 +317,8 @@ fn upgrade_keeps_the_edited_conffile_and_restarts_every_unit(m: &Machine, deb: &
     fs::write(&control, text.replace(&version, &bumped)).expect("bump the version");
     run_host(
         Command::new("dpkg-deb")
-            .args(["--root-owner-group", "-b"])
+            // Uncompressed: xz took most of a minute on two busy cores.
+            .args(["--root-owner-group", "-Znone", "-b"])
             .arg(&tree)
             .arg(m.path("/root/picomon-upgrade.deb")),
     );
