@@ -284,6 +284,29 @@ fn a_second_site_runs_beside_with_its_own_state(m: &Machine) {
             .any(|l| l.contains("site-only") && l.contains("silenced"))
             .then_some(())
     });
+
+    // A copy that pins the main instance's state_dir (as the shipped file
+    // once did): the unit's directory wins, and the journal says that
+    // `-c` that file reaches the other one.
+    let text = fs::read_to_string(m.path("/etc/picomon/site.toml")).expect("site.toml");
+    fs::write(
+        m.path("/etc/picomon/pinned.toml"),
+        format!("state_dir = \"/var/lib/picomon\"\n{text}"),
+    )
+    .expect("write pinned.toml");
+    m.ok("systemctl start picomon@pinned");
+    m.wait_for("the warning of the overridden state_dir", MINUTE, |m| {
+        let journal = m.ok("journalctl -u picomon@pinned -p warning --no-pager -o cat");
+        journal
+            .contains("state_dir /var/lib/picomon is overridden by PICOMON_STATE_DIR=/var/lib/picomon/pinned")
+            .then_some(())
+    });
+    m.wait_for("picomon@pinned's lock in its own directory", MINUTE, |m| {
+        m.path("/var/lib/picomon/pinned/picomon.lock")
+            .exists()
+            .then_some(())
+    });
+    m.ok("systemctl stop picomon@pinned");
 }
 
 fn stop_is_clean(m: &Machine) {
