@@ -213,7 +213,15 @@ fn writable_by_others(path: &Path, meta: &std::fs::Metadata, problems: &mut Vec<
 /// empty layer.
 pub(crate) fn load(main: &Path) -> Result<Layers, ConfigError> {
     let files = layer_files(main)?;
-    let raw = extract(&files)?;
+    let mut raw = extract(&files)?;
+    if raw.state_dir.is_none() {
+        raw.state_dir = super::paths::default_state_dir(main);
+    }
+    if let Some(in_force) = &raw.state_dir {
+        if std::env::var_os(format!("{ENV_PREFIX}STATE_DIR")).is_some() {
+            warn_state_dir_overridden(main, &files, in_force);
+        }
+    }
     Ok(Layers { raw, files })
 }
 
@@ -231,14 +239,36 @@ pub(super) fn layer_files(main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-/// Every layer of `files` (checked by `load`), merged by figment in the
-/// documented order.
-pub(super) fn merge(files: &[PathBuf]) -> Figment {
+/// The units set `PICOMON_STATE_DIR`, which wins over the files'
+/// `state_dir`; an operator's `picomon status -c MAIN` runs without it and
+/// would reach the directory the files name, another daemon's or none.
+/// Said once per load, so that the journal of the unit tells.
+fn warn_state_dir_overridden(main: &Path, files: &[PathBuf], in_force: &Path) {
+    let from_files: Option<PathBuf> = files_merged(files).extract_inner("state_dir").ok();
+    if let Some(from_files) = from_files.filter(|dir| dir != in_force) {
+        log::warn!(
+            "{}: state_dir {} is overridden by {ENV_PREFIX}STATE_DIR={}: `picomon status -c {0}` and `picomon silence -c {0}` reach {1}, not this daemon; remove state_dir from the file (its default is where the unit keeps state)",
+            main.display(),
+            from_files.display(),
+            in_force.display()
+        );
+    }
+}
+
+/// Every file of `files`, merged over the defaults, without the
+/// environment.
+fn files_merged(files: &[PathBuf]) -> Figment {
     let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
     for file in files {
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment.merge(Env::prefixed(ENV_PREFIX).split("__"))
+    figment
+}
+
+/// Every layer of `files` (checked by `load`), merged by figment in the
+/// documented order.
+pub(super) fn merge(files: &[PathBuf]) -> Figment {
+    files_merged(files).merge(Env::prefixed(ENV_PREFIX).split("__"))
 }
 
 /// The raw configuration of the merged layers.

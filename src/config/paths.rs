@@ -2,10 +2,46 @@
 //! them: `state_dir` must be a directory picomon can write (or create), so
 //! that whatever `check-config` accepts also starts. Checked here, at
 //! validation, because `check-config` and the daemon share that path.
+//! The default `state_dir` of the packaged configurations is here too.
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
+
+/// The `state_dir` of a configuration that sets none, from where its main
+/// file is: the state directories of the packaged units, so that
+/// `picomon status -c /etc/picomon/site.toml` asks the daemon of
+/// `picomon@site.service` even when the operator made site.toml by
+/// copying /etc/picomon.toml. A file anywhere else keeps no state.
+///
+/// - `/etc/picomon.toml` → `/var/lib/picomon` (`picomon.service`);
+/// - `/etc/picomon/NAME.toml` → `/var/lib/picomon/NAME` (`picomon@NAME`).
+pub(super) fn default_state_dir(main: &Path) -> Option<PathBuf> {
+    // `-c site.toml` run in /etc/picomon names the same file; `..` is
+    // left alone, as a link may stand before it.
+    let main = std::path::absolute(main).ok()?;
+    let parts: Vec<Component> = main.components().collect();
+    fn name<'a>(c: &Component<'a>) -> Option<&'a str> {
+        match c {
+            Component::Normal(n) => n.to_str(),
+            _ => None,
+        }
+    }
+    match parts.as_slice() {
+        [Component::RootDir, etc, file] if name(etc) == Some("etc") => {
+            (name(file) == Some("picomon.toml")).then(|| PathBuf::from("/var/lib/picomon"))
+        }
+        [Component::RootDir, etc, dir, file]
+            if name(etc) == Some("etc") && name(dir) == Some("picomon") =>
+        {
+            let stem = name(file)?.strip_suffix(".toml")?;
+            // A hidden or empty name is no instance systemd would run.
+            (!stem.is_empty() && !stem.starts_with('.'))
+                .then(|| Path::new("/var/lib/picomon").join(stem))
+        }
+        _ => None,
+    }
+}
 
 /// Longest path the kernel takes (PATH_MAX, with its NUL).
 const PATH_MAX: usize = 4095;
@@ -170,4 +206,38 @@ pub(crate) fn read_small_file(path: &Path, cap: u64) -> Result<(Vec<u8>, u32), S
         Refused::NotRegular(_) | Refused::TooLarge(_) => format!("{shown} is {e}"),
         _ => format!("cannot read {shown}: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packaged_configurations_default_to_their_units_state_directories() {
+        let default = |main: &str| default_state_dir(Path::new(main));
+        assert_eq!(
+            default("/etc/picomon.toml"),
+            Some(PathBuf::from("/var/lib/picomon"))
+        );
+        assert_eq!(
+            default("/etc/picomon/site.toml"),
+            Some(PathBuf::from("/var/lib/picomon/site"))
+        );
+        assert_eq!(
+            default("/etc//picomon/./site.toml"),
+            Some(PathBuf::from("/var/lib/picomon/site"))
+        );
+        for elsewhere in [
+            "/etc/picomon/site.conf",
+            "/etc/picomon/.toml",
+            "/etc/picomon/.site.toml",
+            "/etc/picomon/site.d/10-mail.toml",
+            "/etc/picomon.d/10-mail.toml",
+            "/etc/other.toml",
+            "/srv/etc/picomon.toml",
+            "/etc/picomon/../picomon.toml",
+        ] {
+            assert_eq!(default(elsewhere), None, "{elsewhere}");
+        }
+    }
 }

@@ -1,31 +1,18 @@
 //! The Debian package as `scripts/package` builds it (`scripts/test` builds
 //! it before the tests): unpacked with `dpkg-deb -x` into a temporary
-//! directory, never installed on the machine. Its files are where Debian
-//! looks for them, its control data says what it needs, and its own
-//! `picomon` validates its own `/etc/picomon.toml` and runs every check of
-//! a copy once against this machine's real plugins.
+//! directory. Its files are where Debian looks for them, its control data
+//! says what it needs, and its own `picomon` validates its own
+//! `/etc/picomon.toml` and runs every check once against this machine's
+//! real plugins. Installing it, its maintainer scripts and lintian are
+//! the platform test's (tests/platform/): on a booted Debian, not here.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// target/debian/picomon_VERSION-1_ARCH.deb, of this version.
-fn built_package() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian");
-    let prefix = format!("picomon_{}-", env!("CARGO_PKG_VERSION"));
-    let found = fs::read_dir(&dir).ok().and_then(|entries| {
-        entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.starts_with(&prefix) && name.ends_with(".deb")
-        })
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "no {prefix}*.deb in {}: run scripts/package (scripts/test does)",
-            dir.display()
-        )
-    })
-}
+#[path = "../platform/deb.rs"]
+mod deb;
+use deb::built_package;
 
 #[track_caller]
 fn run(cmd: &mut Command) -> Output {
@@ -61,12 +48,9 @@ fn package_holds_binaries_units_docs_and_a_conffile() {
         "usr/bin/picomon-watchdog",
         "etc/picomon.toml",
         "usr/lib/sysusers.d/picomon.conf",
+        "usr/lib/tmpfiles.d/picomon.conf",
         "usr/lib/systemd/system/picomon.service",
         "usr/lib/systemd/system/picomon@.service",
-        "usr/share/man/man1/picomon.1.gz",
-        "usr/share/man/man1/picomon-check-config.1.gz",
-        "usr/share/man/man1/picomon-watchdog.1.gz",
-        "usr/share/man/man5/picomon.toml.5.gz",
         "usr/share/bash-completion/completions/picomon",
         "usr/share/bash-completion/completions/picomon-watchdog",
         "usr/share/zsh/vendor-completions/_picomon",
@@ -75,6 +59,19 @@ fn package_holds_binaries_units_docs_and_a_conffile() {
     ] {
         assert!(root.join(file).is_file(), "the package has no /{file}");
     }
+    // Every man page of man/, a new subcommand's included.
+    let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let mut pages = 0;
+    for entry in fs::read_dir(&man).expect("man/").filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(section) = name.rsplit('.').next().filter(|s| ["1", "5"].contains(s)) else {
+            continue;
+        };
+        pages += 1;
+        let packaged = root.join(format!("usr/share/man/man{section}/{name}.gz"));
+        assert!(packaged.is_file(), "man/{name} is not in the package");
+    }
+    assert!(pages >= 6, "only {pages} man pages in man/");
 
     // The units are dist/systemd's, unchanged.
     for unit in ["picomon.service", "picomon@.service"] {
@@ -103,10 +100,14 @@ fn package_holds_binaries_units_docs_and_a_conffile() {
         sysusers.lines().any(|l| l.starts_with("u picomon ")),
         "no picomon system user in sysusers.d: {sysusers}"
     );
-    let postinst = fs::read_to_string(control.join("postinst")).expect("postinst");
+    let tmpfiles =
+        fs::read_to_string(root.join("usr/lib/tmpfiles.d/picomon.conf")).expect("tmpfiles.d");
     assert!(
-        postinst.contains("systemd-sysusers") && !postinst.contains("#DEBHELPER#"),
-        "postinst does not create the user:\n{postinst}"
+        tmpfiles
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["d", "/var/lib/picomon", "0755", "picomon", "picomon", "-"]),
+        "no /var/lib/picomon in tmpfiles.d: {tmpfiles}"
     );
     assert_eq!(
         field(&deb, "Recommends"),
@@ -143,24 +144,19 @@ fn packaged_picomon_checks_its_own_config_and_runs_it_once() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.starts_with("OK:"), "check-config said: {said}");
 
-    // One pass over a copy whose state goes to the temporary directory
-    // (the shipped one names /var/lib/picomon, the unit's StateDirectory).
+    // The shipped file pins no state_dir: it follows where the file is
+    // (/var/lib/picomon at /etc/picomon.toml; none where it was unpacked).
     let text = fs::read_to_string(&config).expect("etc/picomon.toml");
-    assert!(text.contains("state_dir = \"/var/lib/picomon\""));
-    let state = dir.path().join("state");
-    let copy = dir.path().join("picomon.toml");
-    fs::write(
-        &copy,
-        text.replace(
-            "state_dir = \"/var/lib/picomon\"",
-            &format!("state_dir = \"{}\"", state.display()),
-        ),
-    )
-    .expect("write copy");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("state_dir")),
+        "the shipped configuration pins state_dir:\n{text}"
+    );
     let out = Command::new(&picomon)
         .arg("-1")
         .arg("-c")
-        .arg(&copy)
+        .arg(&config)
         .output()
         .expect("run the packaged picomon");
     let stdout = String::from_utf8_lossy(&out.stdout);
