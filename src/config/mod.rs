@@ -33,8 +33,8 @@ pub use error::ENV_PREFIX;
 pub use load::fragment_dir;
 pub use notify::{Alertmanager, HttpAuth, Notifier, NotifierKind};
 // The built-in https check reads its ca_file as the loader checked it.
-pub(crate) use paths::{read_small_file, CA_CAP};
 pub(crate) use paths::others_may_write;
+pub(crate) use paths::{read_small_file, CA_CAP};
 use raw::RawConfig;
 pub use raw::SmtpSecurity;
 use validate::Validator;
