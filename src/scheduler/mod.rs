@@ -27,7 +27,7 @@ mod reload;
 mod schedule;
 mod tell;
 
-pub(crate) use pool::{run_once, Leftovers, Pool};
+pub(crate) use pool::{run_once, Leftovers, Plugins, Pool};
 use schedule::Schedule;
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
@@ -93,7 +93,8 @@ pub(crate) struct Daemon {
     config: Arc<Config>,
     main_file: std::path::PathBuf,
     runner: Arc<Runner>,
-    pool: Pool,
+    /// Where plugins run: the plugin loop, or a script in unit tests.
+    pool: Box<dyn Plugins>,
     slots: BTreeMap<String, Slot>,
     /// States of the instances of checks switched off (`enabled = false`):
     /// kept, so that switching one on again continues its thread.
@@ -139,6 +140,26 @@ impl Daemon {
         channel: (Sender<Msg>, Receiver<Msg>),
         heartbeat: Option<std::fs::File>,
     ) -> anyhow::Result<Daemon> {
+        let pool = Pool::new(config.max_parallel, &runner)?;
+        Daemon::with_plugins(
+            config,
+            main_file,
+            runner,
+            channel,
+            heartbeat,
+            Box::new(pool),
+        )
+    }
+
+    /// A daemon whose plugins run through `pool` (see `Plugins`).
+    pub(crate) fn with_plugins(
+        config: Config,
+        main_file: std::path::PathBuf,
+        runner: Arc<Runner>,
+        channel: (Sender<Msg>, Receiver<Msg>),
+        heartbeat: Option<std::fs::File>,
+        pool: Box<dyn Plugins>,
+    ) -> anyhow::Result<Daemon> {
         let (tx, rx) = channel;
         // The lock comes first: it also guards the mail spool.
         let store = config
@@ -169,7 +190,6 @@ impl Daemon {
                 silences.assume_muted(id);
             }
         }
-        let pool = Pool::new(config.max_parallel, &runner)?;
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
         let failing = crate::state::failing_since(&saved);
         let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
@@ -554,3 +574,6 @@ impl Daemon {
         log::info!("stopped");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,6 +36,19 @@ pub(crate) struct Pool {
     /// None once dropped: the loop sees the channel closed.
     jobs: Option<Sender<Job>>,
     waker: Arc<sys::Waker>,
+    runner: Arc<Runner>,
+}
+
+/// What the daemon loop runs plugins through: the plugin loop (`Pool`),
+/// or in unit tests a script, so that the loop is tested without
+/// spawning anything.
+pub(crate) trait Plugins {
+    /// Runs `instance` once; its result comes back to `reply` as
+    /// `Msg::Done`.
+    fn submit(&self, instance: Arc<Instance>, reply: &Sender<Msg>);
+
+    /// Runs at most `max` plugins at once from now on.
+    fn set_parallel(&mut self, max: usize) -> std::io::Result<()>;
 }
 
 impl Pool {
@@ -51,10 +64,13 @@ impl Pool {
         Ok(Pool {
             jobs: Some(jobs),
             waker,
+            runner: Arc::clone(runner),
         })
     }
+}
 
-    pub(super) fn submit(&self, instance: Arc<Instance>, reply: &Sender<Msg>) {
+impl Plugins for Pool {
+    fn submit(&self, instance: Arc<Instance>, reply: &Sender<Msg>) {
         let job = Job {
             instance,
             reply: reply.clone(),
@@ -63,6 +79,13 @@ impl Pool {
             Some(jobs) if jobs.send(job).is_ok() => self.waker.wake(),
             _ => log::error!("the plugin loop is gone: cannot run a check"),
         }
+    }
+
+    /// A new loop of the new size; the old one finishes its runs, then
+    /// exits.
+    fn set_parallel(&mut self, max: usize) -> std::io::Result<()> {
+        *self = Pool::new(max, &self.runner)?;
+        Ok(())
     }
 }
 
