@@ -18,6 +18,7 @@ use crate::sys;
 mod capture;
 mod leftovers;
 mod spawn;
+mod spawners;
 mod watch;
 
 pub use watch::Watch;
@@ -32,6 +33,34 @@ pub enum RunError {
     Spawn(io::Error),
     /// The plugin started but could not be watched or reaped.
     Wait(io::Error),
+}
+
+/// What to run: a watch's payload says it, so that a spawner thread
+/// reads it where it lies, and hands it back with the run.
+pub trait Launch: Send + 'static {
+    fn argv(&self) -> &[OsString];
+    /// Added to the plugin environment.
+    fn env(&self) -> &[(OsString, OsString)];
+    fn timeout(&self) -> Duration;
+}
+
+/// One run of `Runner::run`.
+struct OneRun {
+    argv: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    timeout: Duration,
+}
+
+impl Launch for OneRun {
+    fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+    fn env(&self) -> &[(OsString, OsString)] {
+        &self.env
+    }
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
 /// A plugin run that ended, by itself or killed at its timeout.
@@ -140,11 +169,15 @@ impl Runner {
         env: &[(OsString, OsString)],
     ) -> Result<Finished, RunError> {
         let mut watch = Watch::new(Arc::clone(self)).map_err(RunError::Wait)?;
-        watch.start(argv, timeout, env, ());
+        watch.start(OneRun {
+            argv: argv.to_vec(),
+            env: env.to_vec(),
+            timeout,
+        });
         let mut done = Vec::with_capacity(1);
         loop {
             watch.turn(&mut done).map_err(RunError::Wait)?;
-            if let Some(((), finished)) = done.pop() {
+            if let Some((_, finished)) = done.pop() {
                 return finished;
             }
         }
@@ -210,32 +243,60 @@ mod tests {
         );
     }
 
+    /// A run of the tests, numbered to tell which came back.
+    struct Numbered(i32, OneRun);
+
+    impl Launch for Numbered {
+        fn argv(&self) -> &[OsString] {
+            &self.1.argv
+        }
+        fn env(&self) -> &[(OsString, OsString)] {
+            &self.1.env
+        }
+        fn timeout(&self) -> Duration {
+            self.1.timeout
+        }
+    }
+
+    fn numbered(n: i32, words: &[&str], timeout: Duration) -> Numbered {
+        Numbered(
+            n,
+            OneRun {
+                argv: argv(words),
+                env: Vec::new(),
+                timeout,
+            },
+        )
+    }
+
     #[test]
     fn runs_in_one_watch_end_each_with_their_own_output_and_timeout() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let runner = Arc::new(Runner::new());
-        let mut watch = Watch::new(runner).unwrap_or_else(|e| panic!("epoll: {e}"));
+        runs_in_one_watch(Watch::new(Arc::clone(&runner)));
+    }
+
+    #[test]
+    fn runs_spawned_by_spawner_threads_end_each_with_their_own_output_and_timeout() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let runner = Arc::new(Runner::new());
+        runs_in_one_watch(Watch::with_spawners(runner, 3));
+    }
+
+    fn runs_in_one_watch(watch: io::Result<Watch<Numbered>>) {
+        let mut watch = watch.unwrap_or_else(|e| panic!("epoll: {e}"));
         for n in 0..20 {
             let script = format!("echo out {n}; echo err {n} >&2; exit {}", n % 4);
-            watch.start(
-                &argv(&["/bin/sh", "-c", &script]),
-                Duration::from_secs(20),
-                &[],
-                n,
-            );
+            let words = ["/bin/sh", "-c", &script];
+            watch.start(numbered(n, &words, Duration::from_secs(20)));
         }
-        watch.start(
-            &argv(&["/bin/sh", "-c", "echo slow; exec sleep 30"]),
-            Duration::from_millis(300),
-            &[],
-            99,
-        );
-        watch.start(
-            &argv(&["/nonexistent/plugin"]),
-            Duration::from_secs(1),
-            &[],
-            100,
-        );
+        let slow = ["/bin/sh", "-c", "echo slow; exec sleep 30"];
+        watch.start(numbered(99, &slow, Duration::from_millis(300)));
+        let missing = ["/nonexistent/plugin"];
+        watch.start(numbered(100, &missing, Duration::from_secs(1)));
+        // Whichever thread spawned it, a plugin starts with no signal blocked.
+        let mask = ["/bin/grep", "^SigBlk", "/proc/self/status"];
+        watch.start(numbered(101, &mask, Duration::from_secs(20)));
         let started = Instant::now();
         let mut done = Vec::new();
         while !watch.is_empty() {
@@ -244,10 +305,11 @@ mod tests {
                 .turn(&mut done)
                 .unwrap_or_else(|e| panic!("epoll_wait: {e}"));
         }
-        assert_eq!(done.len(), 22);
-        for (n, run) in done {
+        assert_eq!(done.len(), 23);
+        for (Numbered(n, _), run) in done {
             match (n, run) {
                 (100, Err(RunError::Spawn(_))) => {}
+                (101, Ok(f)) => assert_eq!(f.stdout, b"SigBlk:\t0000000000000000\n"),
                 (99, Ok(f)) => {
                     assert!(f.timed_out && f.exit_code.is_none(), "{f:?}");
                     assert_eq!(f.stdout, b"slow\n");

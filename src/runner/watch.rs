@@ -3,7 +3,6 @@
 //! timeouts, so that a run costs neither a thread of its own nor hand-offs
 //! between threads.
 
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -12,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::capture::Stream;
 use super::spawn::give_up;
-use super::{Finished, RunError, Runner};
+use super::spawners::Spawners;
+use super::{Finished, Launch, RunError, Runner};
 use crate::sys;
 
 /// How long pipes may stay open after the plugin's group was killed; only a
@@ -110,15 +110,17 @@ const KEY_PIDFD: u64 = 0;
 const KEY_STDOUT: u64 = 1;
 const KEY_STDERR: u64 = 2;
 const KEY_WAKE: u64 = u64::MAX;
+const KEY_SPAWNED: u64 = u64::MAX - 1;
 
 fn key(serial: u32, slot: usize, which: u64) -> u64 {
     (u64::from(serial) << 32) | ((slot as u64) << 2) | which
 }
 
-/// Every plugin run in progress in one thread: started here, watched with
-/// one epoll over their pidfds and pipes, and handed back, with a payload
-/// of the caller's, when they end. Nothing in it blocks but the wait for
-/// the next event, so the thread that turns it does nothing else.
+/// Every plugin run in progress in one thread: started here (or by
+/// spawner threads, see `with_spawners`), watched with one epoll over
+/// their pidfds and pipes, and handed back, with a payload of the
+/// caller's, when they end. Nothing in it blocks but the wait for the next
+/// event, so the thread that turns it does nothing else.
 pub struct Watch<T> {
     runner: Arc<Runner>,
     epoll: sys::Epoll,
@@ -132,9 +134,24 @@ pub struct Watch<T> {
     /// One read buffer for every pipe (a pipe holds 64 KiB by default).
     buf: Box<[u8]>,
     waker: Option<Arc<sys::Waker>>,
+    /// None: runs are spawned by the thread that turns the watch.
+    spawners: Option<Spawners<T>>,
+    /// Runs ordered from the spawners and not back yet.
+    spawning: usize,
 }
 
-impl<T> Watch<T> {
+impl<T: Launch> Watch<T> {
+    /// A watch whose runs `count` threads spawn, several at once, while
+    /// the thread that turns it only watches.
+    pub fn with_spawners(runner: Arc<Runner>, count: usize) -> io::Result<Watch<T>> {
+        let mut watch = Watch::new(Arc::clone(&runner))?;
+        let spawners = Spawners::new(&runner, count)?;
+        watch.epoll.add(spawners.bell.as_raw_fd(), KEY_SPAWNED)?;
+        watch.spawners = Some(spawners);
+        Ok(watch)
+    }
+
+    /// A watch that spawns its runs itself, one at a time.
     pub fn new(runner: Arc<Runner>) -> io::Result<Watch<T>> {
         Ok(Watch {
             runner,
@@ -147,6 +164,8 @@ impl<T> Watch<T> {
             ready: Vec::with_capacity(64),
             buf: vec![0u8; 64 * 1024].into_boxed_slice(),
             waker: None,
+            spawners: None,
+            spawning: 0,
         })
     }
 
@@ -163,23 +182,50 @@ impl<T> Watch<T> {
 
     /// Runs started and not handed back yet.
     pub fn len(&self) -> usize {
-        self.running + self.failed.len()
+        self.running + self.spawning + self.failed.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Starts `argv` as `Runner::run` does; the run comes back from a
-    /// later `turn`, with `payload`, also when it could not start.
-    pub fn start(
-        &mut self,
-        argv: &[OsString],
-        timeout: Duration,
-        env: &[(OsString, OsString)],
-        payload: T,
-    ) {
-        let run = match self.runner.start(argv, timeout, env) {
+    /// Starts what `payload` says, as `Runner::run` does; the run comes
+    /// back from a later `turn`, with `payload`, also when it could not
+    /// start.
+    pub fn start(&mut self, payload: T) {
+        let payload = match &self.spawners {
+            Some(spawners) => match spawners.order(payload) {
+                Ok(()) => {
+                    self.spawning += 1;
+                    return;
+                }
+                // The threads are gone: spawned here then.
+                Err(payload) => payload,
+            },
+            None => payload,
+        };
+        let run = self
+            .runner
+            .start(payload.argv(), payload.timeout(), payload.env());
+        self.watch(payload, run);
+    }
+
+    /// Takes the runs the spawners started since the last look.
+    fn take_spawned(&mut self) {
+        let Some(spawners) = &self.spawners else {
+            return;
+        };
+        spawners.bell.clear();
+        let spawned: Vec<_> = spawners.spawned.try_iter().collect();
+        for (payload, run) in spawned {
+            self.spawning -= 1;
+            self.watch(payload, run);
+        }
+    }
+
+    /// Adds a run just started to the epoll set.
+    fn watch(&mut self, payload: T, run: Result<Running, RunError>) {
+        let run = match run {
             Ok(run) => run,
             Err(e) => return self.failed.push((payload, e)),
         };
@@ -193,7 +239,7 @@ impl<T> Watch<T> {
         ]
         .into_iter();
         let added = fds.try_for_each(|(fd, which)| match fd {
-            Some(fd) => self.epoll.add(fd, key(serial, slot, which)),
+            Some(fd) => self.epoll.add_edge_triggered(fd, key(serial, slot, which)),
             None => Ok(()),
         });
         if let Err(e) = added {
@@ -229,9 +275,14 @@ impl<T> Watch<T> {
         self.epoll.wait(&mut self.ready, timeout)?;
         let now = Instant::now();
         let mut woken = false;
+        let mut spawned = false;
         for ready in &self.ready {
             if ready.key == KEY_WAKE {
                 woken = true;
+                continue;
+            }
+            if ready.key == KEY_SPAWNED {
+                spawned = true;
                 continue;
             }
             let serial = (ready.key >> 32) as u32;
@@ -279,14 +330,29 @@ impl<T> Watch<T> {
                 }
             }
         }
+        if spawned {
+            self.take_spawned();
+        }
         done.extend(self.failed.drain(..).map(|(payload, e)| (payload, Err(e))));
         Ok(woken)
     }
 }
 
 impl<T> Drop for Watch<T> {
-    /// A watch given up on leaves no plugin running.
+    /// A watch given up on leaves no plugin running, nor one being spawned.
     fn drop(&mut self) {
+        if let Some(mut spawners) = self.spawners.take() {
+            for (_, run) in spawners.close() {
+                if let Ok(run) = run {
+                    give_up(
+                        &self.runner,
+                        run.pid,
+                        &run.handle,
+                        io::Error::other("no longer watched"),
+                    );
+                }
+            }
+        }
         for (_, run, _) in self.slots.iter_mut().filter_map(Option::take) {
             give_up(
                 &self.runner,

@@ -20,6 +20,7 @@ mod smtp;
 mod campaign;
 mod exactly_once;
 mod held_port;
+mod overload;
 mod rng;
 mod stop;
 mod switch_window;
