@@ -4,6 +4,8 @@
 //! of the reaper), where plugins themselves never are, since other threads
 //! start them; it is killed and reaped after the run, and at stop.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
 use super::Runner;
@@ -33,11 +35,16 @@ impl Runner {
         // One scan at a time: two loops (the old and the new one, for a
         // moment after a reload) must not both kill and reap one pid (the
         // second kill could hit a reused one).
-        static SCAN: Mutex<()> = Mutex::new(());
-        let _scan = SCAN.lock().unwrap_or_else(|e| e.into_inner());
-        let main_thread = std::process::id();
-        let Ok(list) = std::fs::read_to_string(format!("/proc/self/task/{main_thread}/children"))
-        else {
+        // The main thread's list of children, opened once: read from its
+        // start after every run, it is one system call where opening it
+        // by name was three and a path walk.
+        static SCAN: Mutex<Option<File>> = Mutex::new(None);
+        let mut scan = SCAN.lock().unwrap_or_else(|e| e.into_inner());
+        if scan.is_none() {
+            let main_thread = std::process::id();
+            *scan = File::open(format!("/proc/self/task/{main_thread}/children")).ok();
+        }
+        let Some(list) = scan.as_ref().and_then(read_from_start) else {
             return Vec::new();
         };
         let mut escaped = Vec::new();
@@ -75,5 +82,20 @@ impl Runner {
             sys::reap_child(pid);
         }
         escaped
+    }
+}
+
+/// The whole of a /proc file kept open, read again from offset 0 (the
+/// kernel makes its text anew for a read there).
+fn read_from_start(file: &File) -> Option<String> {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match file.read_at(&mut buf, text.len() as u64) {
+            Ok(0) => return String::from_utf8(text).ok(),
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
     }
 }
