@@ -185,6 +185,11 @@ impl<T: Launch> Watch<T> {
         self.running + self.spawning + self.failed.len()
     }
 
+    /// Runs ordered from the spawners that have not started yet.
+    pub fn spawning(&self) -> usize {
+        self.spawning
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -57,8 +57,16 @@ pub(crate) struct Pool {
     jobs: Option<Sender<Job>>,
     waker: Arc<sys::Waker>,
     runner: Arc<Runner>,
-    /// Runs submitted and not started yet (the loop counts them down).
-    queued: Arc<AtomicUsize>,
+    /// Runs submitted and not started yet: counted down by the loop as it
+    /// hands them to the spawners, and those the spawners have not
+    /// started yet, as of the loop's last turn.
+    queued: Arc<Queued>,
+}
+
+#[derive(Default)]
+struct Queued {
+    waiting: AtomicUsize,
+    spawning: AtomicUsize,
 }
 
 /// What the daemon loop runs plugins through: the plugin loop (`Pool`),
@@ -83,7 +91,7 @@ impl Pool {
         let waker = watch.waker()?;
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let loop_waker = Arc::clone(&waker);
-        let queued = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::new(Queued::default());
         let loop_queued = Arc::clone(&queued);
         std::thread::Builder::new()
             .name("plugins".into())
@@ -105,7 +113,7 @@ impl Plugins for Pool {
             reply: reply.clone(),
             started: SystemTime::UNIX_EPOCH,
         };
-        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.queued.waiting.fetch_add(1, Ordering::Relaxed);
         match &self.jobs {
             Some(jobs) if jobs.send(job).is_ok() => self.waker.wake(),
             _ => log::error!("the plugin loop is gone: cannot run a check"),
@@ -120,7 +128,7 @@ impl Plugins for Pool {
     }
 
     fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.queued.waiting.load(Ordering::Relaxed) + self.queued.spawning.load(Ordering::Relaxed)
     }
 }
 
@@ -137,7 +145,7 @@ fn plugin_loop(
     mut watch: Watch<Job>,
     queue: &Receiver<Job>,
     waker: &sys::Waker,
-    queued: &AtomicUsize,
+    queued: &Queued,
     size: usize,
 ) {
     let mut waiting = VecDeque::new();
@@ -163,9 +171,10 @@ fn plugin_loop(
                 break;
             };
             job.started = SystemTime::now();
-            queued.fetch_sub(1, Ordering::Relaxed);
+            queued.waiting.fetch_sub(1, Ordering::Relaxed);
             watch.start(job);
         }
+        queued.spawning.store(watch.spawning(), Ordering::Relaxed);
         if !open && waiting.is_empty() && watch.is_empty() {
             return;
         }
