@@ -1,12 +1,15 @@
 //! Figures for the daemon, printed, never asserted (machines are noisy):
-//! `cargo bench --bench daemon`. Runs the real release binary.
+//! `cargo bench --bench daemon`. Runs the real release binary, with the
+//! environment of a service, against the capture floor and the machine's
+//! limit measured in the same run. `BENCH_QUICK=1` makes every window
+//! short, to see that the bench works (its figures are then rough).
 
 // Test and bench code: an expect() is an assertion with its message, and
 // the helpers shared between test binaries are `pub` for each other.
 #![allow(clippy::expect_used, unreachable_pub)]
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,9 +18,7 @@ use std::time::{Duration, Instant};
 ///
 /// It gets the environment of a service (systemd gives one PATH and LANG,
 /// the NixOS module and the Debian units nothing more that picomon reads),
-/// not cargo's seventy-odd variables: duct copies the daemon's whole
-/// environment on every spawn, so cargo's would be counted against each
-/// run, where the floor's spawn passes its environment untouched.
+/// not cargo's seventy-odd variables, which every plugin run would copy.
 fn picomon() -> Command {
     let bin =
         std::env::var_os("BENCH_PICOMON").unwrap_or_else(|| env!("CARGO_BIN_EXE_picomon").into());
@@ -28,7 +29,11 @@ fn picomon() -> Command {
     cmd
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+fn quick() -> bool {
+    std::env::var_os("BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write");
     path
@@ -37,9 +42,84 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 fn commands(n: usize, argv: &str) -> String {
     let mut s = String::new();
     for i in 0..n {
-        let _ = writeln!(s, "[checks.c{i:04}]\ntype = \"command\"\ncommand = {argv}");
+        let _ = writeln!(s, "[checks.c{i:05}]\ntype = \"command\"\ncommand = {argv}");
     }
     s
+}
+
+/// The C programs of the floor, built with the system's compiler: the
+/// capture loop (`floor/capture_loop.c`) and the plugin every scenario
+/// runs (`floor/append_byte.c`, one byte appended per run, so that runs
+/// are counted in bytes).
+struct Tools {
+    capture_loop: PathBuf,
+    plugin: PathBuf,
+}
+
+impl Tools {
+    fn build(dir: &Path) -> Tools {
+        let build = |name: &str| {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("benches/floor")
+                .join(format!("{name}.c"));
+            let out = dir.join(name);
+            let status = Command::new("cc")
+                .arg("-O2")
+                .arg("-o")
+                .arg(&out)
+                .arg(&source)
+                .status()
+                .expect("run cc");
+            assert!(status.success(), "cc {}: {status}", source.display());
+            out
+        };
+        Tools {
+            capture_loop: build("capture_loop"),
+            plugin: build("append_byte"),
+        }
+    }
+
+    /// One capture loop of `runs` plugin runs, with an empty environment.
+    fn capture_loop(&self, runs: u64, count: &Path) -> Command {
+        let mut cmd = Command::new(&self.capture_loop);
+        cmd.env_clear()
+            .arg(runs.to_string())
+            .arg(&self.plugin)
+            .arg(count);
+        cmd
+    }
+
+    /// The capture floor: CPU per run of one capture loop, in seconds.
+    fn floor(&self, dir: &Path, runs: u64) -> f64 {
+        let out = self
+            .capture_loop(runs, &dir.join("floor.count"))
+            .output()
+            .expect("run the capture loop");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim().parse::<f64>().expect("capture loop figure") / 1e6
+    }
+
+    /// The limit: plugin runs per second of four capture loops at once,
+    /// what this machine can do at most.
+    fn limit(&self, dir: &Path, runs: u64) -> f64 {
+        let started = Instant::now();
+        let loops: Vec<Child> = (0..4)
+            .map(|j| {
+                self.capture_loop(runs, &dir.join(format!("limit{j}.count")))
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("start a capture loop")
+            })
+            .collect();
+        for mut l in loops {
+            let _ = l.wait();
+        }
+        (4 * runs) as f64 / started.elapsed().as_secs_f64()
+    }
+
+    fn plugin_argv(&self, count: &Path) -> String {
+        format!("[{:?}, {:?}]", self.plugin, count)
+    }
 }
 
 /// Field `n` (1-based, after the command name) of /proc/PID/stat.
@@ -52,6 +132,13 @@ fn stat_field(pid: u32, n: usize) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU (user + system, every thread) of process `pid`, in seconds.
+fn cpu_of(pid: u32) -> f64 {
+    // SAFETY: sysconf with a valid name.
+    let hz = (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64;
+    (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / hz
+}
+
 fn status_kib(pid: u32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -62,17 +149,41 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn ticks_per_sec() -> f64 {
-    // SAFETY: sysconf with a valid name.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+/// Field `key` of /proc/PID/io: `wchar` counts every byte the process
+/// asked to write (files, pipes), whether or not it reached a disk yet.
+fn io_field(pid: u32, key: &str) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": ")?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
-struct Guard(Child);
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+struct Guard(Vec<Child>);
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// Two CPU hogs (`yes >/dev/null`), for as long as the guard lives.
+fn hogs() -> Guard {
+    Guard(
+        (0..2)
+            .map(|_| {
+                Command::new("yes")
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("start yes")
+            })
+            .collect(),
+    )
 }
 
 fn wait_lines(path: &Path, needle: &str, count: usize, limit: Duration) -> String {
@@ -86,44 +197,63 @@ fn wait_lines(path: &Path, needle: &str, count: usize, limit: Duration) -> Strin
     }
 }
 
-/// Field `key` of /proc/PID/io: `wchar` counts every byte the process
-/// asked to write (files, pipes), whether or not it reached a disk yet.
-fn io_field(pid: u32, key: &str) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    io.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": ")?.trim().parse().ok())
-        .unwrap_or(0)
+/// One scenario: `checks` instances of the byte-appending plugin at a 1 s
+/// tick, measured over `window` after `warmup`.
+struct Scenario {
+    checks: usize,
+    warmup: Duration,
+    window: Duration,
+    state_dir: bool,
 }
 
-/// What 1,000 stable instances cost the daemon at a 1 s tick (at the
-/// default log level): CPU per plugin run, peak RSS, and bytes written
-/// per 10 s, with or without `state_dir`.
-struct Cost {
+/// What the daemon did in a scenario's window.
+struct Measured {
     cpu_per_run: f64,
+    runs_per_s: f64,
+    due_per_s: f64,
     peak_kib: u64,
     written_per_10s: f64,
-    /// Instances that had a run skipped because the previous one was
-    /// still going: the daemon fell behind, and CPU per run (which counts
-    /// every run as done) looks better than it is.
-    behind: usize,
+    /// The daemon's own lines about falling behind (overload or skipped
+    /// runs): a run that fell behind must say so.
+    behind: Vec<String>,
 }
 
-fn daemon_cost(dir: &Path, with_state: bool) -> Cost {
-    let n = 1000;
-    let ticks = 6;
-    let state = match with_state {
-        true => format!("state_dir = \"{}\"\n", dir.join("state").display()),
+impl Measured {
+    fn done(&self) -> f64 {
+        self.runs_per_s / self.due_per_s
+    }
+
+    /// How the daemon said it fell behind, if it did: its first line.
+    fn behind_note(&self) -> String {
+        match self.behind.first() {
+            None => String::new(),
+            Some(first) => format!(
+                "\n    FELL BEHIND ({} log lines), first: {}",
+                self.behind.len(),
+                first.trim()
+            ),
+        }
+    }
+}
+
+fn measure(dir: &Path, tools: &Tools, s: &Scenario) -> Measured {
+    let count = dir.join(format!("runs-{}.count", s.checks));
+    let _ = std::fs::remove_file(&count);
+    let state_dir = dir.join("state");
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let state = match s.state_dir {
+        true => format!("state_dir = \"{}\"\n", state_dir.display()),
         false => String::new(),
     };
     let config = write(
         dir,
-        "rss.toml",
+        "bench.toml",
         &format!(
-            "base_tick = 1\nmax_parallel = 32\n{state}{}",
-            commands(n, "[\"/bin/true\"]")
+            "base_tick = 1\n{state}{}",
+            commands(s.checks, &tools.plugin_argv(&count))
         ),
     );
-    let err = dir.join("rss.err");
+    let err = dir.join("bench.err");
     let child = picomon()
         .arg("-c")
         .arg(&config)
@@ -132,122 +262,35 @@ fn daemon_cost(dir: &Path, with_state: bool) -> Cost {
         .spawn()
         .expect("start picomon");
     let pid = child.id();
-    let guard = Guard(child);
-    wait_lines(&err, "picomon started", 1, Duration::from_secs(10));
-    // Loading 1,000 checks is not per-run work.
-    let startup = (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / ticks_per_sec();
-    let written_before = io_field(pid, "wchar");
+    let guard = Guard(vec![child]);
+    wait_lines(&err, "picomon started", 1, Duration::from_secs(60));
+    std::thread::sleep(s.warmup);
+    let (cpu0, runs0, written0) = (cpu_of(pid), file_len(&count), io_field(pid, "wchar"));
     let started = Instant::now();
-    // Ticks 0 to 5 run every instance; stop just before tick 6.
-    std::thread::sleep(Duration::from_millis(ticks as u64 * 1000 - 300));
-    let runs = n * ticks;
-    let cpu = (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / ticks_per_sec() - startup;
-    let written = io_field(pid, "wchar") - written_before;
+    std::thread::sleep(s.window);
+    let (cpu1, runs1, written1) = (cpu_of(pid), file_len(&count), io_field(pid, "wchar"));
     let elapsed = started.elapsed().as_secs_f64();
     let peak_kib = status_kib(pid, "VmHWM:");
     drop(guard);
     let behind = std::fs::read_to_string(&err)
         .unwrap_or_default()
-        .matches("previous run still going")
-        .count();
-    let _ = std::fs::remove_dir_all(dir.join("state"));
-    Cost {
-        cpu_per_run: cpu / runs as f64,
+        .lines()
+        .filter(|l| l.contains("falling behind") || l.contains("previous run still going"))
+        .map(str::to_string)
+        .collect();
+    let runs = (runs1 - runs0).max(1) as f64;
+    Measured {
+        cpu_per_run: (cpu1 - cpu0) / runs,
+        runs_per_s: runs / elapsed,
+        due_per_s: s.checks as f64,
         peak_kib,
-        written_per_10s: written as f64 / elapsed * 10.0,
+        written_per_10s: (written1 - written0) as f64 / elapsed * 10.0,
         behind,
     }
 }
 
-/// Peak RSS with 1,000 instances, the daemon's own CPU per plugin run
-/// against a bare spawn-and-wait loop (the floor), with and without
-/// `state_dir`, and what the state costs in bytes written.
-fn rss_and_cpu(dir: &Path) {
-    // The floor moves by 10% from one measurement to the next: the
-    // median of three, taken around the daemon's own.
-    let mut floors = vec![bare_spawn()];
-    let without = daemon_cost(dir, false);
-    floors.push(bare_spawn());
-    let with = daemon_cost(dir, true);
-    floors.push(bare_spawn());
-    floors.sort_by(f64::total_cmp);
-    let bare = floors[1];
-    println!(
-        "floor, a bare spawn+wait of /bin/true: {:.0} µs per run (median of {:.0}, {:.0}, {:.0})",
-        bare * 1e6,
-        floors[0] * 1e6,
-        floors[1] * 1e6,
-        floors[2] * 1e6
-    );
-    println!(
-        "peak RSS, 1000 instances:        {:.1} MiB; with state_dir {:.1} MiB (target < 8 MiB)",
-        without.peak_kib as f64 / 1024.0,
-        with.peak_kib as f64 / 1024.0
-    );
-    for (label, cost) in [
-        ("without state_dir", &without),
-        ("with state_dir   ", &with),
-    ] {
-        let behind = match cost.behind {
-            0 => String::new(),
-            n => format!(
-                "; FELL BEHIND: {n} of 1000 instances had runs skipped, so fewer runs than counted"
-            ),
-        };
-        println!(
-            "daemon CPU per run, {label}: {:.0} µs; floor (bare spawn+wait) {:.0} µs; ratio {:.2} (target <= 1.5){behind}",
-            cost.cpu_per_run * 1e6,
-            bare * 1e6,
-            cost.cpu_per_run / bare
-        );
-    }
-    println!(
-        "bytes written per 10 s, 1000 stable instances: {:.0} without state_dir, {:.0} with (target < 1 MB); CPU with state_dir {:+.0}% of without (target within 10%)",
-        without.written_per_10s,
-        with.written_per_10s,
-        (with.cpu_per_run / without.cpu_per_run - 1.0) * 100.0
-    );
-}
-
-/// CPU of this process per `/bin/true` run by a plain spawn-and-wait loop.
-fn bare_spawn() -> f64 {
-    let runs = 2000;
-    let started = cpu_self();
-    for _ in 0..runs {
-        let _ = Command::new("/bin/true")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output();
-    }
-    (cpu_self() - started) / runs as f64
-}
-
-/// The same loop through picomon's plugin loop (process group, pidfd and
-/// pipes in one epoll, capped output), without the daemon around it.
-fn runner_spawn() -> f64 {
-    let runs = 2000;
-    let runner = std::sync::Arc::new(picomon::runner::Runner::new());
-    let mut watch = picomon::runner::Watch::new(runner).expect("epoll");
-    let argv = [std::ffi::OsString::from("/bin/true")];
-    let mut done = Vec::with_capacity(1);
-    let started = cpu_self();
-    for _ in 0..runs {
-        watch.start(&argv, Duration::from_secs(5), &[], ());
-        while done.is_empty() {
-            watch.turn(&mut done).expect("epoll_wait");
-        }
-        done.clear();
-    }
-    (cpu_self() - started) / runs as f64
-}
-
-fn cpu_self() -> f64 {
-    // SAFETY: an all-zero rusage is a valid value to be overwritten.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct we pass.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(usage.ru_utime) + t(usage.ru_stime)
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 /// Wall time of `-1` for 100 checks that each sleep one second.
@@ -269,7 +312,7 @@ fn parallel_once(dir: &Path) {
         .expect("run -1");
     let took = started.elapsed();
     println!(
-        "-1 with 100 × sleep 1:           {:.3} s, exit {:?} (target < 1.2 s)",
+        "-1 with 100 × sleep 1:             {:.3} s, exit {:?} (target < 1.2 s)",
         took.as_secs_f64(),
         out.status.code()
     );
@@ -290,7 +333,7 @@ fn tick_deviation(dir: &Path) {
         .stderr(std::fs::File::create(&err).expect("log"))
         .spawn()
         .expect("start picomon");
-    let guard = Guard(child);
+    let guard = Guard(vec![child]);
     let log = wait_lines(&err, " after its time", 101, Duration::from_secs(30));
     drop(guard);
     let late: Vec<f64> = log
@@ -303,7 +346,7 @@ fn tick_deviation(dir: &Path) {
     let max = |s: &[f64]| s.iter().cloned().fold(0.0, f64::max);
     let half = late.len() / 2;
     println!(
-        "tick lateness over {} ticks:     max {:.2} ms; first half max {:.2} ms, second half max {:.2} ms (target < 20 ms, not growing)",
+        "tick lateness over {} ticks:       max {:.2} ms; first half max {:.2} ms, second half max {:.2} ms (target < 20 ms, not growing)",
         late.len(),
         max(&late),
         max(&late[..half]),
@@ -314,20 +357,98 @@ fn tick_deviation(dir: &Path) {
 fn main() {
     // `cargo bench` passes --bench; a filter argument is not supported.
     let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let tools = Tools::build(dir);
+    let (floor_runs, warmup, window) = match quick() {
+        true => (1000, Duration::from_secs(2), Duration::from_secs(3)),
+        false => (3000, Duration::from_secs(3), Duration::from_secs(10)),
+    };
+    let scenario = |checks, state_dir| Scenario {
+        checks,
+        warmup,
+        window,
+        state_dir,
+    };
     println!(
-        "picomon daemon benchmark ({} cores)",
+        "picomon daemon benchmark ({} cores){}; daemon {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1)
+            .unwrap_or(1),
+        if quick() {
+            ", BENCH_QUICK: short windows"
+        } else {
+            ""
+        },
+        std::env::var("BENCH_PICOMON").unwrap_or_else(|_| "of this build".into())
     );
-    parallel_once(dir.path());
-    tick_deviation(dir.path());
-    rss_and_cpu(dir.path());
-    let (bare, runner) = (bare_spawn(), runner_spawn());
+    parallel_once(dir);
+    tick_deviation(dir);
+
+    // The floor moves by 10% from one measurement to the next: the median
+    // of three, taken around the daemon's own figures.
+    let mut floors = vec![tools.floor(dir, floor_runs)];
+    let without = measure(dir, &tools, &scenario(1000, false));
+    floors.push(tools.floor(dir, floor_runs));
+    let with = measure(dir, &tools, &scenario(1000, true));
+    floors.push(tools.floor(dir, floor_runs));
+    floors.sort_by(f64::total_cmp);
+    let floor = floors[1];
     println!(
-        "runner alone, CPU per run:       {:.0} µs; bare spawn+wait {:.0} µs; ratio {:.2}",
-        runner * 1e6,
-        bare * 1e6,
-        runner / bare
+        "capture floor (C: posix_spawn, stdout+stderr on pipes read to EOF, waitpid): {:.0} µs per run (median of {:.0}, {:.0}, {:.0})",
+        floor * 1e6,
+        floors[0] * 1e6,
+        floors[1] * 1e6,
+        floors[2] * 1e6
+    );
+    for (label, m) in [
+        ("without state_dir", &without),
+        ("with state_dir   ", &with),
+    ] {
+        println!(
+            "1000 checks at 1 s, {label}: CPU per run {:.0} µs, {:.2}× the floor (target <= 1.25); {:.0} runs/s ({:.1}% of due); peak RSS {:.1} MiB (target < 8 MiB){}",
+            m.cpu_per_run * 1e6,
+            m.cpu_per_run / floor,
+            m.runs_per_s,
+            m.done() * 100.0,
+            mib(m.peak_kib),
+            m.behind_note()
+        );
+    }
+    println!(
+        "bytes written per 10 s, 1000 stable checks: {:.0} without state_dir, {:.0} with (target < 1 MB); CPU with state_dir {:+.0}% of without (target within 10%)",
+        without.written_per_10s,
+        with.written_per_10s,
+        (with.cpu_per_run / without.cpu_per_run - 1.0) * 100.0
+    );
+
+    let limit = tools.limit(dir, floor_runs);
+    let big = measure(dir, &tools, &scenario(10_000, false));
+    let limit_after = tools.limit(dir, floor_runs);
+    let limit = (limit + limit_after) / 2.0;
+    println!(
+        "limit (4 capture loops at once): {limit:.0} runs/s (mean of two, around the next figure)"
+    );
+    println!(
+        "10000 checks at 1 s: {:.0} runs/s, {:.0}% of the limit (target >= 90%); CPU per run {:.0} µs; peak RSS {:.1} MiB (target <= 16 MiB), {:.2} KiB a check beyond the first thousand (target <= 1){}",
+        big.runs_per_s,
+        big.runs_per_s / limit * 100.0,
+        big.cpu_per_run * 1e6,
+        mib(big.peak_kib),
+        big.peak_kib.saturating_sub(without.peak_kib) as f64 / 9000.0,
+        big.behind_note()
+    );
+
+    let loaded = {
+        let _hogs = hogs();
+        let limit = tools.limit(dir, floor_runs);
+        let m = measure(dir, &tools, &scenario(1000, false));
+        (limit, m)
+    };
+    println!(
+        "1000 checks at 1 s with two CPU hogs (yes >/dev/null ×2): {:.0} runs/s, {:.1}% of runs done (target >= 95%); the loaded limit {:.0} runs/s{}",
+        loaded.1.runs_per_s,
+        loaded.1.done() * 100.0,
+        loaded.0,
+        loaded.1.behind_note()
     );
 }

@@ -18,6 +18,7 @@ mod logging;
 pub mod mail;
 pub mod notify;
 mod once;
+mod pace;
 mod plugin;
 mod queue_dir;
 pub mod runner;

@@ -440,3 +440,22 @@ pub fn wait_exit_unreaped(pid: i32) -> io::Result<()> {
         }
     }
 }
+
+impl Epoll {
+    /// Like `add`, but edge-triggered: `fd` is reported when it becomes
+    /// ready, not for as long as it stays so. For plugins' descriptors: a
+    /// spawn in another thread holds a copy of every descriptor until its
+    /// exec, which keeps one closed here in the epoll set; level-triggered,
+    /// a pidfd or a pipe at its end would then be reported again and again
+    /// (a busy loop while spawns follow each other). Whoever reads must
+    /// read until the descriptor has nothing more.
+    pub fn add_edge_triggered(&self, fd: RawFd, key: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: key,
+        };
+        // SAFETY: epoll_ctl on our epoll descriptor with a valid event struct.
+        check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) })
+            .map(drop)
+    }
+}

@@ -28,7 +28,7 @@ mod reload;
 mod schedule;
 mod tell;
 
-pub(crate) use pool::{run_once, Leftovers, Pool};
+pub(crate) use pool::{run_once, Leftovers, Plugins, Pool};
 use schedule::Schedule;
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
@@ -76,6 +76,8 @@ struct Slot {
     /// Ticks left before the next run; 0 or 1 means "this tick".
     due_in: u32,
     running: bool,
+    /// When its last run ended, in the daemon's count of ended runs.
+    ended: u64,
 }
 
 /// When the state must reach the disk.
@@ -94,7 +96,8 @@ pub(crate) struct Daemon {
     config: Arc<Config>,
     main_file: std::path::PathBuf,
     runner: Arc<Runner>,
-    pool: Pool,
+    /// Where plugins run: the plugin loop, or a script in unit tests.
+    pool: Box<dyn Plugins>,
     slots: BTreeMap<String, Slot>,
     /// States of the instances of checks switched off (`enabled = false`):
     /// kept, so that switching one on again continues its thread.
@@ -130,6 +133,12 @@ pub(crate) struct Daemon {
     flaps: Vec<(String, crate::flapping::News)>,
     /// `picomon silence`s, read from `state_dir`.
     silences: Silences,
+    /// Runs due and done, to say when picomon falls behind.
+    pace: crate::pace::Pace,
+    /// Runs ended so far, to order the next tick's.
+    ended: u64,
+    /// The runs a tick starts, kept to reuse its memory.
+    starting: Vec<(u64, Arc<Instance>)>,
 }
 
 impl Daemon {
@@ -139,6 +148,26 @@ impl Daemon {
         runner: Arc<Runner>,
         channel: (Sender<Msg>, Receiver<Msg>),
         heartbeat: Option<std::fs::File>,
+    ) -> anyhow::Result<Daemon> {
+        let pool = Pool::new(config.max_parallel, &runner)?;
+        Daemon::with_plugins(
+            config,
+            main_file,
+            runner,
+            channel,
+            heartbeat,
+            Box::new(pool),
+        )
+    }
+
+    /// A daemon whose plugins run through `pool` (see `Plugins`).
+    pub(crate) fn with_plugins(
+        config: Config,
+        main_file: std::path::PathBuf,
+        runner: Arc<Runner>,
+        channel: (Sender<Msg>, Receiver<Msg>),
+        heartbeat: Option<std::fs::File>,
+        pool: Box<dyn Plugins>,
     ) -> anyhow::Result<Daemon> {
         let (tx, rx) = channel;
         // The lock comes first: it also guards the mail spool.
@@ -170,7 +199,6 @@ impl Daemon {
                 silences.assume_muted(id);
             }
         }
-        let pool = Pool::new(config.max_parallel, &runner)?;
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
         let failing = crate::state::failing_since(&saved);
         let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
@@ -210,6 +238,9 @@ impl Daemon {
             fresh: false,
             flaps: Vec::new(),
             silences,
+            pace: crate::pace::Pace::new(Instant::now()),
+            ended: 0,
+            starting: Vec::new(),
         };
         daemon.install_instances();
         daemon.save_state();
@@ -239,6 +270,7 @@ impl Daemon {
                         state,
                         due_in: 0,
                         running: false,
+                        ended: 0,
                     }
                 }
             };
@@ -391,9 +423,38 @@ impl Daemon {
         // tick's runs start: no alert waits longer than one tick.
         self.flush();
         let now = Instant::now();
+        let due_per_s = || {
+            let per_tick: f64 = self
+                .slots
+                .values()
+                .map(|s| 1.0 / f64::from(s.state.interval(&s.instance).max(1)))
+                .sum();
+            per_tick / self.config.base_tick.as_secs_f64()
+        };
+        if let Some(behind) = self.pace.minute(now, due_per_s) {
+            log::warn!(
+                "falling behind: {behind}; every check still runs, each less often than configured"
+            );
+        }
+        // Runs still waiting for their turn: the plugin loop is behind,
+        // and a skipped run says so about the daemon, not the check.
+        let backlog = self.pool.queued() > 0;
+        let mut starting = std::mem::take(&mut self.starting);
         for slot in self.slots.values_mut() {
+            // 0 before the count down: owed since a tick that found it
+            // still waiting (or never run).
+            let owed = slot.due_in == 0;
             slot.due_in = slot.due_in.saturating_sub(1);
             if slot.due_in > 0 {
+                continue;
+            }
+            if slot.running && backlog {
+                if !owed {
+                    self.pace.skipped();
+                }
+                // Owed: it runs at the first tick after its run ended,
+                // whatever its interval, so that every check runs at the
+                // same reduced rate.
                 continue;
             }
             slot.due_in = slot.state.interval(&slot.instance);
@@ -410,8 +471,16 @@ impl Daemon {
                 slot.instance.id,
                 slot.instance.command_line()
             );
-            self.pool.submit(Arc::clone(&slot.instance), &self.tx);
+            starting.push((slot.ended, Arc::clone(&slot.instance)));
         }
+        // The one whose last run ended first goes first (never run: first
+        // of all): the plugin loop takes runs in this order, so that when
+        // it cannot run them all, none overtakes another.
+        starting.sort_by_key(|(ended, _)| *ended);
+        for (_, instance) in starting.drain(..) {
+            self.pool.submit(instance, &self.tx);
+        }
+        self.starting = starting;
     }
 
     /// A run's result: record → (on a switch) mail and save → log.
@@ -421,6 +490,9 @@ impl Daemon {
             return;
         };
         slot.running = false;
+        self.ended += 1;
+        slot.ended = self.ended;
+        self.pace.ran();
         log::debug!(
             "{id}: {} in {:.3} s: {}",
             result.state,
@@ -459,7 +531,7 @@ impl Daemon {
     /// The live view, for SIGUSR1, the report and `picomon status`.
     fn view(&self) -> crate::status::View {
         let now = SystemTime::now();
-        crate::status::View::new(
+        let mut view = crate::status::View::new(
             self.slots.values().map(|s| {
                 (
                     s.instance.as_ref(),
@@ -468,7 +540,9 @@ impl Daemon {
                 )
             }),
             now,
-        )
+        );
+        view.falling_behind = self.pace.behind();
+        view
     }
 
     fn log_leftovers(&mut self, id: &str, leftovers: Leftovers) {
@@ -555,3 +629,6 @@ impl Daemon {
         log::info!("stopped");
     }
 }
+
+#[cfg(test)]
+mod tests;

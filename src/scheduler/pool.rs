@@ -3,6 +3,7 @@
 //! `-1`, which runs every instance once through it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use super::Msg;
 use crate::check::{Instance, RunResult};
 use crate::config::Config;
-use crate::runner::{Runner, Watch};
+use crate::runner::{Launch, Runner, Watch};
 use crate::sys;
 
 /// What a run left behind, for the log.
@@ -26,7 +27,26 @@ pub(crate) struct Leftovers {
 struct Job {
     instance: Arc<Instance>,
     reply: Sender<Msg>,
+    /// When the plugin loop took the run up, for its result.
+    started: SystemTime,
 }
+
+impl Launch for Job {
+    fn argv(&self) -> &[std::ffi::OsString] {
+        &self.instance.argv
+    }
+    fn env(&self) -> &[(std::ffi::OsString, std::ffi::OsString)] {
+        &self.instance.env
+    }
+    fn timeout(&self) -> Duration {
+        self.instance.timeout
+    }
+}
+
+/// Threads that spawn plugins for the plugin loop, several spawns in
+/// flight at once: a spawn waits for the child's exec, so one thread is
+/// bound by that latency rather than by CPU.
+const SPAWNERS: usize = 4;
 
 /// The plugin loop: one thread that starts up to `size` plugins at once
 /// and watches them all (`Watch`), and that does nothing else, so nothing
@@ -36,33 +56,79 @@ pub(crate) struct Pool {
     /// None once dropped: the loop sees the channel closed.
     jobs: Option<Sender<Job>>,
     waker: Arc<sys::Waker>,
+    runner: Arc<Runner>,
+    /// Runs submitted and not started yet: counted down by the loop as it
+    /// hands them to the spawners, and those the spawners have not
+    /// started yet, as of the loop's last turn.
+    queued: Arc<Queued>,
+}
+
+#[derive(Default)]
+struct Queued {
+    waiting: AtomicUsize,
+    spawning: AtomicUsize,
+}
+
+/// What the daemon loop runs plugins through: the plugin loop (`Pool`),
+/// or in unit tests a script, so that the loop is tested without
+/// spawning anything.
+pub(crate) trait Plugins {
+    /// Runs `instance` once; its result comes back to `reply` as
+    /// `Msg::Done`.
+    fn submit(&self, instance: Arc<Instance>, reply: &Sender<Msg>);
+
+    /// Runs at most `max` plugins at once from now on.
+    fn set_parallel(&mut self, max: usize) -> std::io::Result<()>;
+
+    /// Runs submitted that have not started yet: more than none at a tick
+    /// means the machine cannot run all that comes due.
+    fn queued(&self) -> usize;
 }
 
 impl Pool {
     pub(crate) fn new(size: usize, runner: &Arc<Runner>) -> std::io::Result<Pool> {
-        let mut watch = Watch::new(Arc::clone(runner))?;
+        let mut watch = Watch::with_spawners(Arc::clone(runner), SPAWNERS.min(size.max(1)))?;
         let waker = watch.waker()?;
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let loop_waker = Arc::clone(&waker);
+        let queued = Arc::new(Queued::default());
+        let loop_queued = Arc::clone(&queued);
         std::thread::Builder::new()
             .name("plugins".into())
             .stack_size(256 * 1024)
-            .spawn(move || plugin_loop(watch, &queue, &loop_waker, size.max(1)))?;
+            .spawn(move || plugin_loop(watch, &queue, &loop_waker, &loop_queued, size.max(1)))?;
         Ok(Pool {
             jobs: Some(jobs),
             waker,
+            runner: Arc::clone(runner),
+            queued,
         })
     }
+}
 
-    pub(super) fn submit(&self, instance: Arc<Instance>, reply: &Sender<Msg>) {
+impl Plugins for Pool {
+    fn submit(&self, instance: Arc<Instance>, reply: &Sender<Msg>) {
         let job = Job {
             instance,
             reply: reply.clone(),
+            started: SystemTime::UNIX_EPOCH,
         };
+        self.queued.waiting.fetch_add(1, Ordering::Relaxed);
         match &self.jobs {
             Some(jobs) if jobs.send(job).is_ok() => self.waker.wake(),
             _ => log::error!("the plugin loop is gone: cannot run a check"),
         }
+    }
+
+    /// A new loop of the new size; the old one finishes its runs, then
+    /// exits.
+    fn set_parallel(&mut self, max: usize) -> std::io::Result<()> {
+        *self = Pool::new(max, &self.runner)?;
+        Ok(())
+    }
+
+    fn queued(&self) -> usize {
+        self.queued.waiting.load(Ordering::Relaxed) + self.queued.spawning.load(Ordering::Relaxed)
     }
 }
 
@@ -76,9 +142,10 @@ impl Drop for Pool {
 /// The plugin loop's thread: takes jobs as they are submitted, keeps at
 /// most `size` of them running, and replies to each as it ends.
 fn plugin_loop(
-    mut watch: Watch<(Job, SystemTime)>,
+    mut watch: Watch<Job>,
     queue: &Receiver<Job>,
     waker: &sys::Waker,
+    queued: &Queued,
     size: usize,
 ) {
     let mut waiting = VecDeque::new();
@@ -100,18 +167,14 @@ fn plugin_loop(
             }
         }
         while watch.len() < size {
-            let Some(job) = waiting.pop_front() else {
+            let Some(mut job) = waiting.pop_front() else {
                 break;
             };
-            let instance = Arc::clone(&job.instance);
-            let started = SystemTime::now();
-            watch.start(
-                &instance.argv,
-                instance.timeout,
-                &instance.env,
-                (job, started),
-            );
+            job.started = SystemTime::now();
+            queued.waiting.fetch_sub(1, Ordering::Relaxed);
+            watch.start(job);
         }
+        queued.spawning.store(watch.spawning(), Ordering::Relaxed);
         if !open && waiting.is_empty() && watch.is_empty() {
             return;
         }
@@ -125,7 +188,7 @@ fn plugin_loop(
                 false
             }
         };
-        for ((job, started), mut run) in done.drain(..) {
+        for (job, mut run) in done.drain(..) {
             let leftovers = match &mut run {
                 Ok(finished) => Leftovers {
                     escaped: std::mem::take(&mut finished.escaped),
@@ -134,7 +197,7 @@ fn plugin_loop(
                 Err(_) => Leftovers::default(),
             };
             let instance = &job.instance;
-            let result = instance.interpret(started, run);
+            let result = instance.interpret(job.started, run);
             // The daemon may be gone (stopping); nothing to tell then.
             let _ = job.reply.send(Msg::Done {
                 id: instance.id.clone(),

@@ -51,12 +51,9 @@ impl Daemon {
             }
         };
         if config.max_parallel != self.config.max_parallel {
-            match Pool::new(config.max_parallel, &self.runner) {
-                Ok(pool) => self.pool = pool,
-                Err(e) => {
-                    log::error!("reload refused: cannot start plugin workers: {e}");
-                    return;
-                }
+            if let Err(e) = self.pool.set_parallel(config.max_parallel) {
+                log::error!("reload refused: cannot start plugin workers: {e}");
+                return;
             }
         }
         if config.state_dir != self.config.state_dir {

@@ -36,6 +36,9 @@ pub(crate) struct View {
     /// Failing instances first (longest failing first), then the others
     /// by id.
     pub instances: Vec<InstanceView>,
+    /// Set when picomon fell behind in the last minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub falling_behind: Option<crate::pace::Behind>,
 }
 
 /// Where an instance stands.
@@ -138,6 +141,7 @@ impl View {
             pid: std::process::id(),
             at: secs(now),
             instances,
+            falling_behind: None,
         }
     }
 
@@ -156,6 +160,9 @@ impl View {
             .iter()
             .partition(|i| i.standing == Standing::Failing);
         let mut out = String::new();
+        if let Some(behind) = self.falling_behind {
+            let _ = writeln!(out, "Falling behind in the last minute: {behind}");
+        }
         let _ = writeln!(out, "Failing checks: {}", failing.len());
         for inst in &failing {
             let since = inst.since.map(time).unwrap_or(now);

@@ -1,0 +1,153 @@
+//! The daemon loop driven by a script instead of plugins (`Plugins`): what
+//! it starts at each tick, and what it does with the results it is given,
+//! tested in milliseconds without spawning anything.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::check::State;
+
+/// Plugins that never run: the loop's submissions are written down, and
+/// the test hands back the results it wants.
+#[derive(Default)]
+struct Script {
+    started: Arc<Mutex<Vec<String>>>,
+    /// What `queued` says: set by the test.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Plugins for Script {
+    fn submit(&self, instance: Arc<Instance>, _reply: &Sender<Msg>) {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        started.push(instance.id.clone());
+    }
+
+    fn set_parallel(&mut self, _max: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn queued(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+struct Scripted {
+    daemon: Daemon,
+    started: Arc<Mutex<Vec<String>>>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl Scripted {
+    fn new(toml: &str) -> Scripted {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let main = dir.path().join("picomon.toml");
+        std::fs::write(&main, toml).expect("write config");
+        let config = Config::load(&main).unwrap_or_else(|e| panic!("config: {e}"));
+        let script = Script::default();
+        let started = Arc::clone(&script.started);
+        let queued = Arc::clone(&script.queued);
+        let daemon = Daemon::with_plugins(
+            config,
+            main,
+            Arc::new(Runner::default()),
+            crossbeam_channel::unbounded(),
+            None,
+            Box::new(script),
+        )
+        .unwrap_or_else(|e| panic!("daemon: {e}"));
+        Scripted {
+            daemon,
+            started,
+            queued,
+            _dir: dir,
+        }
+    }
+
+    /// Runs one tick; returns the instances it started, in the order the
+    /// plugin loop gets them.
+    fn tick(&mut self) -> Vec<String> {
+        self.daemon.tick();
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *started)
+    }
+
+    fn ok(&mut self, id: &str) {
+        let result = RunResult {
+            state: State::Ok,
+            exit_code: Some(0),
+            summary: "OK".into(),
+            perfdata: String::new(),
+            details: String::new(),
+            duration: Duration::from_millis(1),
+            started: SystemTime::now(),
+        };
+        self.daemon.finished(id, result, Leftovers::default());
+    }
+}
+
+const THREE: &str = r#"
+base_tick = 1
+
+[checks.a]
+type = "command"
+command = ["/bin/true"]
+
+[checks.b]
+type = "command"
+command = ["/bin/true"]
+
+[checks.c]
+type = "command"
+command = ["/bin/true"]
+every = 2
+"#;
+
+#[test]
+fn each_check_runs_at_its_own_interval_and_never_twice_at_once() {
+    let mut s = Scripted::new(THREE);
+    assert_eq!(s.tick(), ["a", "b", "c"]);
+    s.ok("a");
+    s.ok("c");
+    // b is still running: not started again; c runs every other tick.
+    assert_eq!(s.tick(), ["a"]);
+    s.ok("a");
+    s.ok("b");
+    // The one whose last run ended first goes first.
+    assert_eq!(s.tick(), ["c", "a", "b"]);
+}
+
+#[test]
+fn an_overloaded_daemon_runs_every_check_at_the_same_reduced_rate() {
+    let mut toml = String::from("base_tick = 1\n");
+    // A fifth of them run every other tick when the machine keeps up.
+    for n in 0..50 {
+        let every = if n % 5 == 0 { 2 } else { 1 };
+        toml.push_str(&format!(
+            "\n[checks.c{n:02}]\ntype = \"command\"\ncommand = [\"/bin/true\"]\nevery = {every}\n"
+        ));
+    }
+    let mut s = Scripted::new(&toml);
+    // A plugin loop that can run 12 a second, in the order runs came in.
+    let mut queue: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut runs: BTreeMap<String, u32> = BTreeMap::new();
+    for _second in 0..100 {
+        s.queued
+            .store(queue.len(), std::sync::atomic::Ordering::Relaxed);
+        for id in s.tick() {
+            assert!(!queue.contains(&id), "{id} started twice at once");
+            queue.push_back(id);
+        }
+        for _ in 0..12 {
+            let Some(id) = queue.pop_front() else { break };
+            *runs.entry(id.clone()).or_default() += 1;
+            s.ok(&id);
+        }
+    }
+    assert_eq!(runs.len(), 50, "a check was starved: {runs:?}");
+    let (least, most) = (runs.values().min(), runs.values().max());
+    assert!(
+        most.zip(least).is_some_and(|(m, l)| m - l <= 1),
+        "uneven: {runs:?}"
+    );
+}
