@@ -26,6 +26,7 @@ mod silence;
 mod state;
 mod status;
 pub mod sys;
+mod tell;
 
 pub use logging::{init_logging, report_error, set_log_level, EX_CONFIG};
 

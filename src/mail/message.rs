@@ -455,19 +455,20 @@ impl Mail {
         mail
     }
 
-    /// Whether a saved state whose failing instances are `failing` (each
-    /// with its `since`) has the switch this alert tells: the thread a
-    /// Problem opens is open there, the one an OK (or a "no longer
-    /// monitored") closes is not. A mail that is not an alert tells none.
-    pub(crate) fn told(&self, failing: &[(String, SystemTime)]) -> bool {
-        let open = |thread: &str| {
-            failing
-                .iter()
-                .any(|(id, since)| thread_id(&self.from, id, *since) == thread)
-        };
+    /// Whether this alert, left pending by a stop, is one the saved state
+    /// says was told, `open` being the threads that state holds open
+    /// (`CheckState::open_thread`): a Problem (own, digest or flapping
+    /// mail) whose thread is open there, or an OK whose threads are all
+    /// closed there. Only alerts are ever pending.
+    pub(crate) fn told(&self, open: &[String]) -> bool {
+        let is_open = |thread: &str| open.iter().any(|o| o == thread);
+        if is_open(&self.message_id) {
+            return true;
+        }
         match &self.in_reply_to {
-            None => !self.message_id.starts_with(THREAD_PREFIX) || open(&self.message_id),
-            Some(thread) => !open(thread),
+            None => false,
+            // An OK digest replies to every thread it closes.
+            Some(threads) => !threads.split_whitespace().any(is_open),
         }
     }
 
@@ -602,6 +603,7 @@ mod tests {
             },
             reply_to: None,
             held: Vec::new(),
+            late: None,
         };
         let problem = Mail::alert(&emails, &event(Transition::Failing, State::Critical, 1060));
         let ok = Mail::alert(
@@ -643,6 +645,7 @@ mod tests {
             },
             reply_to: None,
             held: Vec::new(),
+            late: None,
         };
         let problem = Mail::alert(&emails, &event(Transition::Failing));
         let ok = Mail::alert(
@@ -652,22 +655,29 @@ mod tests {
                 failed_runs: 1,
             }),
         );
-        let open = vec![("db/main/ipv4".to_string(), since)];
-        let other = vec![(
-            "db/main/ipv4".to_string(),
+        let open = vec![thread_id(&emails.from, "db/main/ipv4", since)];
+        let other = vec![thread_id(
+            &emails.from,
+            "db/main/ipv4",
             since + std::time::Duration::from_secs(1),
         )];
-        // Saved failing since then: the Problem is told, the OK is not yet.
+        // Saved as told since then: the Problem is told, the OK is not yet.
         assert!(problem.told(&open));
         assert!(!ok.told(&open));
-        // Saved not failing, or failing in another outage: the reverse.
+        // Saved not told, or told for another outage: the reverse.
         assert!(!problem.told(&[]));
         assert!(!problem.told(&other));
         assert!(ok.told(&[]));
         assert!(ok.told(&other));
-        // Not an alert: nothing to tell.
-        let report = Mail::new(&emails, "report".into(), String::new(), since);
-        assert!(report.told(&[]));
+        // A digest is told when the saved state keeps its Message-ID, and
+        // an OK digest when every thread it closes is closed.
+        let digest = Mail::new(&emails, "digest".into(), String::new(), since);
+        assert!(!digest.told(&[]));
+        assert!(digest.told(std::slice::from_ref(&digest.message_id)));
+        let mut ok_digest = Mail::new(&emails, "ok".into(), String::new(), since);
+        ok_digest.in_reply_to = Some(format!("{} {}", open[0], digest.message_id));
+        assert!(ok_digest.told(&[]));
+        assert!(!ok_digest.told(std::slice::from_ref(&digest.message_id)));
     }
 
     #[test]
