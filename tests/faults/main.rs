@@ -20,6 +20,7 @@ mod smtp;
 mod campaign;
 mod exactly_once;
 mod held_port;
+mod kill_between_mails;
 mod rng;
 mod stop;
 mod switch_window;
