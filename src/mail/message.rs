@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Emails;
 use crate::digest::Digest;
 use crate::host::address_of;
-use crate::human::{human_duration, human_time};
-use crate::state::{Event, Transition};
+use crate::human::{count, human_duration, human_time};
+use crate::state::{Event, Late, Transition};
 
 /// What an unknown `{placeholder}` renders as.
 pub const NO_SUBSTITUTION: &str = "<no substitution>";
@@ -164,17 +164,61 @@ fn held_list(body: &mut String, held: &[String], transition: &Transition) {
     if held.is_empty() {
         return;
     }
+    let n = held.len();
     let _ = match transition {
         Transition::Failing => writeln!(
             body,
-            "\n{} checks depend on this one and fail too; their mails are held back until it recovers:",
-            held.len()
+            "\n{} on this one and {} too; {} held back until it recovers:",
+            count(n, "check depends", "checks depend"),
+            if n == 1 { "fails" } else { "fail" },
+            if n == 1 {
+                "its mail is"
+            } else {
+                "their mails are"
+            },
         ),
-        _ => writeln!(body, "\n{} checks that depend on this one were held back:", held.len()),
+        _ => writeln!(
+            body,
+            "\n{} on this one {} held back:",
+            count(n, "check that depends", "checks that depend"),
+            if n == 1 { "was" } else { "were" },
+        ),
     };
     for id in held {
         let _ = writeln!(body, "    {id}: held");
     }
+}
+
+/// What a mail calls an instance: its check, and the target when that is
+/// not just the check's own name again (a check without hosts).
+fn named(check: &str, dest: &str) -> String {
+    match check == dest {
+        true => check.to_string(),
+        false => format!("{check} on {dest}"),
+    }
+}
+
+/// A subject template for an instance: " on {dest}" goes when the target
+/// is the check's own name, so that it reads "c007", not "c007 on c007".
+fn subject_template<'a>(template: &'a str, check: &str, dest: &str) -> std::borrow::Cow<'a, str> {
+    match check == dest {
+        true => template.replace(" on {dest}", "").into(),
+        false => template.into(),
+    }
+}
+
+/// Why a mail comes later than its switch, as its first paragraph.
+fn late_note(late: &Late, body: &mut String) {
+    let _ = match late {
+        Late::Held { parent } => writeln!(
+            body,
+            "This mail is late: it was held back while {parent}, which this depends on, was failing; {parent} is no longer failing.\n"
+        ),
+        Late::Silenced => writeln!(
+            body,
+            "This mail is late: a silence (or a restart of picomon) kept it back until now.\n"
+        ),
+    };
 }
 
 impl Mail {
@@ -229,8 +273,9 @@ impl Mail {
     pub fn alert(emails: &Emails, event: &Event) -> Mail {
         let result = &event.result;
         let (state, severity) = Mail::state_words(event);
+        let name = named(&event.check, &event.dest);
         let subject = render_subject(
-            &emails.subject_tpl,
+            &subject_template(&emails.subject_tpl, &event.check, &event.dest),
             &[
                 ("state", state),
                 ("check", &event.check),
@@ -239,13 +284,12 @@ impl Mail {
             ],
         );
         let mut body = String::new();
+        if let Some(late) = &event.late {
+            late_note(late, &mut body);
+        }
         match &event.transition {
             Transition::Failing => {
-                let _ = writeln!(
-                    body,
-                    "{} on {} is failing: {severity}.\n",
-                    event.check, event.dest
-                );
+                let _ = writeln!(body, "{name} is failing: {severity}.\n");
                 let _ = writeln!(body, "Check:    {} ({})", event.check, event.id);
                 let _ = writeln!(body, "Target:   {}", event.dest);
                 let _ = writeln!(body, "State:    {severity}");
@@ -257,11 +301,14 @@ impl Mail {
                 let _ = writeln!(body, "Detected: {}", human_time(result.started));
             }
             Transition::Recovered { after, failed_runs } => {
+                // 0: the runs of an outage that ended unseen are not known.
+                let runs = match failed_runs {
+                    0 => String::new(),
+                    n => format!(" ({})", count(*n as usize, "failed run", "failed runs")),
+                };
                 let _ = writeln!(
                     body,
-                    "{} on {} recovered after {} ({failed_runs} retries).\n",
-                    event.check,
-                    event.dest,
+                    "{name} recovered after {}{runs}.\n",
                     human_duration(*after)
                 );
                 let _ = writeln!(body, "Check:     {} ({})", event.check, event.id);
@@ -273,9 +320,7 @@ impl Mail {
             Transition::Unmonitored { after } => {
                 let _ = writeln!(
                     body,
-                    "{} on {} is no longer monitored: its check left the configuration while failing, after {}.\n",
-                    event.check,
-                    event.dest,
+                    "{name} is no longer monitored: its check left the configuration while failing, after {}.\n",
                     human_duration(*after)
                 );
                 let _ = writeln!(body, "Check:     {} ({})", event.check, event.id);
@@ -317,7 +362,7 @@ impl Mail {
             true => ("OK", "OK"),
             false => ("Problem", worst.as_str()),
         };
-        let checks = format!("{n} checks");
+        let checks = count(n, "check", "checks");
         let targets = match dests.as_slice() {
             [one] => one.to_string(),
             _ => format!("{} targets", dests.len()),
@@ -332,6 +377,28 @@ impl Mail {
             ],
         );
         let mut body = String::new();
+        let mut parents: Vec<&str> = (digest.events.iter())
+            .filter_map(|e| match &e.late {
+                Some(Late::Held { parent }) => Some(parent.as_str()),
+                _ => None,
+            })
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
+        if !parents.is_empty() {
+            let _ = writeln!(
+                body,
+                "This mail is late: these were held back while {}, which they depend on, {} failing; {} no longer failing.\n",
+                parents.join(", "),
+                if parents.len() == 1 { "was" } else { "were" },
+                if parents.len() == 1 { "it is" } else { "they are" },
+            );
+        } else if digest.events.iter().any(|e| e.late == Some(Late::Silenced)) {
+            let _ = writeln!(
+                body,
+                "This mail is late for some of these: a silence (or a restart of picomon) kept them back until now.\n"
+            );
+        }
         if let Some((failed, of)) = digest.blind {
             let _ = writeln!(
                 body,
@@ -342,15 +409,18 @@ impl Mail {
             true => "recovered",
             false => "are failing",
         };
-        let _ = writeln!(body, "{n} checks {verb} (one mail for all of them):\n");
+        let _ = writeln!(
+            body,
+            "{} {verb} (one mail for all of them):\n",
+            count(n, "check", "checks")
+        );
         for event in &digest.events {
             let first = one_line(event.result.summary.lines().next().unwrap_or(""));
             let _ = write!(
                 body,
-                "  {:<8} {} on {}: {first}",
+                "  {:<8} {}: {first}",
                 event.result.state.as_str(),
-                event.check,
-                event.dest
+                named(&event.check, &event.dest)
             );
             match event.transition {
                 Transition::Recovered { after, .. } => {
@@ -415,8 +485,9 @@ impl Mail {
             (News::Settled, true) => "Problem",
             (News::Settled, false) => "OK",
         };
+        let name = named(&instance.check, &instance.dest);
         let subject = render_subject(
-            &emails.subject_tpl,
+            &subject_template(&emails.subject_tpl, &instance.check, &instance.dest),
             &[
                 ("state", state_word),
                 ("check", &instance.check),
@@ -429,16 +500,14 @@ impl Mail {
             News::Started => {
                 let _ = writeln!(
                     body,
-                    "{} on {} is flapping: it switched more than {} times in its last {} runs.\nNo more mails about its switches until it has been stable for {} runs; then one mail says where it settled.\n",
-                    instance.check, instance.dest, limits.switches, limits.window, limits.window
+                    "{name} is flapping: its result changed between OK and failing more than {} in its last {} runs.\nNo more mails about its switches until it has been stable for {} runs; then one mail says where it settled.\n",
+                    count(limits.switches as usize, "time", "times"), limits.window, limits.window
                 );
             }
             News::Settled => {
                 let _ = writeln!(
                     body,
-                    "{} on {} stopped flapping: stable for {} runs, it settled {}.\n",
-                    instance.check,
-                    instance.dest,
+                    "{name} stopped flapping: stable for {} runs, it settled {}.\n",
                     limits.window,
                     if state.failing { "failing" } else { "OK" }
                 );

@@ -551,8 +551,16 @@ impl Delivery {
                     "mail delivery to {host} failed, retrying in {}: {why} ({queued_count} queued)",
                     human_duration(retry)
                 );
-                queued.mail.last_error = Some(why);
+                queued.mail.last_error = Some(why.clone());
                 self.respool(i);
+                // Every mail queued behind it waits for the same reason:
+                // each says so when it arrives, not only the first.
+                for j in 0..self.queue.len() {
+                    if self.queue[j].mail.last_error.is_none() {
+                        self.queue[j].mail.last_error = Some(why.clone());
+                        self.respool(j);
+                    }
+                }
                 return;
             }
             Attempt::Refused { reply, permanent } => {

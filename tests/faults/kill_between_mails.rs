@@ -62,7 +62,7 @@ fn pending_about(site: &Site, check: &str) -> usize {
         .filter(|e| e.path().extension().is_some_and(|x| x == "pending"))
         .filter(|e| {
             std::fs::read_to_string(e.path())
-                .is_ok_and(|text| text.contains(&format!("Problem: {check} on")))
+                .is_ok_and(|text| text.contains(&format!("Problem: {check}\"")))
         })
         .count()
 }
@@ -85,7 +85,7 @@ fn told(mails: &[Received], check: &str) -> (usize, usize) {
     let count = |state: &str| {
         mails
             .iter()
-            .filter(|m| m.header("subject") == format!("[picomon] {state}: {check} on {check}"))
+            .filter(|m| m.header("subject") == format!("[picomon] {state}: {check}"))
             .count()
     };
     (count("Problem"), count("OK"))

@@ -76,7 +76,7 @@ fn a_silence_added_to_a_running_daemon_stops_the_problem_mail_and_its_expiry_sen
         "{added}"
     );
     assert!(
-        added.contains("silences 1 instances: homepage/web/ipv4"),
+        added.contains("silences 1 instance: homepage/web/ipv4"),
         "{added}"
     );
     site.down("FLAG CRITICAL - rebooting");
