@@ -293,7 +293,7 @@ fn an_ha_pair_sending_to_two_clustered_alertmanagers_notifies_once_firing_and_on
     for want in [
         "\"alertname\": String(\"flag\")",
         "\"site\": String(\"paris\")",
-        "\"severity\": String(\"CRITICAL\")",
+        "\"severity\": String(\"critical\")",
         "\"summary\": String(\"FLAG CRITICAL - disk on fire\")",
         "\"description\": String(\"FLAG CRITICAL - disk on fire\\nsecond line\")",
     ] {
