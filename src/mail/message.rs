@@ -636,6 +636,77 @@ mod tests {
         crate::config::Config::load(&path).expect("config").emails
     }
 
+    /// A switch of `check` on `dest`, for the wording tests.
+    fn switch(check: &str, dest: &str, transition: Transition, late: Option<Late>) -> Event {
+        let since = UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        Event {
+            id: format!("{check}/{dest}"),
+            check: check.into(),
+            dest: dest.into(),
+            transition,
+            since,
+            result: crate::check::RunResult {
+                state: crate::check::State::Ok,
+                exit_code: Some(0),
+                summary: "fine".into(),
+                perfdata: String::new(),
+                details: String::new(),
+                duration: std::time::Duration::ZERO,
+                started: since,
+            },
+            reply_to: None,
+            held: Vec::new(),
+            late,
+        }
+    }
+
+    #[test]
+    fn an_ok_counts_failed_runs_rounds_its_duration_and_names_a_self_named_check_once() {
+        let emails = test_emails();
+        let recovered = |failed_runs| Transition::Recovered {
+            after: std::time::Duration::from_millis(1980),
+            failed_runs,
+        };
+        let ok = Mail::alert(&emails, &switch("c007", "c007", recovered(3), None));
+        assert_eq!(ok.subject, "[picomon] OK: c007");
+        assert!(
+            ok.body
+                .starts_with("c007 recovered after 2s (3 failed runs).\n"),
+            "{}",
+            ok.body
+        );
+        let ok = Mail::alert(&emails, &switch("web", "front", recovered(1), None));
+        assert_eq!(ok.subject, "[picomon] OK: web on front");
+        assert!(ok.body.contains("(1 failed run)"), "{}", ok.body);
+    }
+
+    #[test]
+    fn a_mail_told_late_says_why_first() {
+        let emails = test_emails();
+        let held = Late::Held {
+            parent: "uplink".into(),
+        };
+        let mail = Mail::alert(
+            &emails,
+            &switch("svc", "h1", Transition::Failing, Some(held)),
+        );
+        assert!(
+            mail.body
+                .starts_with("This mail is late: it was held back while uplink"),
+            "{}",
+            mail.body
+        );
+        let mail = Mail::alert(
+            &emails,
+            &switch("svc", "h1", Transition::Failing, Some(Late::Silenced)),
+        );
+        assert!(
+            mail.body.starts_with("This mail is late: a silence"),
+            "{}",
+            mail.body
+        );
+    }
+
     #[test]
     fn a_thread_id_comes_from_the_instance_and_its_since_only() {
         let since = UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 42);
