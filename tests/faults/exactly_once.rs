@@ -123,3 +123,13 @@ fn no_alert_lost_or_unthreaded_when_picomon_is_killed_at_random_moments() {
 fn no_alert_lost_or_unthreaded_when_picomon_is_killed_under_the_watchdog() {
     campaign("picomon killed under the watchdog", true, &[false, true]);
 }
+
+/// The long campaign of issue 21 (at least 400 kills, server fast and
+/// slow, kills while switching, mid-burst and while recovering); too long
+/// for every run: `cargo test --test faults -- --ignored --nocapture`.
+#[test]
+#[ignore = "about half an hour; run with --ignored"]
+fn no_alert_lost_or_unthreaded_in_four_hundred_random_kills() {
+    let slow_rounds: Vec<bool> = (0..134).map(|n| n % 2 == 1).collect();
+    campaign("400 random kills", false, &slow_rounds);
+}
