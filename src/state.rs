@@ -288,16 +288,6 @@ impl CheckState {
         };
     }
 
-    /// The thread a mail about this instance replies to, if one is open.
-    pub fn open_thread(&self, from: &str, id: &str) -> Option<String> {
-        let since = self.mailed?;
-        Some(
-            self.mailed_by
-                .clone()
-                .unwrap_or_else(|| crate::mail::thread_id(from, id, since)),
-        )
-    }
-
     /// Marks the failing parent that holds this instance's mails back
     /// (None: nothing does); true when that changed.
     pub fn hold(&mut self, parent: Option<&str>) -> bool {

@@ -142,6 +142,23 @@ pub fn thread_id(from: &str, id: &str, since: SystemTime) -> String {
     out
 }
 
+/// The thread a mail about instance `id` in `state` replies to, if one is
+/// open: the mail that told its Problem (its own, derived; or a digest or
+/// flapping mail, whose Message-ID the state keeps).
+pub(crate) fn open_thread(
+    from: &str,
+    id: &str,
+    state: &crate::state::CheckState,
+) -> Option<String> {
+    let since = state.mailed?;
+    Some(
+        state
+            .mailed_by
+            .clone()
+            .unwrap_or_else(|| thread_id(from, id, since)),
+    )
+}
+
 /// Plugin output for a body: capped, each line indented.
 fn indented_output(output: &str) -> String {
     let mut cut = output.len().min(OUTPUT_MAX);

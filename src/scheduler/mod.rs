@@ -172,7 +172,7 @@ impl Daemon {
         let failing = crate::state::failing_since(&saved);
         let open: Vec<String> = saved
             .iter()
-            .filter_map(|(id, state)| state.open_thread(&config.emails.from, id))
+            .filter_map(|(id, state)| crate::mail::open_thread(&config.emails.from, id, state))
             .collect();
         let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &open)?;
         let notifiers = crate::notify::Notifiers::resume(

@@ -150,7 +150,7 @@ impl Daemon {
     ) -> Option<Told> {
         let slot = self.slots.get_mut(id)?;
         let state = &mut slot.state;
-        let reply_to = state.open_thread(&self.config.emails.from, id);
+        let reply_to = crate::mail::open_thread(&self.config.emails.from, id, state);
         let mail = Mail::flapping(
             &self.config.emails,
             &slot.instance,
