@@ -551,6 +551,9 @@ impl Daemon {
             }
         }
         self.runner.sweep();
+        // A storm waiting for the rest of it is told now: what is stopping
+        // will not see the rest.
+        self.waited = crate::tell::SETTLE_TICKS;
         self.flush();
         if self.save != Save::Clean {
             self.save = Save::Now;
