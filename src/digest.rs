@@ -44,7 +44,9 @@ pub(crate) fn plan(due: Vec<Event>, over: u32, instances: usize) -> Vec<Outgoing
     let mut out = Vec::new();
     for (events, recovered) in [(problems, false), (recoveries, true)] {
         if over > 0 && events.len() > over as usize {
-            let failed = events.len();
+            // Switches told late (released from a hold, a silence ended)
+            // did not fail at the same time as the others.
+            let failed = events.iter().filter(|e| e.late.is_none()).count();
             out.push(Outgoing::Digest(Digest {
                 recovered,
                 events,
@@ -93,6 +95,7 @@ mod tests {
             },
             reply_to: None,
             held: Vec::new(),
+            late: None,
         }
     }
 

@@ -29,6 +29,7 @@ mod state;
 mod state_store;
 mod status;
 pub mod sys;
+mod tell;
 
 pub use logging::{
     init_logging, logs_to_journal, passed_on, readable_line, report_error, set_log_level, EX_CONFIG,

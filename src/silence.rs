@@ -351,8 +351,8 @@ pub(crate) fn add(
         );
     } else {
         println!(
-            "silences {} instances: {}",
-            matched.len(),
+            "silences {}: {}",
+            crate::human::count(matched.len(), "instance", "instances"),
             matched.join(", ")
         );
     }

@@ -6,7 +6,7 @@
 //! The store that keeps states across restarts is `state_store`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,10 +42,37 @@ pub struct CheckState {
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
+    /// `since` on the monotonic clock, when this picomon saw that run:
+    /// an outage's length comes from it, so that a step of the wall clock
+    /// does not stretch it (after a restart, the wall clock is all there
+    /// is).
+    #[serde(skip)]
+    pub since_mono: Option<Instant>,
+    /// The last outage that ended, for its OK mail when that is sent
+    /// later (a silence or a hold ended): so every OK mail of it says the
+    /// same, whenever it goes out.
+    #[serde(skip)]
+    pub ended: Option<Ended>,
     /// The failing instance this one depends on that holds its mails
     /// back, as of the last flush (`depends`); for the status view.
     #[serde(skip)]
     pub held_by: Option<String>,
+}
+
+/// An outage that ended: when it began, how long it lasted, how many
+/// runs failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub since: SystemTime,
+    pub after: Duration,
+    pub failed_runs: u32,
+}
+
+/// What a run changed: the switch it causes, and the news about flapping.
+#[derive(Debug)]
+pub struct Recorded {
+    pub switch: Option<Event>,
+    pub flap: Option<crate::flapping::News>,
 }
 
 /// A switch of a check instance, to be told to people.
@@ -87,30 +114,60 @@ pub struct Event {
     /// Instances that depend on this one and whose mails are held back
     /// while it fails, for its mail to list.
     pub held: Vec<String>,
+    /// Why its mail goes out later than the switch, if it does.
+    pub late: Option<Late>,
+}
+
+/// Why a switch is told later than it happened: the mail says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Late {
+    /// Held back while the instance it depends on was failing.
+    Held {
+        /// The parent that held it.
+        parent: String,
+    },
+    /// Kept quiet by a silence that ended (or by a restart).
+    Silenced,
 }
 
 impl CheckState {
-    /// Records a run of `instance`; returns the switch it causes, if any.
-    pub fn record(&mut self, instance: &Instance, result: RunResult) -> Option<Event> {
+    /// Records a run of `instance` that started at `mono` on the
+    /// monotonic clock; returns the switch it causes, if any, and what it
+    /// changed about flapping. Flapping counts results that differ from
+    /// the one before (as Nagios does), not switches: a check failing
+    /// every other run never switches under `retry = 1`, and is exactly
+    /// what flapping is there to report.
+    pub fn record(&mut self, instance: &Instance, result: RunResult, mono: Instant) -> Recorded {
         let at = result.started;
-        let transition = if result.state == State::Ok {
+        let failed_before = self.failed_runs > 0;
+        let failed_now = result.state != State::Ok;
+        let transition = if !failed_now {
             let was_failing = self.failing;
             let failed_runs = self.failed_runs;
             let since = self.since.take();
+            let since_mono = self.since_mono.take();
             self.failed_runs = 0;
             self.failing = false;
             match (was_failing, since) {
-                (true, Some(since)) => Some((
-                    Transition::Recovered {
-                        after: at.duration_since(since).unwrap_or_default(),
+                (true, Some(since)) => {
+                    let after = match since_mono {
+                        Some(start) => mono.saturating_duration_since(start),
+                        None => at.duration_since(since).unwrap_or_default(),
+                    };
+                    self.ended = Some(Ended {
+                        since,
+                        after,
                         failed_runs,
-                    },
-                    since,
-                )),
+                    });
+                    Some((Transition::Recovered { after, failed_runs }, since))
+                }
                 _ => None,
             }
         } else {
             self.failed_runs = self.failed_runs.saturating_add(1);
+            if self.since.is_none() {
+                self.since_mono = Some(mono);
+            }
             let since = *self.since.get_or_insert(at);
             if !self.failing && self.failed_runs > instance.retry {
                 self.failing = true;
@@ -119,7 +176,7 @@ impl CheckState {
                 None
             }
         };
-        let event = transition.map(|(transition, since)| Event {
+        let switch = transition.map(|(transition, since)| Event {
             id: instance.id.clone(),
             check: instance.check.clone(),
             dest: instance.dest.clone(),
@@ -128,9 +185,13 @@ impl CheckState {
             result: result.clone(),
             reply_to: None,
             held: Vec::new(),
+            late: None,
         });
         self.last = Some(result);
-        event
+        let flap = self
+            .flap
+            .observe(failed_now != failed_before, instance.flap);
+        Recorded { switch, flap }
     }
 
     /// The check of instance `id` left the configuration for good: when
@@ -161,6 +222,7 @@ impl CheckState {
             result,
             reply_to: self.mailed_by,
             held: Vec::new(),
+            late: None,
         })
     }
 
@@ -193,14 +255,38 @@ impl CheckState {
         event
     }
 
-    /// Remembers that the mail of `event` went out.
-    pub fn note_mailed(&mut self, event: &Event) {
-        // Its own mail (a digest sets its id after this).
-        self.mailed_by = None;
-        self.mailed = match event.transition {
-            Transition::Failing => Some(event.since),
-            Transition::Recovered { .. } | Transition::Unmonitored { .. } => None,
+    /// Remembers that the mail of `event` is told (spooled): by the
+    /// instance's own mail when `by` is None, else by the mail with that
+    /// Message-ID (a Problem digest), which its OK will reply to.
+    pub fn note_told(&mut self, event: &Event, by: Option<String>) {
+        (self.mailed, self.mailed_by) = match event.transition {
+            Transition::Failing => (Some(event.since), by),
+            Transition::Recovered { .. } | Transition::Unmonitored { .. } => (None, None),
         };
+    }
+
+    /// Remembers the flapping mail `message_id`, sent at `now`: the
+    /// thread goes on from it; the settled-OK one closes it.
+    pub fn note_flapping(
+        &mut self,
+        news: crate::flapping::News,
+        message_id: String,
+        now: SystemTime,
+    ) {
+        (self.mailed, self.mailed_by) = match (news, self.failing) {
+            (crate::flapping::News::Settled, false) => (None, None),
+            _ => (Some(self.since.unwrap_or(now)), Some(message_id)),
+        };
+    }
+
+    /// Marks the failing parent that holds this instance's mails back
+    /// (None: nothing does); true when that changed.
+    pub fn hold(&mut self, parent: Option<&str>) -> bool {
+        if self.held_by.as_deref() == parent {
+            return false;
+        }
+        self.held_by = parent.map(str::to_string);
+        true
     }
 
     /// The one mail due when the state differs from what was last mailed
@@ -212,15 +298,23 @@ impl CheckState {
         let last = self.last.as_ref()?;
         let (transition, since) = match (self.failing, self.mailed) {
             (true, None) => (Transition::Failing, self.since?),
-            (false, Some(since)) => (
-                Transition::Recovered {
-                    after: last.started.duration_since(since).unwrap_or_default(),
-                    // The runs of the mailed outage were counted while
-                    // silenced and are gone with its end.
-                    failed_runs: 0,
-                },
-                since,
-            ),
+            (false, Some(since)) => {
+                let transition = match self.ended {
+                    // The outage that was mailed is the one that ended.
+                    Some(ended) if ended.since == since => Transition::Recovered {
+                        after: ended.after,
+                        failed_runs: ended.failed_runs,
+                    },
+                    // Another one: the mailed outage ended unseen (a
+                    // restart, or it recovered and failed again while
+                    // silenced); its runs are gone, counted as none.
+                    _ => Transition::Recovered {
+                        after: last.started.duration_since(since).unwrap_or_default(),
+                        failed_runs: 0,
+                    },
+                };
+                (transition, since)
+            }
             _ => return None,
         };
         Some(Event {
@@ -232,6 +326,7 @@ impl CheckState {
             result: last.clone(),
             reply_to: None,
             held: Vec::new(),
+            late: None,
         })
     }
 
@@ -252,6 +347,17 @@ pub(crate) fn failing_since(states: &BTreeMap<String, CheckState>) -> Vec<(Strin
         .iter()
         .filter(|(_, state)| state.failing)
         .filter_map(|(id, state)| Some((id.clone(), state.since?)))
+        .collect()
+}
+
+/// The instances of `states` whose Problem was told, each with the start
+/// of the outage it told: the threads the saved state says are open. A
+/// spooled alert is kept at a restart when it agrees with these, not with
+/// `failing`, which a save may hold before the Problem's mail is noted.
+pub(crate) fn mailed_since(states: &BTreeMap<String, CheckState>) -> Vec<(String, SystemTime)> {
+    states
+        .iter()
+        .filter_map(|(id, state)| Some((id.clone(), state.mailed?)))
         .collect()
 }
 
@@ -288,11 +394,22 @@ mod tests {
         }
     }
 
+    /// Records `r` as seen at its start on a monotonic clock that agrees
+    /// with the wall clock; the switch it causes, if any.
+    fn record(s: &mut CheckState, inst: &Instance, r: RunResult) -> Option<Event> {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let base = *BASE.get_or_init(Instant::now);
+        let since_epoch = r
+            .started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        s.record(inst, r, base + since_epoch).switch
+    }
+
     /// The switch a run causes, if any.
     #[track_caller]
     fn switch(s: &mut CheckState, retry: u32, state: State, at: u64) -> Option<Transition> {
-        s.record(&instance(retry), result(state, at))
-            .map(|e| e.transition)
+        record(s, &instance(retry), result(state, at)).map(|e| e.transition)
     }
 
     #[test]
@@ -308,9 +425,7 @@ mod tests {
         assert!(s.failing);
         // Staying down says nothing more.
         assert_eq!(switch(&mut s, 2, State::Critical, 180), None);
-        let event = s
-            .record(&instance(2), result(State::Ok, 3723))
-            .expect("a recovery");
+        let event = record(&mut s, &instance(2), result(State::Ok, 3723)).expect("a recovery");
         assert_eq!(
             event.transition,
             Transition::Recovered {
@@ -378,20 +493,18 @@ mod tests {
         let inst = instance(0);
         // Failed during the silence, never mailed: the Problem is due.
         let mut s = CheckState::default();
-        let event = s
-            .record(&inst, result(State::Critical, 10))
-            .expect("switch");
+        let event = record(&mut s, &inst, result(State::Critical, 10)).expect("switch");
         let due = s.overdue(&inst).expect("a Problem is due");
         assert_eq!(due.transition, Transition::Failing);
         assert_eq!(due.since, event.since);
-        s.note_mailed(&due);
+        s.note_told(&due, None);
         assert!(s.overdue(&inst).is_none(), "mailed: nothing more is due");
         // Mailed failing, recovered, failed again, recovered: the OK is
         // due, in the thread of the outage that was mailed.
         switch(&mut s, 0, State::Ok, 20);
         switch(&mut s, 0, State::Critical, 30);
         assert!(s.overdue(&inst).is_none(), "still failing, as mailed");
-        let ok = s.record(&inst, result(State::Ok, 40)).expect("recovery");
+        let ok = record(&mut s, &inst, result(State::Ok, 40)).expect("recovery");
         assert_eq!(
             s.threaded(&ok).since,
             SystemTime::UNIX_EPOCH + Duration::from_secs(10)
@@ -418,23 +531,19 @@ mod tests {
     fn a_recovery_replies_to_the_digest_that_told_its_problem() {
         let inst = instance(0);
         let mut s = CheckState::default();
-        let problem = s
-            .record(&inst, result(State::Critical, 10))
-            .expect("switch");
-        s.note_mailed(&problem);
+        let problem = record(&mut s, &inst, result(State::Critical, 10)).expect("switch");
+        s.note_told(&problem, None);
         s.mailed_by = Some("<digest@example.org>".into());
-        let ok = s.record(&inst, result(State::Ok, 40)).expect("recovery");
+        let ok = record(&mut s, &inst, result(State::Ok, 40)).expect("recovery");
         let ok = s.threaded(&ok);
         assert_eq!(ok.reply_to.as_deref(), Some("<digest@example.org>"));
-        s.note_mailed(&ok);
+        s.note_told(&ok, None);
         assert_eq!((s.mailed, s.mailed_by.as_deref()), (None, None));
         // Its own Problem mail: no id kept, the thread is derived.
-        let again = s
-            .record(&inst, result(State::Critical, 50))
-            .expect("switch");
-        s.note_mailed(&again);
+        let again = record(&mut s, &inst, result(State::Critical, 50)).expect("switch");
+        s.note_told(&again, None);
         assert_eq!(s.mailed_by, None);
-        let ok = s.record(&inst, result(State::Ok, 60)).expect("recovery");
+        let ok = record(&mut s, &inst, result(State::Ok, 60)).expect("recovery");
         assert_eq!(s.threaded(&ok).reply_to, None);
     }
 }

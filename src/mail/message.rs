@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Emails;
 use crate::digest::Digest;
 use crate::host::address_of;
-use crate::human::{human_duration, human_time};
-use crate::state::{Event, Transition};
+use crate::human::{count, human_duration, human_time};
+use crate::state::{Event, Late, Transition};
 
 /// What an unknown `{placeholder}` renders as.
 pub const NO_SUBSTITUTION: &str = "<no substitution>";
@@ -142,6 +142,23 @@ pub fn thread_id(from: &str, id: &str, since: SystemTime) -> String {
     out
 }
 
+/// The thread a mail about instance `id` in `state` replies to, if one is
+/// open: the mail that told its Problem (its own, derived; or a digest or
+/// flapping mail, whose Message-ID the state keeps).
+pub(crate) fn open_thread(
+    from: &str,
+    id: &str,
+    state: &crate::state::CheckState,
+) -> Option<String> {
+    let since = state.mailed?;
+    Some(
+        state
+            .mailed_by
+            .clone()
+            .unwrap_or_else(|| thread_id(from, id, since)),
+    )
+}
+
 /// Plugin output for a body: capped, each line indented, control
 /// characters shown escaped (a mail is read in a terminal too).
 fn indented_output(output: &str) -> String {
@@ -165,17 +182,61 @@ fn held_list(body: &mut String, held: &[String], transition: &Transition) {
     if held.is_empty() {
         return;
     }
+    let n = held.len();
     let _ = match transition {
         Transition::Failing => writeln!(
             body,
-            "\n{} checks depend on this one and fail too; their mails are held back until it recovers:",
-            held.len()
+            "\n{} on this one and {} too; {} held back until it recovers:",
+            count(n, "check depends", "checks depend"),
+            if n == 1 { "fails" } else { "fail" },
+            if n == 1 {
+                "its mail is"
+            } else {
+                "their mails are"
+            },
         ),
-        _ => writeln!(body, "\n{} checks that depend on this one were held back:", held.len()),
+        _ => writeln!(
+            body,
+            "\n{} on this one {} held back:",
+            count(n, "check that depends", "checks that depend"),
+            if n == 1 { "was" } else { "were" },
+        ),
     };
     for id in held {
         let _ = writeln!(body, "    {id}: held");
     }
+}
+
+/// What a mail calls an instance: its check, and the target when that is
+/// not just the check's own name again (a check without hosts).
+fn named(check: &str, dest: &str) -> String {
+    match check == dest {
+        true => check.to_string(),
+        false => format!("{check} on {dest}"),
+    }
+}
+
+/// A subject template for an instance: " on {dest}" goes when the target
+/// is the check's own name, so that it reads "c007", not "c007 on c007".
+fn subject_template<'a>(template: &'a str, check: &str, dest: &str) -> std::borrow::Cow<'a, str> {
+    match check == dest {
+        true => template.replace(" on {dest}", "").into(),
+        false => template.into(),
+    }
+}
+
+/// Why a mail comes later than its switch, as its first paragraph.
+fn late_note(late: &Late, body: &mut String) {
+    let _ = match late {
+        Late::Held { parent } => writeln!(
+            body,
+            "This mail is late: it was held back while {parent}, which this depends on, was failing; {parent} is no longer failing.\n"
+        ),
+        Late::Silenced => writeln!(
+            body,
+            "This mail is late: a silence (or a restart of picomon) kept it back until now.\n"
+        ),
+    };
 }
 
 impl Mail {
@@ -230,8 +291,9 @@ impl Mail {
     pub fn alert(emails: &Emails, event: &Event) -> Mail {
         let result = &event.result;
         let (state, severity) = Mail::state_words(event);
+        let name = named(&event.check, &event.dest);
         let subject = render_subject(
-            &emails.subject_tpl,
+            &subject_template(&emails.subject_tpl, &event.check, &event.dest),
             &[
                 ("state", state),
                 ("check", &event.check),
@@ -240,13 +302,12 @@ impl Mail {
             ],
         );
         let mut body = String::new();
+        if let Some(late) = &event.late {
+            late_note(late, &mut body);
+        }
         match &event.transition {
             Transition::Failing => {
-                let _ = writeln!(
-                    body,
-                    "{} on {} is failing: {severity}.\n",
-                    event.check, event.dest
-                );
+                let _ = writeln!(body, "{name} is failing: {severity}.\n");
                 let _ = writeln!(body, "Check:    {} ({})", event.check, event.id);
                 let _ = writeln!(body, "Target:   {}", event.dest);
                 let _ = writeln!(body, "State:    {severity}");
@@ -258,11 +319,14 @@ impl Mail {
                 let _ = writeln!(body, "Detected: {}", human_time(result.started));
             }
             Transition::Recovered { after, failed_runs } => {
+                // 0: the runs of an outage that ended unseen are not known.
+                let runs = match failed_runs {
+                    0 => String::new(),
+                    n => format!(" ({})", count(*n as usize, "failed run", "failed runs")),
+                };
                 let _ = writeln!(
                     body,
-                    "{} on {} recovered after {} ({failed_runs} retries).\n",
-                    event.check,
-                    event.dest,
+                    "{name} recovered after {}{runs}.\n",
                     human_duration(*after)
                 );
                 let _ = writeln!(body, "Check:     {} ({})", event.check, event.id);
@@ -274,9 +338,7 @@ impl Mail {
             Transition::Unmonitored { after } => {
                 let _ = writeln!(
                     body,
-                    "{} on {} is no longer monitored: its check left the configuration while failing, after {}.\n",
-                    event.check,
-                    event.dest,
+                    "{name} is no longer monitored: its check left the configuration while failing, after {}.\n",
                     human_duration(*after)
                 );
                 let _ = writeln!(body, "Check:     {} ({})", event.check, event.id);
@@ -318,7 +380,7 @@ impl Mail {
             true => ("OK", "OK"),
             false => ("Problem", worst.as_str()),
         };
-        let checks = format!("{n} checks");
+        let checks = count(n, "check", "checks");
         let targets = match dests.as_slice() {
             [one] => one.to_string(),
             _ => format!("{} targets", dests.len()),
@@ -333,6 +395,28 @@ impl Mail {
             ],
         );
         let mut body = String::new();
+        let mut parents: Vec<&str> = (digest.events.iter())
+            .filter_map(|e| match &e.late {
+                Some(Late::Held { parent }) => Some(parent.as_str()),
+                _ => None,
+            })
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
+        if !parents.is_empty() {
+            let _ = writeln!(
+                body,
+                "This mail is late: these were held back while {}, which they depend on, {} failing; {} no longer failing.\n",
+                parents.join(", "),
+                if parents.len() == 1 { "was" } else { "were" },
+                if parents.len() == 1 { "it is" } else { "they are" },
+            );
+        } else if digest.events.iter().any(|e| e.late == Some(Late::Silenced)) {
+            let _ = writeln!(
+                body,
+                "This mail is late for some of these: a silence (or a restart of picomon) kept them back until now.\n"
+            );
+        }
         if let Some((failed, of)) = digest.blind {
             let _ = writeln!(
                 body,
@@ -343,15 +427,18 @@ impl Mail {
             true => "recovered",
             false => "are failing",
         };
-        let _ = writeln!(body, "{n} checks {verb} (one mail for all of them):\n");
+        let _ = writeln!(
+            body,
+            "{} {verb} (one mail for all of them):\n",
+            count(n, "check", "checks")
+        );
         for event in &digest.events {
             let first = one_line(event.result.summary.lines().next().unwrap_or(""));
             let _ = write!(
                 body,
-                "  {:<8} {} on {}: {first}",
+                "  {:<8} {}: {first}",
                 event.result.state.as_str(),
-                event.check,
-                event.dest
+                named(&event.check, &event.dest)
             );
             match event.transition {
                 Transition::Recovered { after, .. } => {
@@ -416,8 +503,9 @@ impl Mail {
             (News::Settled, true) => "Problem",
             (News::Settled, false) => "OK",
         };
+        let name = named(&instance.check, &instance.dest);
         let subject = render_subject(
-            &emails.subject_tpl,
+            &subject_template(&emails.subject_tpl, &instance.check, &instance.dest),
             &[
                 ("state", state_word),
                 ("check", &instance.check),
@@ -430,16 +518,14 @@ impl Mail {
             News::Started => {
                 let _ = writeln!(
                     body,
-                    "{} on {} is flapping: it switched more than {} times in its last {} runs.\nNo more mails about its switches until it has been stable for {} runs; then one mail says where it settled.\n",
-                    instance.check, instance.dest, limits.switches, limits.window, limits.window
+                    "{name} is flapping: its result changed between OK and failing more than {} in its last {} runs.\nNo more mails about its switches until it has been stable for {} runs; then one mail says where it settled.\n",
+                    count(limits.switches as usize, "time", "times"), limits.window, limits.window
                 );
             }
             News::Settled => {
                 let _ = writeln!(
                     body,
-                    "{} on {} stopped flapping: stable for {} runs, it settled {}.\n",
-                    instance.check,
-                    instance.dest,
+                    "{name} stopped flapping: stable for {} runs, it settled {}.\n",
                     limits.window,
                     if state.failing { "failing" } else { "OK" }
                 );
@@ -456,19 +542,20 @@ impl Mail {
         mail
     }
 
-    /// Whether a saved state whose failing instances are `failing` (each
-    /// with its `since`) has the switch this alert tells: the thread a
-    /// Problem opens is open there, the one an OK (or a "no longer
-    /// monitored") closes is not. A mail that is not an alert tells none.
-    pub(crate) fn told(&self, failing: &[(String, SystemTime)]) -> bool {
-        let open = |thread: &str| {
-            failing
-                .iter()
-                .any(|(id, since)| thread_id(&self.from, id, *since) == thread)
-        };
+    /// Whether this alert, left pending by a stop, is one the saved state
+    /// says was told, `open` being the threads that state holds open
+    /// (`CheckState::open_thread`): a Problem (own, digest or flapping
+    /// mail) whose thread is open there, or an OK whose threads are all
+    /// closed there. Only alerts are ever pending.
+    pub(crate) fn told(&self, open: &[String]) -> bool {
+        let is_open = |thread: &str| open.iter().any(|o| o == thread);
+        if is_open(&self.message_id) {
+            return true;
+        }
         match &self.in_reply_to {
-            None => !self.message_id.starts_with(THREAD_PREFIX) || open(&self.message_id),
-            Some(thread) => !open(thread),
+            None => false,
+            // An OK digest replies to every thread it closes.
+            Some(threads) => !threads.split_whitespace().any(is_open),
         }
     }
 
@@ -567,6 +654,77 @@ mod tests {
         crate::config::Config::load(&path).expect("config").emails
     }
 
+    /// A switch of `check` on `dest`, for the wording tests.
+    fn switch(check: &str, dest: &str, transition: Transition, late: Option<Late>) -> Event {
+        let since = UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        Event {
+            id: format!("{check}/{dest}"),
+            check: check.into(),
+            dest: dest.into(),
+            transition,
+            since,
+            result: crate::check::RunResult {
+                state: crate::check::State::Ok,
+                exit_code: Some(0),
+                summary: "fine".into(),
+                perfdata: String::new(),
+                details: String::new(),
+                duration: std::time::Duration::ZERO,
+                started: since,
+            },
+            reply_to: None,
+            held: Vec::new(),
+            late,
+        }
+    }
+
+    #[test]
+    fn an_ok_counts_failed_runs_rounds_its_duration_and_names_a_self_named_check_once() {
+        let emails = test_emails();
+        let recovered = |failed_runs| Transition::Recovered {
+            after: std::time::Duration::from_millis(1980),
+            failed_runs,
+        };
+        let ok = Mail::alert(&emails, &switch("c007", "c007", recovered(3), None));
+        assert_eq!(ok.subject, "[picomon] OK: c007");
+        assert!(
+            ok.body
+                .starts_with("c007 recovered after 2s (3 failed runs).\n"),
+            "{}",
+            ok.body
+        );
+        let ok = Mail::alert(&emails, &switch("web", "front", recovered(1), None));
+        assert_eq!(ok.subject, "[picomon] OK: web on front");
+        assert!(ok.body.contains("(1 failed run)"), "{}", ok.body);
+    }
+
+    #[test]
+    fn a_mail_told_late_says_why_first() {
+        let emails = test_emails();
+        let held = Late::Held {
+            parent: "uplink".into(),
+        };
+        let mail = Mail::alert(
+            &emails,
+            &switch("svc", "h1", Transition::Failing, Some(held)),
+        );
+        assert!(
+            mail.body
+                .starts_with("This mail is late: it was held back while uplink"),
+            "{}",
+            mail.body
+        );
+        let mail = Mail::alert(
+            &emails,
+            &switch("svc", "h1", Transition::Failing, Some(Late::Silenced)),
+        );
+        assert!(
+            mail.body.starts_with("This mail is late: a silence"),
+            "{}",
+            mail.body
+        );
+    }
+
     #[test]
     fn a_thread_id_comes_from_the_instance_and_its_since_only() {
         let since = UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 42);
@@ -603,6 +761,7 @@ mod tests {
             },
             reply_to: None,
             held: Vec::new(),
+            late: None,
         };
         let problem = Mail::alert(&emails, &event(Transition::Failing, State::Critical, 1060));
         let ok = Mail::alert(
@@ -644,6 +803,7 @@ mod tests {
             },
             reply_to: None,
             held: Vec::new(),
+            late: None,
         };
         let problem = Mail::alert(&emails, &event(Transition::Failing));
         let ok = Mail::alert(
@@ -653,22 +813,29 @@ mod tests {
                 failed_runs: 1,
             }),
         );
-        let open = vec![("db/main/ipv4".to_string(), since)];
-        let other = vec![(
-            "db/main/ipv4".to_string(),
+        let open = vec![thread_id(&emails.from, "db/main/ipv4", since)];
+        let other = vec![thread_id(
+            &emails.from,
+            "db/main/ipv4",
             since + std::time::Duration::from_secs(1),
         )];
-        // Saved failing since then: the Problem is told, the OK is not yet.
+        // Saved as told since then: the Problem is told, the OK is not yet.
         assert!(problem.told(&open));
         assert!(!ok.told(&open));
-        // Saved not failing, or failing in another outage: the reverse.
+        // Saved not told, or told for another outage: the reverse.
         assert!(!problem.told(&[]));
         assert!(!problem.told(&other));
         assert!(ok.told(&[]));
         assert!(ok.told(&other));
-        // Not an alert: nothing to tell.
-        let report = Mail::new(&emails, "report".into(), String::new(), since);
-        assert!(report.told(&[]));
+        // A digest is told when the saved state keeps its Message-ID, and
+        // an OK digest when every thread it closes is closed.
+        let digest = Mail::new(&emails, "digest".into(), String::new(), since);
+        assert!(!digest.told(&[]));
+        assert!(digest.told(std::slice::from_ref(&digest.message_id)));
+        let mut ok_digest = Mail::new(&emails, "ok".into(), String::new(), since);
+        ok_digest.in_reply_to = Some(format!("{} {}", open[0], digest.message_id));
+        assert!(ok_digest.told(&[]));
+        assert!(!ok_digest.told(std::slice::from_ref(&digest.message_id)));
     }
 
     #[test]

@@ -7,5 +7,6 @@ mod outbox;
 mod smtp;
 mod spool;
 
+pub(crate) use message::open_thread;
 pub use message::{new_message_id, one_line, render_subject, thread_id, Mail, NO_SUBSTITUTION};
 pub use outbox::{Held, Outbox};

@@ -83,19 +83,19 @@ impl Outbox {
         Outbox::resume(emails, spool_dir, &[])
     }
 
-    /// Like `start`, for picomon after its saved state is loaded: `failing`
-    /// are the instances it says are failing, and since when. An alert left
-    /// pending by a stop before its switch was saved is dropped (the check
-    /// tells it again), one whose switch was saved is sent.
+    /// Like `start`, for picomon after its saved state is loaded: `open`
+    /// are the threads it says were told and are still open. An alert left
+    /// pending by a stop before its telling was saved is dropped (the check
+    /// tells it again), one whose telling was saved is sent.
     pub fn resume(
         emails: Emails,
         spool_dir: Option<&Path>,
-        failing: &[(String, SystemTime)],
+        open: &[String],
     ) -> anyhow::Result<Outbox> {
         let spool = spool_dir.map(Spool::open).transpose()?;
         let queued = spool
             .as_ref()
-            .map(|s| s.load(|mail| mail.told(failing)))
+            .map(|s| s.load(|mail| mail.told(open)))
             .unwrap_or_default();
         if !queued.is_empty() {
             log::info!("{} mails still queued from before", queued.len());
@@ -551,8 +551,16 @@ impl Delivery {
                     "mail delivery to {host} failed, retrying in {}: {why} ({queued_count} queued)",
                     human_duration(retry)
                 );
-                queued.mail.last_error = Some(why);
+                queued.mail.last_error = Some(why.clone());
                 self.respool(i);
+                // Every mail queued behind it waits for the same reason:
+                // each says so when it arrives, not only the first.
+                for j in 0..self.queue.len() {
+                    if self.queue[j].mail.last_error.is_none() {
+                        self.queue[j].mail.last_error = Some(why.clone());
+                        self.respool(j);
+                    }
+                }
                 return;
             }
             Attempt::Refused { reply, permanent } => {

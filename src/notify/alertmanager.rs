@@ -176,6 +176,11 @@ impl Alert {
         ] {
             labels.insert(label.to_string(), note.var(var).to_string());
         }
+        // Alertmanager routes and Prometheus rules spell severities in
+        // lower case ("critical", "warning").
+        if let Some(severity) = labels.get_mut("severity") {
+            severity.make_ascii_lowercase();
+        }
         let output = note.var("OUTPUT");
         let annotations = BTreeMap::from([
             (

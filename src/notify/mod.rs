@@ -99,9 +99,10 @@ impl Note {
     }
 
     /// Whether the saved state has the switch this tells: a Problem when
-    /// it says the instance is failing since `since`, its end when not.
-    fn told(&self, failing: &[(String, SystemTime)]) -> bool {
-        let open = failing
+    /// it says the Problem of the outage since `since` was told (`mailed`),
+    /// its end when not.
+    fn told(&self, mailed: &[(String, SystemTime)]) -> bool {
+        let open = mailed
             .iter()
             .any(|(id, since)| *id == self.id && *since == self.since);
         open == self.problem
@@ -139,11 +140,14 @@ pub struct Held {
 
 impl Notifiers {
     /// Starts `notifiers`, each with what an earlier run left queued (a
-    /// pending one kept when the saved state, `failing`, has its switch).
+    /// pending one kept when the saved state says its switch was told:
+    /// `mailed`, the outages whose Problem was told) and its alerts firing
+    /// (those of the outages saved `failing`).
     pub fn resume(
         notifiers: &[Notifier],
         state_dir: Option<&Path>,
         runner: &Arc<Runner>,
+        mailed: &[(String, SystemTime)],
         failing: &[(String, SystemTime)],
     ) -> anyhow::Result<Notifiers> {
         let mut all = Notifiers {
@@ -154,7 +158,7 @@ impl Notifiers {
         for notifier in notifiers {
             all.start(
                 notifier,
-                |note| note.told(failing),
+                |note| note.told(mailed),
                 |id, since| failing.iter().any(|(i, s)| i == id && *s == since),
             )?;
         }

@@ -2,9 +2,10 @@
 //! previous tick cost (`schedule`), and plugins run from a thread of their
 //! own (`pool`, up to `max_parallel` at once), so the daemon loop never
 //! waits on a plugin, and a plugin never waits on the daemon's mail or
-//! disk. A run's result goes record → tell (mail, held and saved) → log.
+//! disk. A run's result goes record → at the flush, plan what to tell
+//! (`crate::tell`) → carry it out (`tell`: held, saved once, released).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +14,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::check::{Instance, RunResult};
 use crate::config::{Config, ConfigError};
-use crate::digest::Outgoing;
 use crate::logging::Throttle;
 use crate::mail::Mail;
 use crate::mail::Outbox;
@@ -60,13 +60,6 @@ pub(crate) enum Msg {
         generation: u64,
         config: Box<Result<Config, ConfigError>>,
     },
-}
-
-/// A switch not mailed yet.
-struct Pending {
-    event: Event,
-    /// Logged as held back by a failing parent.
-    logged: bool,
 }
 
 /// One scheduled instance in the daemon.
@@ -123,10 +116,15 @@ pub(crate) struct Daemon {
     /// The reload being loaded off the loop: its generation and deadline.
     reloading: Option<(u64, Instant)>,
     reloads: u64,
-    /// Switches recorded and not mailed yet, the latest per instance:
-    /// collected while a tick's results come in and mailed together by
-    /// `flush`, so that a storm is one digest.
-    pending: BTreeMap<String, Pending>,
+    /// Instances that switched since their switch was last told or
+    /// noted: collected while a tick's results come in and told together
+    /// by `flush`, so that a storm is one digest. What is told comes from
+    /// the states; this says only what is news.
+    switched: BTreeSet<String>,
+    /// The last flush kept switches back for the rest of their storm.
+    waiting: bool,
+    /// Ticks they have waited.
+    waited: u32,
     /// A switch was recorded since the last flush.
     fresh: bool,
     /// Instances that started or stopped flapping since the last flush.
@@ -201,11 +199,16 @@ impl Daemon {
         }
         let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
         let failing = crate::state::failing_since(&saved);
-        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &failing)?;
+        let open: Vec<String> = saved
+            .iter()
+            .filter_map(|(id, state)| crate::mail::open_thread(&config.emails.from, id, state))
+            .collect();
+        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &open)?;
         let notifiers = crate::notify::Notifiers::resume(
             &config.notifiers,
             config.state_dir.as_deref(),
             &runner,
+            &crate::state::mailed_since(&saved),
             &failing,
         )?;
         let next_report = config
@@ -234,7 +237,9 @@ impl Daemon {
             throttle: Throttle::new(Duration::from_secs(60)),
             reloading: None,
             reloads: 0,
-            pending: BTreeMap::new(),
+            switched: BTreeSet::new(),
+            waiting: false,
+            waited: 0,
             fresh: false,
             flaps: Vec::new(),
             silences,
@@ -291,20 +296,20 @@ impl Daemon {
             .partition(|(id, _)| disabled(id));
         self.dormant = kept;
         let now = SystemTime::now();
+        let mut closed = Vec::new();
         for (id, state) in gone {
             self.save = Save::Now;
             let (check, dest) = id.split_once('/').unwrap_or((&id, &id));
             match state.close(&id, check, dest, now) {
-                Some(event) => {
-                    self.alert(&event);
-                }
+                Some(event) => closed.push(event),
                 None => log::info!("{id}: check removed by the configuration, its state dropped"),
             }
         }
+        self.tell_closed(closed);
         let slots = &self.slots;
         self.throttle
             .retain(|key| slots.contains_key(key.rsplit_once(' ').map_or(key, |(id, _)| id)));
-        self.pending.retain(|id, _| slots.contains_key(id));
+        self.switched.retain(|id| slots.contains_key(id));
     }
 
     /// Writes every state to `state_dir`, if there is one and something
@@ -420,7 +425,12 @@ impl Daemon {
 
     fn tick(&mut self) {
         // What the last tick's late results switched goes out before this
-        // tick's runs start: no alert waits longer than one tick.
+        // tick's runs start: no alert waits longer than one tick, but for
+        // a storm's, which wait for the rest of it (`tell::SETTLE_TICKS`).
+        self.waited = match self.waiting {
+            true => self.waited.saturating_add(1),
+            false => 0,
+        };
         self.flush();
         let now = Instant::now();
         let due_per_s = || {
@@ -500,24 +510,23 @@ impl Daemon {
             result.summary
         );
         let durable = slot.state.durable();
-        let event = slot.state.record(&slot.instance, result);
-        if let Some(news) = slot.state.flap.observe(event.is_some(), slot.instance.flap) {
+        // When the run started, on the monotonic clock: outages are
+        // measured on it, so that a step of the wall clock does not
+        // stretch them.
+        let now = Instant::now();
+        let started = now.checked_sub(result.duration).unwrap_or(now);
+        let recorded = slot.state.record(&slot.instance, result, started);
+        if let Some(news) = recorded.flap {
             self.flaps.push((id.to_string(), news));
             self.fresh = true;
         }
         if slot.state.durable() != durable {
             self.save = self.save.max(Save::Soon);
         }
-        if let Some(event) = event {
+        if recorded.switch.is_some() {
             // Runs come at `error_every` while failing, `every` otherwise.
             slot.due_in = slot.state.interval(&slot.instance);
-            self.pending.insert(
-                id.to_string(),
-                Pending {
-                    event,
-                    logged: false,
-                },
-            );
+            self.switched.insert(id.to_string());
             self.fresh = true;
         }
         self.log_leftovers(id, leftovers);
@@ -617,6 +626,9 @@ impl Daemon {
             }
         }
         self.runner.sweep();
+        // A storm waiting for the rest of it is told now: what is stopping
+        // will not see the rest.
+        self.waited = crate::tell::SETTLE_TICKS;
         self.flush();
         if self.save != Save::Clean {
             self.save = Save::Now;

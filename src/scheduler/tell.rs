@@ -1,106 +1,191 @@
-//! Telling switches: the switches of a tick are gathered and, once the
-//! tick's runs have answered, mailed (one by one, or as a digest in a
-//! storm), held back behind a failing parent, kept quiet while flapping or
-//! silenced; each mail is spooled, its switch saved, then it is released
-//! for delivery, and every switch is logged.
+//! Carrying out what to tell (`crate::tell::plan`): every mail of a plan
+//! is composed and spooled held, every telling noted in the states through
+//! their own methods, then ONE save, then every mail and notification is
+//! released for delivery, then it is logged. A kill before the save finds
+//! none of the plan told (its held mails are dropped at the next start and
+//! the checks tell them again); a kill after it finds all of it told, with
+//! the mails that say so in the spool: never a state that says one thing
+//! beside a spool that says another.
 
 use super::*;
+use crate::digest::Outgoing;
+use crate::tell::{Flush, Quiet, Seen, Tell};
+
+/// A mail of a plan, composed and noted, with what to log once it is out.
+struct Told {
+    mail: Mail,
+    notes: Vec<crate::notify::Held>,
+    log: Log,
+}
+
+/// What the log says about a mail once it is released.
+enum Log {
+    Switch(Box<Event>),
+    Digest(crate::digest::Digest),
+    Flap(String, crate::flapping::News, crate::flapping::Limits),
+}
 
 impl Daemon {
-    /// Mails what is owed: every instance whose state differs from what
-    /// was told (a problem not told, a told problem that recovered), as
-    /// single mails or, in a storm, digests (`digest::plan`).
+    /// Tells what is owed: plans it from every instance's state and carries
+    /// the plan out.
     pub(super) fn flush(&mut self) {
         self.fresh = false;
         let now = SystemTime::now();
-        self.update_holds();
-        self.tell_flaps(now);
-        let mut due = Vec::new();
-        // Parent → the instances it holds back that are owed a mail.
-        let mut holds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for (id, slot) in &self.slots {
-            let Some(owed) = slot.state.overdue(&slot.instance) else {
-                self.pending.remove(id);
-                continue;
-            };
-            if slot.state.flap.flapping {
-                // The flapping mail said it; the settled one will say more.
-                self.pending.remove(id);
-                continue;
-            }
-            if let Some(parent) = &slot.state.held_by {
-                // Kept pending: mailed when the parent recovers, if still
-                // owed. Logged once, as every switch is.
-                if let Some(pending) = self.pending.get_mut(id) {
-                    if !pending.logged {
-                        log::info!(
-                            "{id}: {} held back: {parent} failing",
-                            match pending.event.transition {
-                                Transition::Recovered { .. } => "RECOVERY",
-                                _ => "PROBLEM",
-                            }
-                        );
-                        pending.logged = true;
+        let flaps: BTreeMap<String, crate::flapping::News> =
+            std::mem::take(&mut self.flaps).into_iter().collect();
+        let silences = &mut self.silences;
+        let seen = self
+            .slots
+            .iter()
+            .map(|(id, slot)| {
+                let flap = flaps.get(id).copied();
+                // The file is looked at only where a mail could be due.
+                let owes = slot.state.failing != slot.state.mailed.is_some() || flap.is_some();
+                let silence = owes
+                    .then(|| silences.silencing(id, now))
+                    .flatten()
+                    .map(|s| Quiet {
+                        id: s.id,
+                        until: s.until(),
+                        reason: s.reason.clone(),
+                    });
+                let seen = Seen {
+                    instance: &slot.instance,
+                    state: &slot.state,
+                    fresh: self.switched.contains(id),
+                    flap,
+                    silence,
+                };
+                (id.as_str(), seen)
+            })
+            .collect();
+        let plan = crate::tell::plan(&Flush {
+            seen,
+            parents: &self.config.parents,
+            digest_over: self.config.emails.digest_over,
+            waited: self.waited,
+        });
+        self.waiting = !plan.kept.is_empty();
+        self.switched = plan.kept.into_iter().collect();
+        self.carry_out(plan.tells, now);
+    }
+
+    /// Carries out `tells`: notes logged, mails composed and held, the
+    /// tellings noted, one save, every mail released, then logged.
+    pub(super) fn carry_out(&mut self, tells: Vec<Tell>, now: SystemTime) {
+        let mut told = Vec::new();
+        for tell in tells {
+            match tell {
+                Tell::Hold { id, parent } => {
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.state.hold(parent.as_deref());
+                    }
+                    match parent {
+                        Some(parent) => log::debug!("{id}: held: {parent} failing; its mails wait"),
+                        None => log::debug!("{id}: no longer held back"),
                     }
                 }
-                holds.entry(parent).or_default().push(id.clone());
-                continue;
-            }
-            if let Some(silence) = self.silences.silencing(id, now) {
-                // Kept: mailed when the silence ends, if still owed.
-                if let Some(pending) = self.pending.get_mut(id) {
-                    if !pending.logged {
-                        log::info!(
-                            "{id}: silenced until {} by silence {} ({}): no mail",
-                            crate::human::human_time(silence.until()),
-                            silence.id,
-                            silence.reason
-                        );
-                        log_event(&pending.event);
-                        pending.logged = true;
+                Tell::Held { id, parent, event } => log::info!(
+                    "{id}: {} held back: {parent} failing",
+                    match event.transition {
+                        Transition::Recovered { .. } => "RECOVERY",
+                        _ => "PROBLEM",
+                    }
+                ),
+                Tell::Silenced { id, silence, event } => {
+                    log::info!(
+                        "{id}: silenced until {} by silence {} ({}): no mail",
+                        crate::human::human_time(silence.until),
+                        silence.id,
+                        silence.reason
+                    );
+                    log_event(&event);
+                }
+                Tell::Flapping { id, news } => {
+                    if let Some(told_one) = self.compose_flapping(&id, news, now) {
+                        told.push(told_one);
                     }
                 }
-                continue;
-            }
-            let same = |e: &Event| {
-                std::mem::discriminant(&e.transition) == std::mem::discriminant(&owed.transition)
-            };
-            let event = match self.pending.remove(id) {
-                Some(pending) if same(&pending.event) => pending.event,
-                _ => owed,
-            };
-            // A recovery replies to the mail that told the problem.
-            due.push(slot.state.threaded(&event));
-        }
-        for event in &mut due {
-            event.held = holds.remove(event.id.as_str()).unwrap_or_default();
-        }
-        if due.is_empty() {
-            return;
-        }
-        let plan = crate::digest::plan(due, self.config.emails.digest_over, self.slots.len());
-        for outgoing in plan {
-            match outgoing {
-                Outgoing::One(event) => self.alert(&event),
-                Outgoing::Digest(digest) => {
-                    // As `alert`: spooled held, the switches saved, released.
+                Tell::Mail(Outgoing::One(event)) => {
+                    let mail = Mail::alert(&self.config.emails, &event);
+                    if let Some(slot) = self.slots.get_mut(&event.id) {
+                        slot.state.note_told(&event, None);
+                    }
+                    let notes = vec![self.notifiers.hold(&self.config.emails, &event)];
+                    told.push(Told {
+                        mail,
+                        notes,
+                        log: Log::Switch(event),
+                    });
+                }
+                Tell::Mail(Outgoing::Digest(digest)) => {
                     let mail = Mail::digest(&self.config.emails, &digest);
+                    // A Problem digest's Message-ID is what the OKs reply to.
+                    let by = (!digest.recovered).then(|| mail.message_id.clone());
                     for event in &digest.events {
                         if let Some(slot) = self.slots.get_mut(&event.id) {
-                            slot.state.note_mailed(event);
-                            if !digest.recovered {
-                                slot.state.mailed_by = Some(mail.message_id.clone());
-                            }
+                            slot.state.note_told(event, by.clone());
                         }
                     }
-                    let held = self.outbox.hold_mail(mail);
-                    let notes: Vec<_> = (digest.events.iter())
+                    let notes = (digest.events.iter())
                         .map(|e| self.notifiers.hold(&self.config.emails, e))
                         .collect();
-                    self.save = Save::Now;
-                    self.save_state();
-                    self.outbox.release(held);
-                    notes.into_iter().for_each(|n| self.notifiers.release(n));
+                    told.push(Told {
+                        mail,
+                        notes,
+                        log: Log::Digest(digest),
+                    });
+                }
+            }
+        }
+        self.deliver(told);
+    }
+
+    /// The flapping mail of instance `id`, noted in its state.
+    fn compose_flapping(
+        &mut self,
+        id: &str,
+        news: crate::flapping::News,
+        now: SystemTime,
+    ) -> Option<Told> {
+        let slot = self.slots.get_mut(id)?;
+        let state = &mut slot.state;
+        let reply_to = crate::mail::open_thread(&self.config.emails.from, id, state);
+        let mail = Mail::flapping(
+            &self.config.emails,
+            &slot.instance,
+            state,
+            news,
+            reply_to,
+            now,
+        );
+        state.note_flapping(news, mail.message_id.clone(), now);
+        Some(Told {
+            mail,
+            notes: Vec::new(),
+            log: Log::Flap(id.to_string(), news, slot.instance.flap),
+        })
+    }
+
+    /// Spools every mail of a plan held, saves the states that say they
+    /// were told (once), then releases them all and logs them: see the
+    /// file's opening comment.
+    fn deliver(&mut self, told: Vec<Told>) {
+        if told.is_empty() {
+            return;
+        }
+        let held: Vec<_> = told
+            .into_iter()
+            .map(|t| (self.outbox.hold_mail(t.mail), t.notes, t.log))
+            .collect();
+        self.save = Save::Now;
+        self.save_state();
+        for (mail, notes, log) in held {
+            self.outbox.release(mail);
+            notes.into_iter().for_each(|n| self.notifiers.release(n));
+            match log {
+                Log::Switch(event) => log_event(&event),
+                Log::Digest(digest) => {
                     log::info!(
                         "{} {} told in one digest mail",
                         digest.events.len(),
@@ -110,63 +195,19 @@ impl Daemon {
                             "problems"
                         }
                     );
-                    for event in &digest.events {
-                        log_event(event);
+                    digest.events.iter().for_each(log_event);
+                }
+                Log::Flap(id, news, limits) => match news {
+                    crate::flapping::News::Started => log::warn!(
+                        "{id}: FLAPPING: more than {} changes in {} runs; no switch mails until it is stable for {} runs",
+                        limits.switches,
+                        limits.window,
+                        limits.window
+                    ),
+                    crate::flapping::News::Settled => {
+                        log::info!("{id}: stopped flapping, settled {}", self.settled_word(&id))
                     }
-                }
-            }
-        }
-    }
-
-    /// Mails that instances started flapping, or where they settled; the
-    /// thread goes on from the mail that told their problem, if any. An
-    /// instance held back by a failing parent gets none of these.
-    pub(super) fn tell_flaps(&mut self, now: SystemTime) {
-        for (id, news) in std::mem::take(&mut self.flaps) {
-            let Some(slot) = self.slots.get_mut(&id) else {
-                continue;
-            };
-            if slot.state.held_by.is_some() || self.silences.silencing(&id, now).is_some() {
-                continue;
-            }
-            let state = &mut slot.state;
-            let reply_to = state.mailed.map(|since| {
-                state
-                    .mailed_by
-                    .clone()
-                    .unwrap_or_else(|| crate::mail::thread_id(&self.config.emails.from, &id, since))
-            });
-            let mail = Mail::flapping(
-                &self.config.emails,
-                &slot.instance,
-                state,
-                news,
-                reply_to,
-                now,
-            );
-            // The thread goes on from this mail; settled OK closes it.
-            (state.mailed, state.mailed_by) = match (news, state.failing) {
-                (crate::flapping::News::Settled, false) => (None, None),
-                _ => (
-                    Some(state.since.unwrap_or(now)),
-                    Some(mail.message_id.clone()),
-                ),
-            };
-            let (what, limits) = (news, slot.instance.flap);
-            let held = self.outbox.hold_mail(mail);
-            self.save = Save::Now;
-            self.save_state();
-            self.outbox.release(held);
-            match what {
-                crate::flapping::News::Started => log::warn!(
-                    "{id}: FLAPPING: more than {} switches in {} runs; no switch mails until it is stable for {} runs",
-                    limits.switches,
-                    limits.window,
-                    limits.window
-                ),
-                crate::flapping::News::Settled => {
-                    log::info!("{id}: stopped flapping, settled {}", self.settled_word(&id))
-                }
+                },
             }
         }
     }
@@ -178,74 +219,28 @@ impl Daemon {
         }
     }
 
-    /// Marks each instance with the failing parent that holds its mails
-    /// back (`depends`), from the parents' states now; logs changes.
-    pub(super) fn update_holds(&mut self) {
-        let slots = &self.slots;
-        // Only the changes are collected: most flushes have none.
-        let changes: Vec<(String, Option<String>)> = slots
-            .iter()
-            .filter_map(|(id, slot)| {
-                let holder = self.config.parents.get(id).and_then(|parents| {
-                    crate::depends::holder(parents, |p| {
-                        slots.get(p).is_some_and(|s| s.state.failing)
-                    })
-                });
-                (slot.state.held_by.as_deref() != holder)
-                    .then(|| (id.clone(), holder.map(str::to_string)))
-            })
-            .collect();
-        for (id, holder) in changes {
-            let Some(slot) = self.slots.get_mut(&id) else {
-                continue;
-            };
-            if slot.state.held_by != holder {
-                match &holder {
-                    Some(parent) => log::debug!("{id}: held: {parent} failing; its mails wait"),
-                    None => log::debug!("{id}: no longer held back"),
+    /// Tells that checks left the configuration while failing (`events`,
+    /// their states already dropped): each closes its thread, unless a
+    /// silence keeps it quiet.
+    pub(super) fn tell_closed(&mut self, events: Vec<Event>) {
+        let now = SystemTime::now();
+        let mut tells = Vec::new();
+        for event in events {
+            match self.silences.silencing(&event.id, now) {
+                Some(silence) => {
+                    log::info!(
+                        "{}: silenced until {} by silence {} ({}): no mail",
+                        event.id,
+                        crate::human::human_time(silence.until()),
+                        silence.id,
+                        silence.reason
+                    );
+                    log_event(&event);
                 }
-                slot.state.held_by = holder;
+                None => tells.push(Tell::Mail(Outgoing::One(Box::new(event)))),
             }
         }
-    }
-
-    /// Tells a switch: the mail is spooled first (held), then the state
-    /// that says it was sent is saved, then the mail is released for
-    /// delivery, then it is logged: a crash in between neither loses the
-    /// mail nor tells the switch twice (see `Outbox::hold`), and nothing
-    /// on the way out can fail before both are on disk.
-    pub(super) fn alert(&mut self, event: &Event) {
-        let now = SystemTime::now();
-        let held = if let Some(silence) = self.silences.silencing(&event.id, now) {
-            // The switch is kept (and saved); its mail is what the end of
-            // the silence compares with.
-            log::info!(
-                "{}: silenced until {} by silence {} ({}): no mail",
-                event.id,
-                crate::human::human_time(silence.until()),
-                silence.id,
-                silence.reason
-            );
-            None
-        } else {
-            let event = match self.slots.get_mut(&event.id) {
-                Some(slot) => {
-                    let event = slot.state.threaded(event);
-                    slot.state.note_mailed(&event);
-                    event
-                }
-                None => event.clone(),
-            };
-            let notes = self.notifiers.hold(&self.config.emails, &event);
-            Some((self.outbox.hold(&event), notes))
-        };
-        self.save = Save::Now;
-        self.save_state();
-        if let Some((held, notes)) = held {
-            self.outbox.release(held);
-            self.notifiers.release(notes);
-        }
-        log_event(event);
+        self.carry_out(tells, now);
     }
 
     /// Mails what is due for the instances whose silence ended (expired

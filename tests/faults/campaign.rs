@@ -330,7 +330,12 @@ pub fn tally(alerts: &[Received], rounds: usize) -> Tally {
             let what = outage(i, round);
             let problems: Vec<&Received> = alerts
                 .iter()
-                .filter(|m| m.header("subject").starts_with(PROBLEM) && m.body.contains(&what))
+                // The whole output line: "round 1" is also the start of
+                // "round 12".
+                .filter(|m| {
+                    m.header("subject").starts_with(PROBLEM)
+                        && m.body.contains(&format!("{what}\n"))
+                })
                 .collect();
             let ids: BTreeSet<&str> = problems.iter().map(|m| m.header("message-id")).collect();
             let replies: Vec<&Received> = oks

@@ -123,3 +123,40 @@ fn no_alert_lost_or_unthreaded_when_picomon_is_killed_at_random_moments() {
 fn no_alert_lost_or_unthreaded_when_picomon_is_killed_under_the_watchdog() {
     campaign("picomon killed under the watchdog", true, &[false, true]);
 }
+
+/// The long campaign of issue 21 (at least 400 kills, server fast and
+/// slow, kills while switching, mid-burst and while recovering), in four
+/// parts of 102 kills that each print their figures; too long for every
+/// run: `cargo test --test faults -- --ignored --nocapture --test-threads 1`.
+fn hundred_kills(part: &str) {
+    let slow_rounds: Vec<bool> = (0..34).map(|n| n % 2 == 1).collect();
+    campaign(
+        &format!("102 random kills, part {part}"),
+        false,
+        &slow_rounds,
+    );
+}
+
+#[test]
+#[ignore = "minutes long; run with --ignored"]
+fn no_alert_lost_or_unthreaded_in_a_hundred_random_kills_part_1() {
+    hundred_kills("1");
+}
+
+#[test]
+#[ignore = "minutes long; run with --ignored"]
+fn no_alert_lost_or_unthreaded_in_a_hundred_random_kills_part_2() {
+    hundred_kills("2");
+}
+
+#[test]
+#[ignore = "minutes long; run with --ignored"]
+fn no_alert_lost_or_unthreaded_in_a_hundred_random_kills_part_3() {
+    hundred_kills("3");
+}
+
+#[test]
+#[ignore = "minutes long; run with --ignored"]
+fn no_alert_lost_or_unthreaded_in_a_hundred_random_kills_part_4() {
+    hundred_kills("4");
+}

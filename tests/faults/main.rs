@@ -22,6 +22,7 @@ mod damaged_state;
 mod escapes;
 mod exactly_once;
 mod held_port;
+mod kill_between_mails;
 mod overload;
 mod planted_links;
 mod refusals;

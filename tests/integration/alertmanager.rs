@@ -280,11 +280,7 @@ fn an_ha_pair_sending_to_two_clustered_alertmanagers_notifies_once_firing_and_on
     let (a, b) = (Site::new(""), Site::new(""));
     let (da, db) = (picomon(&a, &ams, "60"), picomon(&b, &ams, "60"));
     for d in [&da, &db] {
-        d.wait_log(
-            "notify.am: delivered \"[picomon] Problem: flag on flag\"",
-            1,
-            LONG,
-        );
+        d.wait_log("notify.am: delivered \"[picomon] Problem: flag\"", 1, LONG);
     }
     // Both peers have the alert, from both picomons (no gossip of alerts).
     wait_for("the alert firing on both Alertmanagers", LONG, || {
@@ -297,7 +293,7 @@ fn an_ha_pair_sending_to_two_clustered_alertmanagers_notifies_once_firing_and_on
     for want in [
         "\"alertname\": String(\"flag\")",
         "\"site\": String(\"paris\")",
-        "\"severity\": String(\"CRITICAL\")",
+        "\"severity\": String(\"critical\")",
         "\"summary\": String(\"FLAG CRITICAL - disk on fire\")",
         "\"description\": String(\"FLAG CRITICAL - disk on fire\\nsecond line\")",
     ] {
@@ -312,11 +308,7 @@ fn an_ha_pair_sending_to_two_clustered_alertmanagers_notifies_once_firing_and_on
     a.up();
     b.up();
     for d in [&da, &db] {
-        d.wait_log(
-            "notify.am: delivered \"[picomon] OK: flag on flag\"",
-            1,
-            LONG,
-        );
+        d.wait_log("notify.am: delivered \"[picomon] OK: flag\"", 1, LONG);
     }
     wait_for("the resolved notification", LONG, || {
         receiver.count("resolved") >= 1
@@ -360,11 +352,7 @@ fn an_alertmanager_restarted_while_a_check_fails_gets_the_firing_alert_again() {
         || ams.1.active() == Some(flag_firing()),
     );
     site.up();
-    daemon.wait_log(
-        "notify.am: delivered \"[picomon] OK: flag on flag\"",
-        1,
-        LONG,
-    );
+    daemon.wait_log("notify.am: delivered \"[picomon] OK: flag\"", 1, LONG);
     wait_for("the alert resolved on both", LONG, || {
         ams.0.active() == Some(vec![]) && ams.1.active() == Some(vec![])
     });
@@ -523,11 +511,7 @@ fn an_alertmanager_behind_https_and_auth_gets_the_alert_with_the_system_trust_st
         wait_for("the alert resolved", LONG, || am.active() == Some(vec![]));
         // Alertmanager has the alert before picomon has the answer, and
         // picomon logs the delivery only then.
-        daemon.wait_log(
-            "notify.am: delivered \"[picomon] OK: flag on flag\"",
-            1,
-            LONG,
-        );
+        daemon.wait_log("notify.am: delivered \"[picomon] OK: flag\"", 1, LONG);
         drop(daemon);
     }
     // nginx logs a request once it has answered it: the log may lag

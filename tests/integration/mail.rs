@@ -94,7 +94,7 @@ fn problem_and_recovery_form_one_thread_to_every_recipient() {
     assert_eq!(ok.header("references"), id);
     assert_ne!(ok.header("message-id"), id);
     assert!(ok.body.contains("recovered after"), "{}", ok.body);
-    assert!(ok.body.contains("retries)"), "{}", ok.body);
+    assert!(ok.body.contains(" failed run"), "{}", ok.body);
     // One connection carried both mails.
     assert_eq!(smtp.ehlo_count(), 1, "the SMTP connection was not reused");
     drop(daemon);
@@ -791,5 +791,53 @@ fn a_kept_connection_the_server_dropped_does_not_delay_the_next_mail() {
         "{}",
         daemon.stderr()
     );
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn every_mail_queued_through_an_smtp_outage_says_it_was_queued_and_why() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = site.flag_plugin();
+    site.write(
+        "site.toml",
+        &format!(
+            r#"
+base_tick = 0.2
+default_retry = 0
+
+[emails]
+to = ["ops@example.org"]
+from = "Picomon <picomon@monitor.example.org>"
+smtp_host = "127.0.0.1:{port}"
+smtp_retry_timeout = 0.5
+
+[hosts.web]
+ipv4 = "127.0.0.1"
+
+[hosts.db]
+ipv4 = "127.0.0.1"
+
+[checks.homepage]
+type = "command"
+hosts = ["web", "db"]
+command = ["{plugin}"]
+"#
+        ),
+    );
+    site.down("FLAG CRITICAL - down");
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("mail delivery to 127.0.0.1", 2, LONG);
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let msgs = smtp.wait_messages(2, LONG);
+    for mail in &msgs {
+        assert!(
+            mail.body.starts_with("(queued ") && mail.body.contains("Connection refused"),
+            "{}: {}",
+            mail.header("subject"),
+            mail.body
+        );
+    }
+    drop(daemon);
     assert_eq!(smtp.messages().len(), 2);
 }

@@ -68,12 +68,12 @@ fn a_notify_command_is_told_the_problem_and_the_recovery_in_its_environment() {
     let got = lines(&site, "delivered");
     assert_eq!(
         got[0],
-        "Problem|CRITICAL|flag|flag|flag|FLAG CRITICAL - disk on fire|[picomon] Problem: flag on flag|0",
+        "Problem|CRITICAL|flag|flag|flag|FLAG CRITICAL - disk on fire|[picomon] Problem: flag|0",
         "{}",
         daemon.stderr()
     );
     assert!(
-        got[1].starts_with("OK|OK|flag|flag|flag|FLAG OK - fine|[picomon] OK: flag on flag|0"),
+        got[1].starts_with("OK|OK|flag|flag|flag|FLAG OK - fine|[picomon] OK: flag|0"),
         "{got:?}"
     );
     daemon.wait_log("notify.ntfy: delivered", 2, LONG);
@@ -88,7 +88,7 @@ fn a_notifier_failing_twice_then_succeeding_delivers_exactly_once_and_in_order()
     site.down("FLAG CRITICAL - down");
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log(
-        "notify.ntfy: \"[picomon] Problem: flag on flag\" not delivered: ",
+        "notify.ntfy: \"[picomon] Problem: flag\" not delivered: ",
         2,
         LONG,
     );
@@ -207,7 +207,7 @@ fn the_readme_ntfy_example_posts_the_alert() {
     let request = seen.lock().expect("requests")[0].clone();
     assert!(request.starts_with("POST /topic "), "{request}");
     assert!(
-        request.contains("Title: [picomon] Problem: web on web\r\n"),
+        request.contains("Title: [picomon] Problem: web\r\n"),
         "{request}"
     );
     assert!(

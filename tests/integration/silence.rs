@@ -76,7 +76,7 @@ fn a_silence_added_to_a_running_daemon_stops_the_problem_mail_and_its_expiry_sen
         "{added}"
     );
     assert!(
-        added.contains("silences 1 instances: homepage/web/ipv4"),
+        added.contains("silences 1 instance: homepage/web/ipv4"),
         "{added}"
     );
     site.down("FLAG CRITICAL - rebooting");
@@ -94,6 +94,12 @@ fn a_silence_added_to_a_running_daemon_stops_the_problem_mail_and_its_expiry_sen
     );
     assert!(
         mails[0].body.contains("FLAG CRITICAL - rebooting"),
+        "{}",
+        mails[0].body
+    );
+    // It says why it comes only now.
+    assert!(
+        mails[0].body.starts_with("This mail is late: a silence"),
         "{}",
         mails[0].body
     );
@@ -141,6 +147,11 @@ fn a_recovery_during_a_silence_is_mailed_in_the_problem_thread_when_the_silence_
         "[picomon] OK: homepage on front web"
     );
     assert_eq!(mails[1].header("in-reply-to"), problem.header("message-id"));
+    assert!(
+        mails[1].body.starts_with("This mail is late: a silence"),
+        "{}",
+        mails[1].body
+    );
     more_runs(&daemon, 10);
     assert_eq!(smtp.messages().len(), 2, "one OK mail, once");
     assert_eq!(silence(&site, &["list"]), "no silences\n");

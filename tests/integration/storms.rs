@@ -174,10 +174,7 @@ fn forty_instances_behind_one_failing_uplink_make_one_problem_mail_listing_them_
     // Tick 0: the uplink and all forty behind it fail together.
     let daemon = site.daemon(&["-D"]);
     let problem = smtp.wait_messages(1, LONG).remove(0);
-    assert_eq!(
-        problem.header("subject"),
-        "[picomon] Problem: uplink on uplink"
-    );
+    assert_eq!(problem.header("subject"), "[picomon] Problem: uplink");
     for i in 0..40 {
         assert!(
             problem.body.contains(&format!("    svc/h{i}/ipv4: held\n")),
@@ -213,7 +210,7 @@ fn forty_instances_behind_one_failing_uplink_make_one_problem_mail_listing_them_
     let msgs = smtp.wait_messages(3, LONG);
     let ok = msgs
         .iter()
-        .find(|m| m.header("subject") == "[picomon] OK: uplink on uplink")
+        .find(|m| m.header("subject") == "[picomon] OK: uplink")
         .expect("the uplink's OK mail");
     assert_eq!(ok.header("in-reply-to"), problem.header("message-id"));
     let digest = msgs
@@ -297,8 +294,8 @@ fn a_check_toggling_every_tick_sends_at_most_two_mails_in_thirty_ticks_then_one_
     daemon.wait_log("vpn: FLAPPING", 1, LONG);
     let msgs = smtp.wait_messages(2, LONG);
     assert_eq!(msgs.len(), 2, "{msgs:#?}");
-    assert_eq!(msgs[0].header("subject"), "[picomon] Problem: vpn on vpn");
-    assert_eq!(msgs[1].header("subject"), "[picomon] Flapping: vpn on vpn");
+    assert_eq!(msgs[0].header("subject"), "[picomon] Problem: vpn");
+    assert_eq!(msgs[1].header("subject"), "[picomon] Flapping: vpn");
     assert!(msgs[1].body.contains("is flapping"), "{}", msgs[1].body);
     assert_eq!(msgs[1].header("in-reply-to"), msgs[0].header("message-id"));
 
@@ -309,15 +306,247 @@ fn a_check_toggling_every_tick_sends_at_most_two_mails_in_thirty_ticks_then_one_
         tick(&daemon, 1);
     }
     let msgs = smtp.wait_messages(3, LONG);
-    assert_eq!(msgs[2].header("subject"), "[picomon] Problem: vpn on vpn");
+    assert_eq!(msgs[2].header("subject"), "[picomon] Problem: vpn");
     assert!(msgs[2].body.contains("settled failing"), "{}", msgs[2].body);
     assert_eq!(msgs[2].header("in-reply-to"), msgs[1].header("message-id"));
     // Its recovery now is an ordinary OK mail in that thread.
     site.up();
     tick(&daemon, 1);
     let msgs = smtp.wait_messages(4, LONG);
-    assert_eq!(msgs[3].header("subject"), "[picomon] OK: vpn on vpn");
+    assert_eq!(msgs[3].header("subject"), "[picomon] OK: vpn");
     assert_eq!(msgs[3].header("in-reply-to"), msgs[2].header("message-id"));
     let all = stop(daemon, &smtp);
     assert_eq!(all.len(), 4, "{all:#?}");
+}
+
+/// Starts a tick and, once `before_flag` of its `instances` runs are
+/// done, makes `change` (while the others are still running); waits for
+/// the rest of the tick.
+#[track_caller]
+fn tick_changing_midway(
+    daemon: &Daemon,
+    instances: usize,
+    before_flag: usize,
+    change: impl FnOnce(),
+) {
+    let before = runs(daemon);
+    daemon.signal(libc::SIGUSR1);
+    wait_for(&format!("{before_flag} runs of the tick"), LONG, || {
+        runs(daemon) >= before + before_flag
+    });
+    change();
+    wait_for(&format!("the tick's {instances} runs"), LONG, || {
+        runs(daemon) >= before + instances
+    });
+}
+
+#[test]
+fn one_outage_beginning_while_a_tick_runs_is_one_problem_digest_and_one_ok_digest() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    // Runs take 0.1 to 0.5 s, and fail while `down` exists when they end.
+    let plugin = site.plugin(
+        "slow",
+        &format!(
+            "sleep \"$1\"\ncd {}\nif [ -e down ]; then echo 'SLOW CRITICAL - down'; exit 2; fi\necho 'SLOW OK - fine'",
+            site.dir.path().display()
+        ),
+    );
+    let mut checks = String::new();
+    for (i, secs) in ["0.1", "0.2", "0.3", "0.4", "0.5"].iter().enumerate() {
+        let _ = write!(
+            checks,
+            r#"
+[checks.s{i}]
+type = "command"
+hosts = [{hosts}]
+command = ["{plugin}", "{secs}"]
+"#,
+            hosts = host_list(20)
+        );
+    }
+    site.write(
+        "site.toml",
+        &format!(
+            r#"
+base_tick = 3600
+default_retry = 1
+
+[emails]
+to = ["ops@example.org"]
+from = "Picomon <picomon@monitor.example.org>"
+smtp_host = "127.0.0.1:{port}"
+smtp_retry_timeout = 0.5
+
+{hosts}
+{checks}"#,
+            hosts = hosts(20)
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let daemon = site.daemon(&["-D"]);
+    // Tick 0: all fine.
+    wait_for("tick 0's 100 runs", LONG, || runs(&daemon) >= 100);
+    // The outage begins after 40 runs of tick 1; with retry 1, some reach
+    // their second failed run in tick 2, the others in tick 3.
+    tick_changing_midway(&daemon, 100, 40, || site.down("x"));
+    tick(&daemon, 100);
+    tick(&daemon, 100);
+    let problems = smtp.wait_messages(1, LONG);
+    assert_eq!(
+        problems[0].header("subject"),
+        "[picomon] Problem: 100 checks on 20 targets"
+    );
+    assert!(
+        problems[0]
+            .body
+            .contains("100 of the 100 monitored checks failed at the same time"),
+        "{}",
+        problems[0].body
+    );
+    // It ends while a tick runs: the OKs seen in it wait for the others.
+    tick_changing_midway(&daemon, 100, 40, || site.up());
+    tick(&daemon, 100);
+    let msgs = smtp.wait_messages(2, LONG);
+    assert_eq!(
+        msgs[1].header("subject"),
+        "[picomon] OK: 100 checks on 20 targets"
+    );
+    assert_eq!(
+        msgs[1].header("in-reply-to"),
+        problems[0].header("message-id")
+    );
+    let all = stop(daemon, &smtp);
+    let subjects: Vec<&str> = all.iter().map(|m| m.header("subject")).collect();
+    assert_eq!(
+        all.len(),
+        2,
+        "one Problem digest and one OK digest: {subjects:#?}"
+    );
+}
+
+#[test]
+fn a_check_failing_every_other_run_is_reported_flapping() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = flags_plugin(&site);
+    // The defaults: retry 1, flapping at more than 4 changes in 10 runs.
+    site.write(
+        "site.toml",
+        &format!(
+            r#"
+base_tick = 3600
+
+[emails]
+to = ["ops@example.org"]
+from = "Picomon <picomon@monitor.example.org>"
+smtp_host = "127.0.0.1:{port}"
+smtp_retry_timeout = 0.5
+
+[checks.link]
+type = "command"
+command = ["{plugin}", "down"]
+"#
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.down("x");
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("link: CRITICAL in", 1, LONG);
+    // 40 runs, failing every other one: never two failures in a row.
+    for t in 1..40 {
+        match t % 2 {
+            1 => site.up(),
+            _ => site.down("x"),
+        }
+        tick(&daemon, 1);
+    }
+    daemon.wait_log("link: FLAPPING", 1, LONG);
+    let msgs = smtp.wait_messages(1, LONG);
+    assert_eq!(msgs[0].header("subject"), "[picomon] Flapping: link");
+    assert!(
+        msgs[0].body.contains("link is flapping"),
+        "{}",
+        msgs[0].body
+    );
+    // The 40th run was OK; stable for a whole window, one mail says
+    // where it settled.
+    for _ in 0..10 {
+        tick(&daemon, 1);
+    }
+    let msgs = smtp.wait_messages(2, LONG);
+    assert_eq!(msgs[1].header("subject"), "[picomon] OK: link");
+    assert!(msgs[1].body.contains("settled OK"), "{}", msgs[1].body);
+    assert_eq!(msgs[1].header("in-reply-to"), msgs[0].header("message-id"));
+    let all = stop(daemon, &smtp);
+    assert_eq!(all.len(), 2, "{all:#?}");
+}
+
+#[test]
+fn children_held_for_their_parent_are_told_after_its_ok_as_held_for_it_not_as_blind() {
+    let port = SmtpServer::free_port();
+    let site = Site::new("");
+    let plugin = flags_plugin(&site);
+    site.write(
+        "site.toml",
+        &format!(
+            r#"
+base_tick = 3600
+default_retry = 0
+
+[emails]
+to = ["ops@example.org"]
+from = "Picomon <picomon@monitor.example.org>"
+smtp_host = "127.0.0.1:{port}"
+smtp_retry_timeout = 0.5
+
+{hosts}
+[checks.uplink]
+type = "command"
+command = ["{plugin}", "down-uplink"]
+
+[checks.svc]
+type = "command"
+hosts = [{list}]
+command = ["{plugin}", "down-svc"]
+depends = ["uplink"]
+"#,
+            hosts = hosts(20),
+            list = host_list(20)
+        ),
+    );
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("svc/h19/ipv4: OK in", 1, LONG);
+    // The uplink fails, then its twenty children a tick later.
+    site.write("down-uplink", "");
+    tick(&daemon, 21);
+    site.write("down-svc", "");
+    tick(&daemon, 21);
+    let problem = smtp.wait_messages(1, LONG).remove(0);
+    assert_eq!(problem.header("subject"), "[picomon] Problem: uplink");
+    // The uplink recovers; the children still fail.
+    std::fs::remove_file(site.path("down-uplink")).expect("rm");
+    tick(&daemon, 21);
+    let msgs = smtp.wait_messages(3, LONG);
+    assert_eq!(
+        msgs[1].header("subject"),
+        "[picomon] OK: uplink",
+        "its OK first"
+    );
+    let children = &msgs[2];
+    assert_eq!(
+        children.header("subject"),
+        "[picomon] Problem: 20 checks on 20 targets"
+    );
+    assert!(
+        children
+            .body
+            .contains("held back while uplink, which they depend on, was failing"),
+        "{}",
+        children.body
+    );
+    assert!(!children.body.contains("blind"), "{}", children.body);
+    let all = stop(daemon, &smtp);
+    assert_eq!(all.len(), 3, "{all:#?}");
 }

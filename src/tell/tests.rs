@@ -1,0 +1,374 @@
+//! The plan over many cases: storms split across ticks, holds that end,
+//! silences, flapping; each flush planned, then noted as the daemon notes
+//! it, so that several flushes in a row are followed.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::check::{Reading, RunResult, State};
+use crate::digest::Digest;
+
+/// Instances, their states, and what the daemon keeps between flushes.
+struct World {
+    instances: BTreeMap<String, Instance>,
+    states: BTreeMap<String, CheckState>,
+    parents: crate::depends::Parents,
+    switched: BTreeSet<String>,
+    flaps: BTreeMap<String, News>,
+    silenced: BTreeSet<String>,
+    waited: u32,
+    clock: u64,
+    mono: Instant,
+}
+
+fn instance(id: &str, retry: u32) -> Instance {
+    Instance {
+        id: id.into(),
+        check: id.split('/').next().unwrap_or(id).into(),
+        dest: id.into(),
+        argv: vec!["/bin/true".into()],
+        reading: Reading::Nagios,
+        pattern: None,
+        every: 1,
+        error_every: 1,
+        retry,
+        timeout: Duration::from_secs(2),
+        flap: crate::flapping::Limits::default(),
+        env: Vec::new(),
+    }
+}
+
+impl World {
+    fn new(ids: &[String], retry: u32) -> World {
+        World {
+            instances: ids
+                .iter()
+                .map(|id| (id.clone(), instance(id, retry)))
+                .collect(),
+            states: ids
+                .iter()
+                .map(|id| (id.clone(), CheckState::default()))
+                .collect(),
+            parents: Default::default(),
+            switched: BTreeSet::new(),
+            flaps: BTreeMap::new(),
+            silenced: BTreeSet::new(),
+            waited: 0,
+            clock: 1000,
+            mono: Instant::now(),
+        }
+    }
+
+    /// A run of `id`, one second after the one before.
+    fn run(&mut self, id: &str, ok: bool) {
+        self.clock += 1;
+        let result = RunResult {
+            state: if ok { State::Ok } else { State::Critical },
+            exit_code: Some(if ok { 0 } else { 2 }),
+            summary: if ok { "fine" } else { "down" }.into(),
+            perfdata: String::new(),
+            details: String::new(),
+            duration: Duration::ZERO,
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(self.clock),
+        };
+        let mono = self.mono + Duration::from_secs(self.clock);
+        let state = self.states.get_mut(id).expect("instance");
+        let recorded = state.record(&self.instances[id], result, mono);
+        if let Some(news) = recorded.flap {
+            self.flaps.insert(id.to_string(), news);
+        }
+        if recorded.switch.is_some() {
+            self.switched.insert(id.to_string());
+        }
+    }
+
+    /// Plans a flush and notes it as the daemon does; the tick counter
+    /// goes on as the daemon's does.
+    fn flush(&mut self) -> Vec<Tell> {
+        let flaps = std::mem::take(&mut self.flaps);
+        let seen = self
+            .states
+            .iter()
+            .map(|(id, state)| {
+                let seen = Seen {
+                    instance: &self.instances[id],
+                    state,
+                    fresh: self.switched.contains(id),
+                    flap: flaps.get(id).copied(),
+                    silence: self.silenced.contains(id).then(|| Quiet {
+                        id: 1,
+                        until: SystemTime::UNIX_EPOCH,
+                        reason: "maintenance".into(),
+                    }),
+                };
+                (id.as_str(), seen)
+            })
+            .collect();
+        let plan = plan(&Flush {
+            seen,
+            parents: &self.parents,
+            digest_over: 5,
+            waited: self.waited,
+        });
+        self.waited = match plan.kept.is_empty() {
+            true => 0,
+            false => self.waited + 1,
+        };
+        self.switched = plan.kept.into_iter().collect();
+        for tell in &plan.tells {
+            match tell {
+                Tell::Hold { id, parent } => {
+                    self.states
+                        .get_mut(id)
+                        .expect("held")
+                        .hold(parent.as_deref());
+                }
+                Tell::Mail(Outgoing::One(event)) => {
+                    self.states
+                        .get_mut(&event.id)
+                        .expect("told")
+                        .note_told(event, None);
+                }
+                Tell::Mail(Outgoing::Digest(digest)) => {
+                    for event in &digest.events {
+                        self.states
+                            .get_mut(&event.id)
+                            .expect("told")
+                            .note_told(event, Some("<digest>".into()));
+                    }
+                }
+                Tell::Flapping { id, news } => {
+                    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(self.clock);
+                    self.states.get_mut(id).expect("flapping").note_flapping(
+                        *news,
+                        "<flapping>".into(),
+                        now,
+                    );
+                }
+                Tell::Held { .. } | Tell::Silenced { .. } => {}
+            }
+        }
+        plan.tells
+    }
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("c{i:03}")).collect()
+}
+
+/// The mails of a plan, in order: "problem c001", "ok c001", or a digest
+/// as "problems 20 (blind)" / "oks 20", "flapping c001".
+fn mails(tells: &[Tell]) -> Vec<String> {
+    let digest = |d: &Digest| {
+        format!(
+            "{} {}{}",
+            if d.recovered { "oks" } else { "problems" },
+            d.events.len(),
+            if d.blind.is_some() { " (blind)" } else { "" }
+        )
+    };
+    tells
+        .iter()
+        .filter_map(|t| match t {
+            Tell::Mail(Outgoing::One(e)) => Some(format!(
+                "{} {}",
+                match e.transition {
+                    Transition::Failing => "problem",
+                    _ => "ok",
+                },
+                e.id
+            )),
+            Tell::Mail(Outgoing::Digest(d)) => Some(digest(d)),
+            Tell::Flapping { id, news } => Some(format!("{news:?} {id}").to_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn twenty_switches_at_one_flush_are_one_digest() {
+    let all = ids(20);
+    let mut w = World::new(&all, 0);
+    all.iter().for_each(|id| w.run(id, false));
+    assert_eq!(mails(&w.flush()), ["problems 20 (blind)"]);
+    all.iter().for_each(|id| w.run(id, true));
+    assert_eq!(mails(&w.flush()), ["oks 20"]);
+    assert!(mails(&w.flush()).is_empty(), "told once");
+}
+
+#[test]
+fn an_outage_starting_while_a_tick_runs_is_one_problem_digest_and_one_ok_digest() {
+    // 100 checks, retry 1: the outage begins after 40 of tick 1's runs,
+    // so 60 reach their second failed run a tick before the other 40.
+    let all = ids(100);
+    let mut w = World::new(&all, 1);
+    for (i, id) in all.iter().enumerate() {
+        w.run(id, i < 40);
+    }
+    assert!(mails(&w.flush()).is_empty(), "no switch yet");
+    all.iter().for_each(|id| w.run(id, false));
+    assert!(
+        mails(&w.flush()).is_empty(),
+        "60 switched, 40 on their way: the digest waits for them"
+    );
+    all.iter().for_each(|id| w.run(id, false));
+    assert_eq!(mails(&w.flush()), ["problems 100 (blind)"]);
+    // It ends while a tick runs: 30 seen OK, 70 not run since.
+    for (i, id) in all.iter().enumerate() {
+        if i >= 70 {
+            w.run(id, true);
+        }
+    }
+    assert!(mails(&w.flush()).is_empty(), "70 not seen since it ended");
+    all[..70].iter().for_each(|id| w.run(id, true));
+    assert_eq!(mails(&w.flush()), ["oks 100"]);
+}
+
+#[test]
+fn a_storm_waits_for_its_rest_at_most_settle_ticks() {
+    let all = ids(20);
+    let mut w = World::new(&all, 1);
+    // Ten fail for good (retry 0 would switch: two runs each), ten fail
+    // once and then stay at one failed run (never run again).
+    all.iter().for_each(|id| w.run(id, false));
+    all[..10].iter().for_each(|id| w.run(id, false));
+    for _ in 0..SETTLE_TICKS {
+        assert!(mails(&w.flush()).is_empty());
+    }
+    assert_eq!(mails(&w.flush()), ["problems 10"]);
+}
+
+#[test]
+fn a_few_switches_beside_a_retrying_check_are_not_held() {
+    let all = ids(3);
+    let mut w = World::new(&all, 1);
+    all.iter().for_each(|id| w.run(id, false));
+    w.run(&all[0], false);
+    w.run(&all[1], false);
+    // Two switches and one on its way are no storm (digest_over 5).
+    assert_eq!(mails(&w.flush()), ["problem c000", "problem c001"]);
+}
+
+#[test]
+fn a_switch_undone_before_the_flush_tells_nothing() {
+    let all = ids(1);
+    let mut w = World::new(&all, 0);
+    w.run("c000", false);
+    w.run("c000", true);
+    assert!(mails(&w.flush()).is_empty());
+}
+
+#[test]
+fn a_check_failing_every_other_run_is_reported_flapping() {
+    // Retry 1 and the default limits: it never fails twice in a row, so
+    // it never switches; its results change at every run.
+    let all = ids(1);
+    let mut w = World::new(&all, 1);
+    let mut told = Vec::new();
+    for run in 0..40 {
+        w.run("c000", run % 2 == 1);
+        told.extend(mails(&w.flush()));
+    }
+    assert_eq!(told, ["started c000"]);
+    // Stable OK for a whole window: where it settled.
+    for _ in 0..10 {
+        w.run("c000", true);
+        told.extend(mails(&w.flush()));
+    }
+    assert_eq!(told, ["started c000", "settled c000"]);
+}
+
+#[test]
+fn children_held_for_their_parent_are_told_after_its_ok_as_held_not_blind() {
+    let mut all = ids(20);
+    all.push("uplink".into());
+    let mut w = World::new(&all, 0);
+    for id in &all[..20] {
+        w.parents.insert(id.clone(), vec!["uplink".into()]);
+    }
+    w.run("uplink", false);
+    all[..20].iter().for_each(|id| w.run(id, false));
+    let tells = w.flush();
+    assert_eq!(mails(&tells), ["problem uplink"]);
+    let held = tells
+        .iter()
+        .filter(|t| matches!(t, Tell::Held { .. }))
+        .count();
+    assert_eq!(held, 20, "each child's switch noted as held");
+    let Some(Tell::Mail(Outgoing::One(problem))) =
+        tells.iter().find(|t| matches!(t, Tell::Mail(_)))
+    else {
+        panic!("the uplink's mail")
+    };
+    assert_eq!(problem.held.len(), 20, "its mail lists them");
+    // The uplink recovers, its children still fail: its OK, then theirs,
+    // said to be late for the uplink and not "monitoring may be blind".
+    w.run("uplink", true);
+    let tells = w.flush();
+    assert_eq!(mails(&tells), ["ok uplink", "problems 20"]);
+    let Some(Tell::Mail(Outgoing::Digest(digest))) = tells.last() else {
+        panic!("the children's digest")
+    };
+    assert!(digest.events.iter().all(|e| e.late
+        == Some(Late::Held {
+            parent: "uplink".into()
+        })));
+    assert!(mails(&w.flush()).is_empty(), "told once");
+}
+
+#[test]
+fn a_silenced_switch_is_noted_once_and_mailed_late_when_the_silence_ends() {
+    let all = ids(1);
+    let mut w = World::new(&all, 0);
+    w.silenced.insert("c000".into());
+    w.run("c000", false);
+    let tells = w.flush();
+    assert!(matches!(tells.as_slice(), [Tell::Silenced { .. }]));
+    assert!(w.flush().is_empty(), "noted once");
+    w.silenced.clear();
+    let tells = w.flush();
+    let [Tell::Mail(Outgoing::One(event))] = tells.as_slice() else {
+        panic!("the Problem, late: {tells:?}")
+    };
+    assert_eq!(event.late, Some(Late::Silenced));
+}
+
+#[test]
+fn an_outage_measured_on_the_monotonic_clock_ignores_a_wall_clock_step() {
+    let inst = instance("c000", 0);
+    let mono = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+    let run = |ok: bool, at: SystemTime| RunResult {
+        state: if ok { State::Ok } else { State::Critical },
+        exit_code: Some(0),
+        summary: String::new(),
+        perfdata: String::new(),
+        details: String::new(),
+        duration: Duration::ZERO,
+        started: at,
+    };
+    let mut state = CheckState::default();
+    let problem = state.record(&inst, run(false, wall), mono).switch;
+    state.note_told(&problem.expect("a switch"), None);
+    // The wall clock is stepped an hour forward between the two runs,
+    // ten seconds apart.
+    let ok = state
+        .record(
+            &inst,
+            run(true, wall + Duration::from_secs(3610)),
+            mono + Duration::from_secs(10),
+        )
+        .switch
+        .expect("a recovery");
+    assert_eq!(
+        ok.transition,
+        Transition::Recovered {
+            after: Duration::from_secs(10),
+            failed_runs: 1
+        }
+    );
+    // Told later (a silence), it says the same.
+    let owed = state.overdue(&inst).expect("its OK is owed");
+    assert_eq!(owed.transition, ok.transition);
+}
