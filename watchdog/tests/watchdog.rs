@@ -104,7 +104,7 @@ fn a_restart_repeats_no_problem_mail_and_the_recovery_is_threaded() {
     let w = watchdog(&site, &["-D"]);
     let first = picomon_pid(&w, None);
     let problem = smtp.wait_messages(1, LONG).remove(0);
-    assert_eq!(problem.header("subject"), "[picomon] Problem: flag on flag");
+    assert_eq!(problem.header("subject"), "[picomon] Problem: flag");
     harness::signal(first, libc::SIGKILL);
     let _second = picomon_pid(&w, Some(first));
     // The new picomon runs the still failing check a few times.
