@@ -13,8 +13,9 @@ use crate::harness::{wait_for, Daemon, Site};
 use crate::smtp::{Security, SmtpServer};
 
 /// A site with one check, failing while `down` exists and counting its
-/// runs in `runs`, state in `state/`, mail to 127.0.0.1:`port`.
-fn site(port: u16) -> Site {
+/// runs in `runs`, state in `state/`, mail to 127.0.0.1:`port` (also the
+/// site of the wall clock's step).
+pub fn site(port: u16) -> Site {
     let site = Site::new("");
     let plugin = site.plugin(
         "flag",
@@ -48,7 +49,7 @@ command = ["{plugin}"]
 }
 
 /// How many times the check has run.
-fn runs(site: &Site) -> usize {
+pub fn runs(site: &Site) -> usize {
     std::fs::read_to_string(site.path("runs"))
         .map(|s| s.lines().count())
         .unwrap_or(0)
@@ -56,7 +57,7 @@ fn runs(site: &Site) -> usize {
 
 /// Stops the daemon with SIGTERM and waits for a clean exit.
 #[track_caller]
-fn stop(mut daemon: Daemon) -> String {
+pub fn stop(mut daemon: Daemon) -> String {
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(LONG);
     assert_eq!(status.code(), Some(0), "{}", daemon.stderr());

@@ -31,3 +31,4 @@ mod special_entries;
 mod status_socket;
 mod stop;
 mod switch_window;
+mod wall_clock_step;
