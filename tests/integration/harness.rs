@@ -306,10 +306,22 @@ impl Drop for HttpServer {
     }
 }
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port nothing listens on (bound, then released), never
+/// handed out before in this test binary: the kernel may give a port that
+/// was free a moment ago to the next bind, and a test that kept its SMTP
+/// server down on purpose (a full disk) then mailed another test's server,
+/// which got a mail too many.
 pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Reads a pid written by a plugin into `path`, waiting for it to appear.

@@ -4,7 +4,6 @@
 //! misbehaves on demand: see `fault`).
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -197,8 +196,7 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// A free port for a server that is not started yet.
     pub fn free_port() -> u16 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
+        crate::harness::closed_port()
     }
 
     /// A server that requires AUTH as `user` with `password`.
