@@ -148,12 +148,22 @@ pub(crate) fn others_may_write(dir: &Path) -> Option<String> {
             meta.uid()
         ));
     }
-    if mode & 0o020 != 0 {
-        log::warn!(
-            "state_dir {shown}: writable by its group (mode {mode:04o}), whose members can replace picomon's state or queue mail for it to send"
-        );
-    }
     None
+}
+
+/// The warning for a state directory its group may write in, or None. A
+/// shared admin group may be deliberate, so it is said, not refused; it is
+/// said where the configuration is validated, once, and not again when the
+/// state store opens the directory.
+pub(crate) fn group_may_write(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = std::fs::metadata(dir).ok()?.mode() & 0o7777;
+    (mode & 0o020 != 0).then(|| {
+        format!(
+            "state_dir {}: writable by its group (mode {mode:04o}), whose members can replace picomon's state or queue mail for it to send",
+            dir.display()
+        )
+    })
 }
 
 /// The name of the pseudo filesystem `at` is on (proc, sys, …), where

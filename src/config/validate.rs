@@ -178,6 +178,12 @@ impl Validator {
         if let Some(dir) = &raw.state_dir {
             if let Some(problem) = paths::state_dir_problem(dir, self.on_this_machine) {
                 self.bad("state_dir", problem);
+            } else if let Some(warning) = self
+                .on_this_machine
+                .then(|| paths::group_may_write(dir))
+                .flatten()
+            {
+                log::warn!("{warning}");
             }
         }
         let emails = self.emails(&raw.emails);

@@ -304,3 +304,32 @@ fn a_reload_naming_a_fifo_as_the_password_file_is_refused_and_the_daemon_goes_on
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(LONG).code(), Some(0));
 }
+
+/// The group warning was said twice at every start, once by the
+/// configuration and once more when the state store opened the directory.
+#[test]
+fn a_group_writable_state_dir_is_warned_about_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new("");
+    let state = site.path("state");
+    std::fs::create_dir(&state).expect("mkdir state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o770)).expect("chmod");
+    site.write(
+        "site.toml",
+        &format!(
+            r#"base_tick = 0.2
+state_dir = {state:?}
+
+[checks.up]
+type = "command"
+command = ["true"]
+"#
+        ),
+    );
+    let mut daemon = site.daemon(&["-D"]);
+    daemon.wait_log("up: OK in", 2, LONG);
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit(LONG);
+    let warned = daemon.stderr().matches("writable by its group").count();
+    assert_eq!(warned, 1, "{}", daemon.stderr());
+}
