@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{signal, wait_for, Site};
+use crate::harness::{alive, signal, wait_for, Site};
 use crate::smtp::{Received, Security, SmtpServer};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -119,6 +119,10 @@ fn an_ok_is_not_lost_when_picomon_is_killed_between_the_two_mails_of_one_tick() 
         pending_about(&site, "beta") > 0
     });
     signal(picomon, libc::SIGKILL);
+    // kill() returns before the process is gone, and until it is its lock
+    // on state_dir is held: a picomon started at once (on a busy machine)
+    // found it "in use by another picomon". A zombie has closed its files.
+    wait_for("the killed picomon gone", LONG, || !alive(picomon));
     drop(traced);
 
     // Beta recovers while picomon is down; alpha is still failing.
