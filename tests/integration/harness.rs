@@ -11,6 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// The fixtures' helper, shared with the library's unit tests; not every
+// binary that shares the harness writes fixtures.
+#[path = "dedent.rs"]
+mod dedent;
+#[allow(unused_imports)]
+pub use dedent::dedent;
+
 pub const PLUGINS: &str = "/usr/lib/nagios/plugins";
 
 /// A binary of this workspace. Cargo names a package's own binaries
