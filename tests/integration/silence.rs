@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::Duration;
 
-use crate::harness::{Daemon, Site};
+use crate::harness::{dedent, Daemon, Site};
 use crate::smtp::{Security, SmtpServer};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -22,10 +22,26 @@ fn mail_site() -> (Site, SmtpServer) {
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\nto = [\"ops@example.org\"]\nfrom = \"Picomon <picomon@monitor.example.org>\"\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n[hosts.web]\nname = \"front web\"\nipv4 = \"127.0.0.1\"\n[checks.homepage]\ntype = \"command\"\nhosts = [\"web\"]\ncommand = [\"{flag}\", \"{{addr}}\"]\n",
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                default_retry = 0
+                state_dir = "{}"
+                [emails]
+                to = ["ops@example.org"]
+                from = "Picomon <picomon@monitor.example.org>"
+                smtp_host = "127.0.0.1:{port}"
+                smtp_retry_timeout = 0.5
+                [hosts.web]
+                name = "front web"
+                ipv4 = "127.0.0.1"
+                [checks.homepage]
+                type = "command"
+                hosts = ["web"]
+                command = ["{flag}", "{{addr}}"]
+            "#,
             site.path("state").display()
-        ),
+        )),
     );
     (site, smtp)
 }
@@ -228,8 +244,14 @@ fn bad_silences_are_refused_by_name() {
         text(&nothing)
     );
 
-    let stateless =
-        Site::new("base_tick = 1\n[checks.x]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let stateless = Site::new(&dedent(
+        r#"
+            base_tick = 1
+            [checks.x]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let out = stateless.run(&["silence", "list"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(text(&out).contains("state_dir: not set"), "{}", text(&out));
