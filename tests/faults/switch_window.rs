@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::campaign::{Mailroom, LONG};
-use crate::harness::{wait_for, Daemon, Site};
+use crate::harness::{dedent, wait_for, Daemon, Site};
 use crate::held_port::HeldPort;
 
 /// The state file and its copy, both written at every save.
@@ -20,10 +20,21 @@ fn db_site(port: u16) -> Site {
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n[checks.db]\ntype = \"command\"\ncommand = [\"{plugin}\"]\n",
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                default_retry = 0
+                state_dir = "{}"
+                [emails]
+                to = ["ops@example.org"]
+                smtp_host = "127.0.0.1:{port}"
+                smtp_retry_timeout = 0.5
+                [checks.db]
+                type = "command"
+                command = ["{plugin}"]
+            "#,
             site.path("state").display()
-        ),
+        )),
     );
     site
 }
