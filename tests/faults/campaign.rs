@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::{alive, signal, wait_for, Daemon, Site};
+use crate::harness::{alive, dedent, signal, wait_for, Daemon, Site};
 use crate::held_port::HeldPort;
 use crate::smtp::{read_maildir, Received, Security, SmtpServer};
 
@@ -33,14 +33,28 @@ pub fn site(port: u16) -> Site {
             flags.display()
         ),
     );
-    let mut config = format!(
-        "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\ndigest_over = 0\nfrom = \"Picomon <picomon@monitor.example.org>\"\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
+    let mut config = dedent(&format!(
+        r#"
+            base_tick = 0.2
+            default_retry = 0
+            state_dir = "{}"
+            [emails]
+            digest_over = 0
+            from = "Picomon <picomon@monitor.example.org>"
+            to = ["ops@example.org"]
+            smtp_host = "127.0.0.1:{port}"
+            smtp_retry_timeout = 0.5
+        "#,
         site.path("state").display()
-    );
+    ));
     for i in 0..CHECKS {
-        config.push_str(&format!(
-            "[checks.c{i:02}]\ntype = \"command\"\ncommand = [\"{plugin}\", \"{i:02}\"]\n"
-        ));
+        config.push_str(&dedent(&format!(
+            r#"
+                [checks.c{i:02}]
+                type = "command"
+                command = ["{plugin}", "{i:02}"]
+            "#
+        )));
     }
     site.write("site.toml", &config);
     site
