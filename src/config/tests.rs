@@ -73,6 +73,7 @@ impl Site {
     }
 
     /// The error, as one string, asserting that loading failed.
+    #[track_caller]
     fn error(&self) -> String {
         match self.load() {
             Ok(_) => panic!("configuration was accepted"),
@@ -97,6 +98,7 @@ fn with_hosts(rest: &str) -> String {
     format!("{HOSTS}\n{}", dedent(rest))
 }
 
+#[track_caller]
 fn assert_names(err: &str, parts: &[&str]) {
     for p in parts {
         assert!(err.contains(p), "error does not mention {p:?}:\n{err}");
@@ -753,6 +755,7 @@ fn static_key(site: &Site, name: &str) -> PathBuf {
 }
 
 /// The argv of the only instance of a valid configuration, as strings.
+#[track_caller]
 fn only_argv(site: &Site) -> Vec<String> {
     let config = site.load().expect("valid");
     assert_eq!(config.instances.len(), 1, "{:?}", config.instances);

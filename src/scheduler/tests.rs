@@ -39,6 +39,7 @@ struct Scripted {
 }
 
 impl Scripted {
+    #[track_caller]
     fn new(toml: &str) -> Scripted {
         let dir = tempfile::tempdir().expect("temp dir");
         let main = dir.path().join("picomon.toml");

@@ -151,6 +151,7 @@ impl<'a> Monitor<'a> {
     }
 
     /// Waits for the watchdog to run a picomon other than `not`.
+    #[track_caller]
     fn next_picomon(&self, not: Option<u32>) -> u32 {
         let mut pid = None;
         wait_for("a picomon started by the watchdog", LONG, || {
@@ -165,6 +166,7 @@ impl<'a> Monitor<'a> {
 
     /// SIGKILL to picomon, then a new one: started here, or by the
     /// watchdog after its back-off.
+    #[track_caller]
     pub fn kill(&mut self, phase: Phase) {
         let mail_queued = spooled(self.site) > 0;
         signal(self.pid, libc::SIGKILL);
@@ -187,6 +189,7 @@ impl<'a> Monitor<'a> {
 
     /// Waits until the current picomon has said it started: its signal
     /// handlers are in place.
+    #[track_caller]
     fn wait_started(&self) {
         let starts = match self.watchdog {
             true => self.kills.len() + 1,
@@ -196,6 +199,7 @@ impl<'a> Monitor<'a> {
     }
 
     /// SIGTERM, and a clean exit; returns the kills.
+    #[track_caller]
     pub fn stop(mut self) -> Vec<Kill> {
         self.wait_started();
         self.daemon.signal(libc::SIGTERM);
@@ -288,6 +292,7 @@ impl Mailroom {
     }
 
     /// Waits, polling every millisecond, until `n` mails have been written.
+    #[track_caller]
     pub fn wait_delivered(&self, n: usize) {
         let deadline = Instant::now() + LONG;
         while self.delivered() < n {

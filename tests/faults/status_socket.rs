@@ -17,6 +17,7 @@ use crate::smtp::{Security, SmtpServer};
 
 /// A site whose check `web` fails while the flag file exists, mailing to
 /// a real SMTP server on loopback, and its running daemon.
+#[track_caller]
 fn mailing_site() -> (Site, SmtpServer, Daemon) {
     let port = SmtpServer::free_port();
     let site = Site::new("");

@@ -60,6 +60,7 @@ fn message_id(path: &Path) -> String {
 
 /// Stops `daemon` cleanly with one alert spooled, and leaves that alert
 /// pending: as if picomon had been killed before it was released.
+#[track_caller]
 fn stop_leaving_it_pending(site: &Site, mut daemon: Daemon) -> String {
     wait_for("one mail in the spool", LONG, || {
         spool_files(site).len() == 1
@@ -76,6 +77,7 @@ fn stop_leaving_it_pending(site: &Site, mut daemon: Daemon) -> String {
 /// Restarts picomon with the server up, waits for the spool to empty and
 /// for `runs` more runs of the check; then the flag goes (if still there)
 /// and the OK must arrive. Returns the mails and the log.
+#[track_caller]
 fn restart_and_recover(site: &Site, room: &mut Mailroom) -> (Vec<crate::smtp::Received>, String) {
     room.up(None);
     let daemon = site.daemon(&["-D"]);
@@ -96,6 +98,7 @@ fn restart_and_recover(site: &Site, room: &mut Mailroom) -> (Vec<crate::smtp::Re
 
 /// The Problem spooled before the kill; `saved`: whether its switch was
 /// saved before the kill.
+#[track_caller]
 fn problem_left_pending(saved: bool) {
     let held = HeldPort::new();
     let site = db_site(held.port);

@@ -230,6 +230,7 @@ impl Drop for Am {
 
 /// Two clustered Alertmanagers routing to `receiver`, waited for until
 /// each sees the other: only then is their deduplication in force.
+#[track_caller]
 fn cluster(dir: &Path, receiver: &Receiver) -> (Am, Am) {
     let config = dir.join("alertmanager.yml");
     std::fs::write(

@@ -7,6 +7,7 @@ use std::process::Command;
 use crate::harness::{dedent, Site};
 use crate::netns::{result, Netns};
 
+#[track_caller]
 fn sh(line: &str, dir: &str) {
     let ok = Command::new("sh")
         .args(["-c", line])

@@ -12,6 +12,7 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+#[track_caller]
 fn require_plugins() {
     assert!(
         Path::new(PLUGINS).join("check_http").exists(),

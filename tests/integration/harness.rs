@@ -25,6 +25,7 @@ pub const PLUGINS: &str = "/usr/lib/nagios/plugins";
 /// other package, which cargo names for nobody: that one is looked up in
 /// the target directory the test runs from (`cargo test --workspace`
 /// builds them all).
+#[track_caller]
 pub fn bin(name: &str) -> PathBuf {
     let own = match name {
         "picomon" => option_env!("CARGO_BIN_EXE_picomon"),
@@ -332,6 +333,7 @@ pub fn closed_port() -> u16 {
 }
 
 /// Reads a pid written by a plugin into `path`, waiting for it to appear.
+#[track_caller]
 pub fn read_pid(path: &Path) -> u32 {
     let mut pid = None;
     wait_for(
@@ -351,6 +353,7 @@ pub fn read_pid(path: &Path) -> u32 {
 
 /// Writes the test certificates into `dir` (tests/tls/make_certs.py): a
 /// private CA (ca.pem) and the server certificates it signed.
+#[track_caller]
 pub fn make_certs(dir: &Path) {
     let made = Command::new("python3")
         .arg(concat!(

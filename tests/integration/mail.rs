@@ -775,6 +775,7 @@ fn sigterm_with_200_mails_queued_for_a_slow_server_exits_within_the_grace_and_a_
     assert_eq!(msgs.len(), 200, "some mail arrived twice");
 }
 
+#[track_caller]
 fn mode(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)

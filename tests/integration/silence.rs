@@ -66,6 +66,7 @@ fn silence(site: &Site, args: &[&str]) -> String {
 
 /// Waits for `runs` more runs of the check, so that a mail that should
 /// not come has had its chance.
+#[track_caller]
 fn more_runs(daemon: &Daemon, runs: usize) {
     let done = daemon.stderr().matches(&format!("{ID}: ")).count();
     daemon.wait_log(&format!("{ID}: "), done + runs, LONG);
