@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::{alive, dedent, signal, wait_for, Daemon, Site};
+use crate::harness::{alive, dedent, mail_config, signal, wait_for, Daemon, Site};
 use crate::held_port::HeldPort;
 use crate::smtp::{read_maildir, Received, Security, SmtpServer};
 
@@ -33,20 +33,16 @@ pub fn site(port: u16) -> Site {
             flags.display()
         ),
     );
-    let mut config = dedent(&format!(
+    let mut config = mail_config(
+        port,
+        &site.path("state"),
         r#"
-            base_tick = 0.2
-            default_retry = 0
-            state_dir = "{}"
-            [emails]
             digest_over = 0
             from = "Picomon <picomon@monitor.example.org>"
-            to = ["ops@example.org"]
-            smtp_host = "127.0.0.1:{port}"
             smtp_retry_timeout = 0.5
         "#,
-        site.path("state").display()
-    ));
+        "",
+    );
     for i in 0..CHECKS {
         config.push_str(&dedent(&format!(
             r#"

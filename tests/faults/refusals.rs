@@ -4,20 +4,9 @@
 //! an empty silence pattern. Each with the exit status the man pages
 //! document.
 
-use std::process::Output;
-
 use crate::campaign::LONG;
-use crate::harness::{dedent, wait_for, Site};
+use crate::harness::{dedent, shown, wait_for, Site};
 use crate::smtp::{Security, SmtpServer};
-
-fn shown(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// An `[emails]` section that authenticates to `host` with `security`.
 fn auth_to(host: &str, security: &str) -> String {

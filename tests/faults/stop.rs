@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::campaign::LONG;
-use crate::harness::{alive, dedent, wait_for, Site};
+use crate::harness::{alive, backlog_config, wait_for, Site};
 use crate::smtp::{Security, SmtpServer};
 
 #[test]
@@ -16,29 +16,7 @@ fn sigterm_to_the_watchdog_with_200_mails_for_a_slow_server_stops_in_time_and_a_
 ) {
     let port = SmtpServer::free_port();
     let site = Site::new("");
-    let mut config = dedent(&format!(
-        r#"
-            base_tick = 3600
-            default_retry = 0
-            max_parallel = 50
-            state_dir = "{}"
-            [emails]
-            digest_over = 0
-            to = ["ops@example.org"]
-            smtp_host = "127.0.0.1:{port}"
-            smtp_retry_timeout = 0.5
-        "#,
-        site.path("state").display()
-    ));
-    for i in 0..200 {
-        config.push_str(&dedent(&format!(
-            r#"
-                [checks.c{i:03}]
-                type = "command"
-                command = ["false"]
-            "#
-        )));
-    }
+    let config = backlog_config(200, port, &site.path("state"));
     site.write("site.toml", &config);
     let outbox = site.path("state/outbox");
     let spooled = || {

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::campaign::{Mailroom, LONG};
-use crate::harness::{dedent, wait_for, Daemon, Site};
+use crate::harness::{mail_config, wait_for, Daemon, Site};
 use crate::held_port::HeldPort;
 
 /// The state file and its copy, both written at every save.
@@ -20,21 +20,18 @@ fn db_site(port: u16) -> Site {
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &dedent(&format!(
-            r#"
-                base_tick = 0.2
-                default_retry = 0
-                state_dir = "{}"
-                [emails]
-                to = ["ops@example.org"]
-                smtp_host = "127.0.0.1:{port}"
-                smtp_retry_timeout = 0.5
-                [checks.db]
-                type = "command"
-                command = ["{plugin}"]
-            "#,
-            site.path("state").display()
-        )),
+        &mail_config(
+            port,
+            &site.path("state"),
+            "smtp_retry_timeout = 0.5\n",
+            &format!(
+                r#"
+                    [checks.db]
+                    type = "command"
+                    command = ["{plugin}"]
+                "#
+            ),
+        ),
     );
     site
 }

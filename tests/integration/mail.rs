@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{dedent, Daemon, Site};
+use crate::harness::{backlog_config, dedent, Daemon, Site};
 use crate::smtp::{private_ca, Security, SmtpServer};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -700,29 +700,7 @@ fn sigterm_with_200_mails_queued_for_a_slow_server_exits_within_the_grace_and_a_
 ) {
     let port = SmtpServer::free_port();
     let state = tempfile::tempdir().expect("state dir");
-    let mut config = dedent(&format!(
-        r#"
-            base_tick = 3600
-            default_retry = 0
-            max_parallel = 50
-            state_dir = "{}"
-            [emails]
-            digest_over = 0
-            to = ["ops@example.org"]
-            smtp_host = "127.0.0.1:{port}"
-            smtp_retry_timeout = 0.5
-        "#,
-        state.path().display()
-    ));
-    for i in 0..200 {
-        config.push_str(&dedent(&format!(
-            r#"
-                [checks.c{i:03}]
-                type = "command"
-                command = ["false"]
-            "#
-        )));
-    }
+    let config = backlog_config(200, port, state.path());
     let site = Site::new(&config);
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     smtp.fault("slow", "1");

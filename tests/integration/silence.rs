@@ -4,10 +4,9 @@
 //! survive a restart; bad input is refused by name.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
 use std::time::Duration;
 
-use crate::harness::{dedent, Daemon, Site};
+use crate::harness::{dedent, mail_config, shown as text, Daemon, Site};
 use crate::smtp::{Security, SmtpServer};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -22,37 +21,27 @@ fn mail_site() -> (Site, SmtpServer) {
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.write(
         "site.toml",
-        &dedent(&format!(
+        &mail_config(
+            port,
+            &site.path("state"),
             r#"
-                base_tick = 0.2
-                default_retry = 0
-                state_dir = "{}"
-                [emails]
-                to = ["ops@example.org"]
                 from = "Picomon <picomon@monitor.example.org>"
-                smtp_host = "127.0.0.1:{port}"
                 smtp_retry_timeout = 0.5
-                [hosts.web]
-                name = "front web"
-                ipv4 = "127.0.0.1"
-                [checks.homepage]
-                type = "command"
-                hosts = ["web"]
-                command = ["{flag}", "{{addr}}"]
             "#,
-            site.path("state").display()
-        )),
+            &format!(
+                r#"
+                    [hosts.web]
+                    name = "front web"
+                    ipv4 = "127.0.0.1"
+                    [checks.homepage]
+                    type = "command"
+                    hosts = ["web"]
+                    command = ["{flag}", "{{addr}}"]
+                "#
+            ),
+        ),
     );
     (site, smtp)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[track_caller]

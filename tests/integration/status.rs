@@ -4,10 +4,9 @@
 //! `state_dir`.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
 use std::time::Duration;
 
-use crate::harness::{dedent, wait_for, Site};
+use crate::harness::{dedent, shown as text, wait_for, Site};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -39,15 +38,6 @@ fn site() -> Site {
         )),
     );
     site
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
