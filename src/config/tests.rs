@@ -8,6 +8,44 @@ use super::raw::{RawCheck, RawHost};
 use super::*;
 use crate::host::address_of;
 
+// The fixtures' helper of the integration tests, so that fixtures read the
+// same way in both (`pub` there, for the test binaries that share it).
+#[path = "../../tests/integration/dedent.rs"]
+#[allow(unreachable_pub)]
+mod dedent;
+use dedent::dedent;
+
+// The helper itself, tested once here rather than in every test binary
+// that shares it.
+#[test]
+fn an_indented_raw_string_is_the_text_it_shows() {
+    let text = dedent(
+        r#"
+        base_tick = 1
+
+        [checks.a]
+        type = "command"
+    "#,
+    );
+    assert_eq!(text, "base_tick = 1\n\n[checks.a]\ntype = \"command\"\n");
+}
+
+#[test]
+fn lines_a_format_argument_brought_keep_their_place() {
+    let extra = "a = 1\nb = 2";
+    let text = dedent(&format!(
+        r#"
+        {extra}
+        c = 3"#
+    ));
+    assert_eq!(text, "a = 1\nb = 2\nc = 3");
+}
+
+#[test]
+fn text_without_a_leading_line_break_is_kept() {
+    assert_eq!(dedent("  a = 1\n"), "  a = 1\n");
+}
+
 struct Site {
     dir: tempfile::TempDir,
 }
@@ -35,6 +73,7 @@ impl Site {
     }
 
     /// The error, as one string, asserting that loading failed.
+    #[track_caller]
     fn error(&self) -> String {
         match self.load() {
             Ok(_) => panic!("configuration was accepted"),
@@ -53,10 +92,13 @@ name = "front web server"
 ipv4 = "192.0.2.20"
 "#;
 
+/// The hosts, then `rest` as the test writes it (an indented raw string:
+/// see `dedent`).
 fn with_hosts(rest: &str) -> String {
-    format!("{HOSTS}\n{rest}")
+    format!("{HOSTS}\n{}", dedent(rest))
 }
 
+#[track_caller]
 fn assert_names(err: &str, parts: &[&str]) {
     for p in parts {
         assert!(err.contains(p), "error does not mention {p:?}:\n{err}");
@@ -66,7 +108,12 @@ fn assert_names(err: &str, parts: &[&str]) {
 #[test]
 fn a_typo_in_a_check_key_is_an_error_naming_key_and_file() {
     let site = Site::new(&with_hosts(
-        "[checks.homepage]\ntype = \"http\"\nhosts = [\"web\"]\nevry = 5\n",
+        r#"
+            [checks.homepage]
+            type = "http"
+            hosts = ["web"]
+            evry = 5
+        "#,
     ));
     assert_names(&site.error(), &["evry", "checks.homepage", "site.toml"]);
 }
@@ -80,7 +127,12 @@ fn a_typo_at_top_level_is_an_error() {
 #[test]
 fn a_wrong_type_names_the_key() {
     let site = Site::new(&with_hosts(
-        "[checks.homepage]\ntype = \"http\"\nhosts = [\"web\"]\nevery = \"5\"\n",
+        r#"
+            [checks.homepage]
+            type = "http"
+            hosts = ["web"]
+            every = "5"
+        "#,
     ));
     assert_names(&site.error(), &["checks.homepage.every", "site.toml"]);
 }
@@ -88,14 +140,26 @@ fn a_wrong_type_names_the_key() {
 #[test]
 fn broken_toml_names_the_file() {
     let site = Site::new("base_tick = 60\n");
-    site.fragment("10-broken.toml", "[checks.x\ntype = \"ping\"\n");
+    site.fragment(
+        "10-broken.toml",
+        &dedent(
+            r#"
+                [checks.x
+                type = "ping"
+            "#,
+        ),
+    );
     assert_names(&site.error(), &["10-broken.toml"]);
 }
 
 #[test]
 fn an_unknown_check_type_is_an_error() {
     let site = Site::new(&with_hosts(
-        "[checks.x]\ntype = \"htp\"\nhosts = [\"web\"]\n",
+        r#"
+            [checks.x]
+            type = "htp"
+            hosts = ["web"]
+        "#,
     ));
     assert_names(&site.error(), &["htp", "checks.x.type"]);
 }
@@ -105,7 +169,13 @@ fn an_unknown_host_names_the_fragment_that_used_it() {
     let site = Site::new(HOSTS);
     site.fragment(
         "20-web.toml",
-        "[checks.x]\ntype = \"ping\"\nhosts = [\"webb\"]\n",
+        &dedent(
+            r#"
+                [checks.x]
+                type = "ping"
+                hosts = ["webb"]
+            "#,
+        ),
     );
     assert_names(&site.error(), &["checks.x.hosts", "webb", "20-web.toml"]);
 }
@@ -113,16 +183,32 @@ fn an_unknown_host_names_the_fragment_that_used_it() {
 #[test]
 fn ipv6_on_a_host_without_ipv6_is_an_error() {
     let site = Site::new(&with_hosts(
-        "[checks.x]\ntype = \"ping\"\nhosts = [\"old\"]\nip = [6]\n",
+        r#"
+            [checks.x]
+            type = "ping"
+            hosts = ["old"]
+            ip = [6]
+        "#,
     ));
     assert_names(&site.error(), &["checks.x.ip", "old", "IPv6"]);
 }
 
 #[test]
 fn an_empty_command_is_an_error() {
-    let site = Site::new("[checks.x]\ntype = \"command\"\ncommand = []\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.x]
+            type = "command"
+            command = []
+        "#,
+    ));
     assert_names(&site.error(), &["checks.x.command", "empty"]);
-    let site = Site::new("[checks.x]\ntype = \"command\"\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.x]
+            type = "command"
+        "#,
+    ));
     assert_names(&site.error(), &["checks.x", "command"]);
 }
 
@@ -145,16 +231,30 @@ fn a_missing_main_file_is_an_error_naming_it() {
 #[test]
 fn an_option_of_another_type_is_an_error() {
     let site = Site::new(&with_hosts(
-        "[checks.x]\ntype = \"ping\"\nhosts = [\"web\"]\nvhost = \"a\"\n",
+        r#"
+            [checks.x]
+            type = "ping"
+            hosts = ["web"]
+            vhost = "a"
+        "#,
     ));
     assert_names(&site.error(), &["checks.x.vhost", "ping"]);
 }
 
 #[test]
 fn bad_numbers_and_addresses_are_errors() {
-    let site = Site::new(
-        "[hosts.h]\nipv4 = \"::1\"\n[checks.x]\ntype = \"http\"\nhosts = [\"h\"]\nstatus = 42\nevery = 0\nretry = -1\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [hosts.h]
+            ipv4 = "::1"
+            [checks.x]
+            type = "http"
+            hosts = ["h"]
+            status = 42
+            every = 0
+            retry = -1
+        "#,
+    ));
     assert_names(
         &site.error(),
         &[
@@ -164,27 +264,64 @@ fn bad_numbers_and_addresses_are_errors() {
             "checks.x.retry",
         ],
     );
-    let site = Site::new("[checks.x]\ntype = \"command\"\ncommand = [\"a\"]\npattern = \"(\"\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.x]
+            type = "command"
+            command = ["a"]
+            pattern = "("
+        "#,
+    ));
     assert_names(&site.error(), &["checks.x.pattern"]);
 }
 
 #[test]
 fn addr_in_a_command_without_hosts_is_an_error() {
-    let site = Site::new("[checks.x]\ntype = \"command\"\ncommand = [\"probe\", \"{addr}\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.x]
+            type = "command"
+            command = ["probe", "{addr}"]
+        "#,
+    ));
     assert_names(&site.error(), &["checks.x.command", "{addr}"]);
 }
 
 #[test]
 fn fragments_merge_in_lexical_order_and_switch_checks_off() {
     let site = Site::new(&with_hosts(
-        "[checks.homepage]\ntype = \"http\"\nhosts = [\"web\"]\nevery = 5\n\n[checks.ping]\ntype = \"ping\"\nhosts = [\"web\", \"old\"]\n",
+        r#"
+            [checks.homepage]
+            type = "http"
+            hosts = ["web"]
+            every = 5
+
+            [checks.ping]
+            type = "ping"
+            hosts = ["web", "old"]
+        "#,
     ));
-    site.fragment("10-a.toml", "[checks.homepage]\nevery = 10\n")
-        .fragment(
-            "20-b.toml",
-            "[checks.homepage]\nevery = 20\n[checks.ping]\nenabled = false\n",
-        )
-        .fragment("ignored.txt", "this is not toml");
+    site.fragment(
+        "10-a.toml",
+        &dedent(
+            r#"
+                [checks.homepage]
+                every = 10
+            "#,
+        ),
+    )
+    .fragment(
+        "20-b.toml",
+        &dedent(
+            r#"
+                [checks.homepage]
+                every = 20
+                [checks.ping]
+                enabled = false
+            "#,
+        ),
+    )
+    .fragment("ignored.txt", "this is not toml");
     let config = site.load().expect("valid");
     assert_eq!(config.files.len(), 3);
     assert!(config.files[1].ends_with("site.d/10-a.toml"));
@@ -204,7 +341,12 @@ fn fragments_merge_in_lexical_order_and_switch_checks_off() {
 #[test]
 fn a_single_family_dest_has_no_family_label() {
     let site = Site::new(&with_hosts(
-        "[checks.p]\ntype = \"ping\"\nhosts = [\"web\", \"old\"]\nip = [4]\n",
+        r#"
+            [checks.p]
+            type = "ping"
+            hosts = ["web", "old"]
+            ip = [4]
+        "#,
     ));
     let config = site.load().expect("valid");
     let dests: Vec<&str> = config.instances.iter().map(|i| i.dest.as_str()).collect();
@@ -215,7 +357,11 @@ fn a_single_family_dest_has_no_family_label() {
 #[test]
 fn the_daemon_keeps_no_copy_of_the_configuration_as_read() {
     let site = Site::new(&with_hosts(
-        "[checks.c]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n",
+        r#"
+            [checks.c]
+            type = "command"
+            command = ["/bin/true"]
+        "#,
     ));
     let mut config = site.load().expect("valid");
     assert!(config.dump().is_ok());
@@ -229,7 +375,18 @@ fn the_daemon_keeps_no_copy_of_the_configuration_as_read() {
 #[test]
 fn dump_is_accepted_again_and_hides_the_password() {
     let site = Site::new(&with_hosts(
-        "[emails]\nsmtp_user = \"u\"\nsmtp_password = \"s3cret\"\n[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\", \"example.net\"]\n[checks.c]\ntype = \"command\"\ncommand = [\"/bin/true\"]\nerror_every = 3\n",
+        r#"
+            [emails]
+            smtp_user = "u"
+            smtp_password = "s3cret"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org", "example.net"]
+            [checks.c]
+            type = "command"
+            command = ["/bin/true"]
+            error_every = 3
+        "#,
     ));
     let config = site.load().expect("valid");
     let dumped = config.dump().expect("dump");
@@ -267,9 +424,18 @@ fn smtp_host_forms() {
 
 #[test]
 fn bad_email_settings_name_their_keys() {
-    let site = Site::new(
-        "[emails]\nto = [\"not an address\"]\nsmtp_host = \"mx:99999\"\nsmtp_user = \"u\"\nsmtp_password_file = \"/nonexistent/pw\"\nsubject_tpl = \"a\\nb\"\n[emails.report]\nevery = -1\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [emails]
+            to = ["not an address"]
+            smtp_host = "mx:99999"
+            smtp_user = "u"
+            smtp_password_file = "/nonexistent/pw"
+            subject_tpl = "a\nb"
+            [emails.report]
+            every = -1
+        "#,
+    ));
     assert_names(
         &site.error(),
         &[
@@ -281,7 +447,12 @@ fn bad_email_settings_name_their_keys() {
             "emails.report.every",
         ],
     );
-    let site = Site::new("[emails]\nsmtp_user = \"u\"\n");
+    let site = Site::new(&dedent(
+        r#"
+            [emails]
+            smtp_user = "u"
+        "#,
+    ));
     assert_names(&site.error(), &["emails.smtp_user"]);
 }
 
@@ -292,7 +463,16 @@ fn the_password_file_is_read_and_the_port_follows_security() {
     let pw = site.dir.path().join("site.d/pw");
     std::fs::write(
         site.main(),
-        format!("[emails]\nsmtp_host = \"mx\"\nsmtp_security = \"tls\"\nsmtp_user = \"u\"\nsmtp_password_file = \"{}\"\n", pw.display()),
+        dedent(&format!(
+            r#"
+                [emails]
+                smtp_host = "mx"
+                smtp_security = "tls"
+                smtp_user = "u"
+                smtp_password_file = "{}"
+            "#,
+            pw.display()
+        )),
     )
     .expect("write");
     let config = site.load().expect("valid");
@@ -321,14 +501,58 @@ fn every_key() -> Vec<String> {
             name: Some("n".into()),
         },
     );
-    let check: RawCheck = toml::from_str(
-        "type = \"smtp\"\nhosts = []\nip = []\nevery = 1\nretry = 1\nerror_every = 1\ntimeout = 1\nenabled = true\npattern = \"\"\nstatus = 200\nvhost = \"\"\nstring = \"\"\nurl = \"\"\nfrom_addr = \"\"\nresponse = \"\"\ncommand = \"\"\nquery = \"\"\nzones = []\nip_version = 4\nport = 1\nverify = true\nca_file = \"/c\"\ncertificate_days = [1, 0]\ntls_auth = \"/a\"\nkey_direction = 1\ntls_crypt = \"/t\"\nenv = { A = \"b\" }\ndepends = []\nflap_switches = 1\nflap_window = 2\n",
-    )
+    let check: RawCheck = toml::from_str(&dedent(
+        r#"
+            type = "smtp"
+            hosts = []
+            ip = []
+            every = 1
+            retry = 1
+            error_every = 1
+            timeout = 1
+            enabled = true
+            pattern = ""
+            status = 200
+            vhost = ""
+            string = ""
+            url = ""
+            from_addr = ""
+            response = ""
+            command = ""
+            query = ""
+            zones = []
+            ip_version = 4
+            port = 1
+            verify = true
+            ca_file = "/c"
+            certificate_days = [1, 0]
+            tls_auth = "/a"
+            key_direction = 1
+            tls_crypt = "/t"
+            env = { A = "b" }
+            depends = []
+            flap_switches = 1
+            flap_window = 2
+        "#,
+    ))
     .expect("a check with every key");
     raw.checks.insert("c".into(), Box::new(check));
-    let notify: super::raw::RawNotify =
-        toml::from_str("type = \"command\"\ncommand = []\ntimeout = 1\nretry_every = 1\nurls = []\nlabels = { a = \"b\" }\nresend_every = 1\nusername = \"u\"\npassword_file = \"/p\"\nbearer_token_file = \"/t\"\nca_file = \"/c\"\n")
-            .expect("a notifier with every key");
+    let notify: super::raw::RawNotify = toml::from_str(&dedent(
+        r#"
+            type = "command"
+            command = []
+            timeout = 1
+            retry_every = 1
+            urls = []
+            labels = { a = "b" }
+            resend_every = 1
+            username = "u"
+            password_file = "/p"
+            bearer_token_file = "/t"
+            ca_file = "/c"
+        "#,
+    ))
+    .expect("a notifier with every key");
     raw.notify.insert("n".into(), notify);
     let value = toml::Value::try_from(&raw).expect("to toml");
     let mut keys = Vec::new();
@@ -376,9 +600,14 @@ fn the_man_page_documents_every_key() {
 
 #[test]
 fn without_secrets_a_missing_password_file_is_fine() {
-    let site = Site::new(
-        "[emails]\nsmtp_user = \"u\"\nsmtp_password_file = \"/run/secrets/none\"\nsmtp_ca_file = \"/none.pem\"\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [emails]
+            smtp_user = "u"
+            smtp_password_file = "/run/secrets/none"
+            smtp_ca_file = "/none.pem"
+        "#,
+    ));
     assert_names(
         &site.error(),
         &["emails.smtp_password_file", "emails.smtp_ca_file"],
@@ -389,9 +618,17 @@ fn without_secrets_a_missing_password_file_is_fine() {
 
 #[test]
 fn bad_defaults_are_errors_of_their_own_key() {
-    let site = Site::new(
-        "default_every = 0\ndefault_retry = -1\ndefault_timeout = -2\ndefault_error_every = 0\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            default_every = 0
+            default_retry = -1
+            default_timeout = -2
+            default_error_every = 0
+            [checks.c]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let err = site.error();
     assert_names(
         &err,
@@ -417,22 +654,44 @@ fn every_bound_is_explicit_and_names_its_key() {
         ("base_tick = 86401\n", "base_tick", "0.01 to 86400"),
         ("default_timeout = 0.001\n", "default_timeout", "0.01"),
         (
-            "[emails]\nsmtp_retry_timeout = 1e-7\n",
+            &dedent(
+                r#"
+                    [emails]
+                    smtp_retry_timeout = 1e-7
+                "#,
+            ),
             "emails.smtp_retry_timeout",
             "0.01",
         ),
         (
-            "[emails]\nsmtp_keepalive_timeout = 1e9\n",
+            &dedent(
+                r#"
+                    [emails]
+                    smtp_keepalive_timeout = 1e9
+                "#,
+            ),
             "emails.smtp_keepalive_timeout",
             "86400",
         ),
         (
-            "[emails.report]\nevery = 1e-3\n",
+            &dedent(
+                r#"
+                    [emails.report]
+                    every = 1e-3
+                "#,
+            ),
             "emails.report.every",
             "0.01",
         ),
         (
-            "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\ntimeout = 1e-9\n",
+            &dedent(
+                r#"
+                    [checks.c]
+                    type = "command"
+                    command = ["true"]
+                    timeout = 1e-9
+                "#,
+            ),
             "checks.c.timeout",
             "0.01",
         ),
@@ -441,8 +700,14 @@ fn every_bound_is_explicit_and_names_its_key() {
         let site = Site::new(text);
         assert_names(&site.error(), &["site.toml", key, bound]);
     }
-    let site =
-        Site::new("max_parallel = 1024\nbase_tick = 0.01\n[emails.report]\nevery = 604800\n");
+    let site = Site::new(&dedent(
+        r#"
+            max_parallel = 1024
+            base_tick = 0.01
+            [emails.report]
+            every = 604800
+        "#,
+    ));
     site.load().expect("the bounds themselves are accepted");
 }
 
@@ -490,6 +755,7 @@ fn static_key(site: &Site, name: &str) -> PathBuf {
 }
 
 /// The argv of the only instance of a valid configuration, as strings.
+#[track_caller]
 fn only_argv(site: &Site) -> Vec<String> {
     let config = site.load().expect("valid");
     assert_eq!(config.instances.len(), 1, "{:?}", config.instances);
@@ -500,9 +766,15 @@ fn only_argv(site: &Site) -> Vec<String> {
         .collect()
 }
 
+/// An https check on `old`, with `extra` as the test writes it.
 fn https(extra: &str) -> String {
+    let extra = dedent(extra);
     with_hosts(&format!(
-        "[checks.x]\ntype = \"https\"\nhosts = [\"old\"]\n{extra}"
+        r#"
+            [checks.x]
+            type = "https"
+            hosts = ["old"]
+            {extra}"#
     ))
 }
 
@@ -581,9 +853,15 @@ fn a_ca_file_missing_where_the_configuration_is_only_built_is_fine() {
     Config::load_with(&site.main(), false).expect("valid without the machine's files");
 }
 
+/// An openvpn check on `old`, with `extra` as the test writes it.
 fn openvpn(extra: &str) -> String {
+    let extra = dedent(extra);
     with_hosts(&format!(
-        "[checks.vpn]\ntype = \"openvpn\"\nhosts = [\"old\"]\n{extra}"
+        r#"
+            [checks.vpn]
+            type = "openvpn"
+            hosts = ["old"]
+            {extra}"#
     ))
 }
 
@@ -593,7 +871,10 @@ fn key_direction_is_0_or_1_and_only_with_tls_auth() {
     let key = static_key(&keys, "ta.key");
     for d in ["2", "-1", "255"] {
         let site = Site::new(&openvpn(&format!(
-            "tls_auth = {key:?}\nkey_direction = {d}\n"
+            r#"
+                tls_auth = {key:?}
+                key_direction = {d}
+            "#
         )));
         assert_names(
             &site.error(),
@@ -603,12 +884,18 @@ fn key_direction_is_0_or_1_and_only_with_tls_auth() {
     let site = Site::new(&openvpn("key_direction = 1\n"));
     assert_names(&site.error(), &["checks.vpn.key_direction", "tls_auth"]);
     let site = Site::new(&openvpn(&format!(
-        "tls_crypt = {key:?}\nkey_direction = 0\n"
+        r#"
+            tls_crypt = {key:?}
+            key_direction = 0
+        "#
     )));
     assert_names(&site.error(), &["checks.vpn.key_direction", "tls_auth"]);
     for d in ["0", "1"] {
         let argv = only_argv(&Site::new(&openvpn(&format!(
-            "tls_auth = {key:?}\nkey_direction = {d}\n"
+            r#"
+                tls_auth = {key:?}
+                key_direction = {d}
+            "#
         ))));
         let tail: Vec<&str> = argv
             .iter()
@@ -631,7 +918,10 @@ fn tls_auth_and_tls_crypt_together_are_refused() {
     let keys = Site::new("");
     let key = static_key(&keys, "ta.key");
     let site = Site::new(&openvpn(&format!(
-        "tls_auth = {key:?}\ntls_crypt = {key:?}\n"
+        r#"
+            tls_auth = {key:?}
+            tls_crypt = {key:?}
+        "#
     )));
     assert_names(
         &site.error(),
@@ -667,7 +957,12 @@ fn a_broken_openvpn_key_file_names_the_key() {
 #[test]
 fn dns_zone_hosts_name_the_nameservers_of_each_zone() {
     let site = Site::new(&with_hosts(
-        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\", \"example.net\"]\nhosts = [\"web\", \"old\"]\n",
+        r#"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org", "example.net"]
+            hosts = ["web", "old"]
+        "#,
     ));
     let config = site.load().expect("valid");
     let ids: Vec<&str> = config.instances.iter().map(|i| i.id.as_str()).collect();
@@ -697,7 +992,13 @@ fn dns_zone_hosts_name_the_nameservers_of_each_zone() {
 
     // ip_version keeps the addresses of one family.
     let site = Site::new(&with_hosts(
-        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nhosts = [\"web\", \"old\"]\nip_version = 6\n",
+        r#"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org"]
+            hosts = ["web", "old"]
+            ip_version = 6
+        "#,
     ));
     let argv = only_argv(&site);
     assert!(argv.iter().any(|a| a == "-6"), "{argv:?}");
@@ -709,7 +1010,13 @@ fn dns_zone_hosts_name_the_nameservers_of_each_zone() {
     assert_eq!(servers, ["front web server=2001:db8::10"]);
 
     // Without hosts the zone's NS records are asked: no -s.
-    let site = Site::new("[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org"]
+        "#,
+    ));
     let argv = only_argv(&site);
     assert!(!argv.iter().any(|a| a == "-s"), "{argv:?}");
 }
@@ -717,15 +1024,31 @@ fn dns_zone_hosts_name_the_nameservers_of_each_zone() {
 #[test]
 fn dns_zone_hosts_must_exist_and_have_an_address_of_ip_version() {
     let site = Site::new(&with_hosts(
-        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nhosts = [\"nope\"]\n",
+        r#"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org"]
+            hosts = ["nope"]
+        "#,
     ));
     assert_names(&site.error(), &["site.toml", "checks.z.hosts", "nope"]);
     let site = Site::new(&with_hosts(
-        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nhosts = [\"old\"]\nip_version = 6\n",
+        r#"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org"]
+            hosts = ["old"]
+            ip_version = 6
+        "#,
     ));
     assert_names(&site.error(), &["checks.z.hosts", "ip_version"]);
     let site = Site::new(&with_hosts(
-        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nip_version = 5\n",
+        r#"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org"]
+            ip_version = 5
+        "#,
     ));
     assert_names(&site.error(), &["checks.z.ip_version", "4 or 6"]);
 }
@@ -733,10 +1056,23 @@ fn dns_zone_hosts_must_exist_and_have_an_address_of_ip_version() {
 #[test]
 fn ip_on_a_dns_zone_check_is_refused_in_favour_of_ip_version() {
     let site = Site::new(&with_hosts(
-        "[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nhosts = [\"web\"]\nip = [6]\n",
+        r#"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org"]
+            hosts = ["web"]
+            ip = [6]
+        "#,
     ));
     assert_names(&site.error(), &["site.toml", "checks.z.ip", "ip_version"]);
-    let site = Site::new("[checks.z]\ntype = \"dns-zone\"\nzones = [\"example.org\"]\nip = [4]\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.z]
+            type = "dns-zone"
+            zones = ["example.org"]
+            ip = [4]
+        "#,
+    ));
     assert_names(&site.error(), &["checks.z.ip"]);
 }
 
@@ -786,18 +1122,64 @@ fn readme_and_man_page_show_the_commands_each_type_runs() {
     let key = static_key(&site, "ta.key");
     std::fs::write(
         site.main(),
-        format!(
-            "[hosts.h]\nipv4 = \"192.0.2.1\"\n\
-             [checks.ping]\ntype = \"ping\"\nhosts = [\"h\"]\n\
-             [checks.http]\ntype = \"http\"\nhosts = [\"h\"]\nport = 8080\nstatus = 200\nvhost = \"v\"\nstring = \"s\"\nurl = \"/u\"\n\
-             [checks.https]\ntype = \"https\"\nhosts = [\"h\"]\nport = 8443\nstatus = 200\nvhost = \"v\"\nstring = \"s\"\nurl = \"/u\"\nca_file = {ca:?}\ncertificate_days = [30, 7]\n\
-             [checks.smtp]\ntype = \"smtp\"\nhosts = [\"h\"]\nport = 2525\nfrom_addr = \"a@b\"\ncommand = \"EHLO x\"\nresponse = \"250\"\n\
-             [checks.dns-rec]\ntype = \"dns-rec\"\nhosts = [\"h\"]\nquery = \"q\"\ntimeout = 10\n\
-             [checks.dns-zone]\ntype = \"dns-zone\"\nzones = [\"z\"]\nip_version = 4\nhosts = [\"h\"]\n\
-             [checks.openvpn]\ntype = \"openvpn\"\nhosts = [\"h\"]\nport = 1195\ntls_auth = {key:?}\nkey_direction = 1\n\
-             [checks.openvpn-crypt]\ntype = \"openvpn\"\nhosts = [\"h\"]\ntls_crypt = {key:?}\n\
-             [checks.jabber]\ntype = \"jabber\"\nhosts = [\"h\"]\nport = 5223\n"
-        ),
+        dedent(&format!(
+            r#"
+                [hosts.h]
+                ipv4 = "192.0.2.1"
+                [checks.ping]
+                type = "ping"
+                hosts = ["h"]
+                [checks.http]
+                type = "http"
+                hosts = ["h"]
+                port = 8080
+                status = 200
+                vhost = "v"
+                string = "s"
+                url = "/u"
+                [checks.https]
+                type = "https"
+                hosts = ["h"]
+                port = 8443
+                status = 200
+                vhost = "v"
+                string = "s"
+                url = "/u"
+                ca_file = {ca:?}
+                certificate_days = [30, 7]
+                [checks.smtp]
+                type = "smtp"
+                hosts = ["h"]
+                port = 2525
+                from_addr = "a@b"
+                command = "EHLO x"
+                response = "250"
+                [checks.dns-rec]
+                type = "dns-rec"
+                hosts = ["h"]
+                query = "q"
+                timeout = 10
+                [checks.dns-zone]
+                type = "dns-zone"
+                zones = ["z"]
+                ip_version = 4
+                hosts = ["h"]
+                [checks.openvpn]
+                type = "openvpn"
+                hosts = ["h"]
+                port = 1195
+                tls_auth = {key:?}
+                key_direction = 1
+                [checks.openvpn-crypt]
+                type = "openvpn"
+                hosts = ["h"]
+                tls_crypt = {key:?}
+                [checks.jabber]
+                type = "jabber"
+                hosts = ["h"]
+                port = 5223
+            "#
+        )),
     )
     .expect("write config");
     let config = site.load().expect("valid");
@@ -840,7 +1222,12 @@ fn readme_and_man_page_show_the_commands_each_type_runs() {
 #[test]
 fn a_checks_env_reaches_its_instances_sorted() {
     let site = Site::new(&with_hosts(
-        "[checks.c]\ntype = \"ping\"\nhosts = [\"web\"]\nenv = { LC_ALL = \"C\", HTTPS_PROXY = \"\" }\n",
+        r#"
+            [checks.c]
+            type = "ping"
+            hosts = ["web"]
+            env = { LC_ALL = "C", HTTPS_PROXY = "" }
+        "#,
     ));
     let config = site.load().expect("valid");
     assert_eq!(config.instances.len(), 2);
@@ -865,12 +1252,24 @@ fn a_bad_env_name_or_value_is_refused_naming_the_variable() {
         ("{ PICOMON_EMAILS__SMTP_PASSWORD = \"x\" }", "PICOMON_"),
         ("{ picomon_base_tick = \"1\" }", "PICOMON_"),
     ] {
-        let site = Site::new(&format!(
-            "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = {env}\n"
-        ));
+        let site = Site::new(&dedent(&format!(
+            r#"
+                [checks.c]
+                type = "command"
+                command = ["true"]
+                env = {env}
+            "#
+        )));
         assert_names(&site.error(), &["site.toml", "checks.c.env.", why]);
     }
-    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nenv = \"A=B\"\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.c]
+            type = "command"
+            command = ["true"]
+            env = "A=B"
+        "#,
+    ));
     assert_names(&site.error(), &["site.toml", "checks.c.env"]);
 }
 
@@ -930,7 +1329,19 @@ fn configuration_anyone_can_write_is_refused() {
 fn flap_limits_default_are_global_and_per_check_and_bounded() {
     let site = Site::new(&format!(
         "flap_window = 20\n{}",
-        with_hosts("[checks.a]\ntype = \"ping\"\nhosts = [\"web\"]\n[checks.b]\ntype = \"ping\"\nhosts = [\"old\"]\nflap_switches = 2\n[emails]\ndigest_over = 0\n")
+        with_hosts(
+            r#"
+                [checks.a]
+                type = "ping"
+                hosts = ["web"]
+                [checks.b]
+                type = "ping"
+                hosts = ["old"]
+                flap_switches = 2
+                [emails]
+                digest_over = 0
+            "#
+        )
     ));
     let config = site.load().expect("valid");
     let limits = |check: &str| {
@@ -951,10 +1362,25 @@ fn flap_limits_default_are_global_and_per_check_and_bounded() {
             "flap_switches: must be below flap_window (10)",
         ),
         (
-            "[checks.a]\ntype = \"command\"\ncommand = [\"true\"]\nflap_window = 3\n",
+            &dedent(
+                r#"
+                    [checks.a]
+                    type = "command"
+                    command = ["true"]
+                    flap_window = 3
+                "#,
+            ),
             "checks.a.flap_switches: must be below flap_window (3)",
         ),
-        ("[emails]\ndigest_over = -1\n", "emails.digest_over"),
+        (
+            &dedent(
+                r#"
+                    [emails]
+                    digest_over = -1
+                "#,
+            ),
+            "emails.digest_over",
+        ),
     ] {
         let err = Site::new(bad).error();
         assert!(err.contains(key), "{bad}: {err}");
@@ -965,13 +1391,26 @@ fn flap_limits_default_are_global_and_per_check_and_bounded() {
 #[test]
 fn depends_names_the_same_host_and_family_and_unknown_names_name_the_key() {
     let site = Site::new(&with_hosts(
-        "[checks.ping]\ntype = \"ping\"\nhosts = [\"web\", \"old\"]\n[checks.http]\ntype = \"http\"\nhosts = [\"web\"]\ndepends = [\"ping\"]\n",
+        r#"
+            [checks.ping]
+            type = "ping"
+            hosts = ["web", "old"]
+            [checks.http]
+            type = "http"
+            hosts = ["web"]
+            depends = ["ping"]
+        "#,
     ));
     let config = site.load().expect("valid");
     assert_eq!(config.parents["http/web/ipv6"], vec!["ping/web/ipv6"]);
     assert_eq!(config.parents["http/web/ipv4"], vec!["ping/web/ipv4"]);
     let err = Site::new(&with_hosts(
-        "[checks.http]\ntype = \"http\"\nhosts = [\"web\"]\ndepends = [\"pnig\"]\n",
+        r#"
+            [checks.http]
+            type = "http"
+            hosts = ["web"]
+            depends = ["pnig"]
+        "#,
     ))
     .error();
     assert!(
@@ -982,9 +1421,23 @@ fn depends_names_the_same_host_and_family_and_unknown_names_name_the_key() {
 
 #[test]
 fn a_notifier_of_an_unknown_type_or_without_a_command_is_refused_by_its_key() {
-    let site = Site::new(
-        "[notify.pager]\ntype = \"pigeon\"\n[notify.ntfy]\ntype = \"command\"\ncommand = []\n[notify.slow]\ntype = \"command\"\ncommand = [\"curl\"]\ntimeout = 0\nretry_every = -1\n[notify.\"..\"]\ntype = \"command\"\ncommand = [\"true\"]\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [notify.pager]
+            type = "pigeon"
+            [notify.ntfy]
+            type = "command"
+            command = []
+            [notify.slow]
+            type = "command"
+            command = ["curl"]
+            timeout = 0
+            retry_every = -1
+            [notify.".."]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let err = site.error();
     assert_names(
         &err,
@@ -997,14 +1450,28 @@ fn a_notifier_of_an_unknown_type_or_without_a_command_is_refused_by_its_key() {
         ],
     );
     assert!(err.contains("unknown notifier type \"pigeon\""), "{err}");
-    let site = Site::new("[notify.ntfy]\ntype = \"command\"\ncommand = [\"true\"]\nurls = []\n");
+    let site = Site::new(&dedent(
+        r#"
+            [notify.ntfy]
+            type = "command"
+            command = ["true"]
+            urls = []
+        "#,
+    ));
     assert!(
         site.error()
             .contains("notify.ntfy.urls: not a key of a notifier of type \"command\""),
         "{}",
         site.error()
     );
-    let site = Site::new("[notify.ntfy]\ntype = \"command\"\ncommand = [\"true\"]\nurl = \"x\"\n");
+    let site = Site::new(&dedent(
+        r#"
+            [notify.ntfy]
+            type = "command"
+            command = ["true"]
+            url = "x"
+        "#,
+    ));
     assert!(
         site.error().contains("unknown key `url`"),
         "{}",
@@ -1015,9 +1482,20 @@ fn a_notifier_of_an_unknown_type_or_without_a_command_is_refused_by_its_key() {
 #[test]
 fn an_alertmanager_notifier_with_a_bad_url_a_missing_token_file_or_a_label_of_picomon_is_refused_by_its_key(
 ) {
-    let site = Site::new(
-        "[notify.am]\ntype = \"alertmanager\"\nurls = [\"http://am1:9093\", \"am2:9093\", \"http://exa mple\"]\nbearer_token_file = \"/nonexistent/token\"\nlabels = { site = \"paris\", severity = \"x\", \"a-b\" = \"y\" }\nresend_every = 0\ncommand = [\"true\"]\n[notify.none]\ntype = \"alertmanager\"\nusername = \"u\"\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [notify.am]
+            type = "alertmanager"
+            urls = ["http://am1:9093", "am2:9093", "http://exa mple"]
+            bearer_token_file = "/nonexistent/token"
+            labels = { site = "paris", severity = "x", "a-b" = "y" }
+            resend_every = 0
+            command = ["true"]
+            [notify.none]
+            type = "alertmanager"
+            username = "u"
+        "#,
+    ));
     let err = site.error();
     assert_names(
         &err,
@@ -1050,10 +1528,16 @@ fn an_alertmanager_notifier_reads_its_secrets_and_dump_shows_only_their_files() 
     std::fs::write(&token, "s3cret-token\n").expect("write token");
     std::fs::write(
         site.main(),
-        format!(
-            "[notify.am]\ntype = \"alertmanager\"\nurls = [\"https://am1:9093/\"]\nbearer_token_file = \"{}\"\nlabels = {{ site = \"paris\" }}\n",
+        dedent(&format!(
+            r#"
+                [notify.am]
+                type = "alertmanager"
+                urls = ["https://am1:9093/"]
+                bearer_token_file = "{}"
+                labels = {{ site = "paris" }}
+            "#,
             token.display()
-        ),
+        )),
     )
     .expect("write main");
     let config = site.load().expect("valid");
@@ -1080,9 +1564,14 @@ fn an_alertmanager_notifier_reads_its_secrets_and_dump_shows_only_their_files() 
 
 #[test]
 fn a_notifier_is_validated_and_dumped_again() {
-    let site = Site::new(
-        "[notify.ntfy]\ntype = \"command\"\ncommand = [\"curl\", \"-d\", \"x\"]\nretry_every = 5\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [notify.ntfy]
+            type = "command"
+            command = ["curl", "-d", "x"]
+            retry_every = 5
+        "#,
+    ));
     let config = site.load().expect("valid");
     assert_eq!(
         config.notifiers,

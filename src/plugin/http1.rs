@@ -294,6 +294,7 @@ mod tests {
         read_response(&mut io::BufReader::new(answer))
     }
 
+    #[track_caller]
     fn bad(answer: &[u8]) -> String {
         match read(answer) {
             Err(Failure::Bad(why)) => why,

@@ -39,6 +39,7 @@ struct Scripted {
 }
 
 impl Scripted {
+    #[track_caller]
     fn new(toml: &str) -> Scripted {
         let dir = tempfile::tempdir().expect("temp dir");
         let main = dir.path().join("picomon.toml");
@@ -123,8 +124,14 @@ fn an_overloaded_daemon_runs_every_check_at_the_same_reduced_rate() {
     // A fifth of them run every other tick when the machine keeps up.
     for n in 0..50 {
         let every = if n % 5 == 0 { 2 } else { 1 };
+        // At the margin, as THREE is: the text is the file's.
         toml.push_str(&format!(
-            "\n[checks.c{n:02}]\ntype = \"command\"\ncommand = [\"/bin/true\"]\nevery = {every}\n"
+            r#"
+[checks.c{n:02}]
+type = "command"
+command = ["/bin/true"]
+every = {every}
+"#
         ));
     }
     let mut s = Scripted::new(&toml);

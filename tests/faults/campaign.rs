@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::{alive, signal, wait_for, Daemon, Site};
+use crate::harness::{alive, dedent, mail_config, signal, wait_for, Daemon, Site};
 use crate::held_port::HeldPort;
 use crate::smtp::{read_maildir, Received, Security, SmtpServer};
 
@@ -33,14 +33,24 @@ pub fn site(port: u16) -> Site {
             flags.display()
         ),
     );
-    let mut config = format!(
-        "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\ndigest_over = 0\nfrom = \"Picomon <picomon@monitor.example.org>\"\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
-        site.path("state").display()
+    let mut config = mail_config(
+        port,
+        &site.path("state"),
+        r#"
+            digest_over = 0
+            from = "Picomon <picomon@monitor.example.org>"
+            smtp_retry_timeout = 0.5
+        "#,
+        "",
     );
     for i in 0..CHECKS {
-        config.push_str(&format!(
-            "[checks.c{i:02}]\ntype = \"command\"\ncommand = [\"{plugin}\", \"{i:02}\"]\n"
-        ));
+        config.push_str(&dedent(&format!(
+            r#"
+                [checks.c{i:02}]
+                type = "command"
+                command = ["{plugin}", "{i:02}"]
+            "#
+        )));
     }
     site.write("site.toml", &config);
     site
@@ -137,6 +147,7 @@ impl<'a> Monitor<'a> {
     }
 
     /// Waits for the watchdog to run a picomon other than `not`.
+    #[track_caller]
     fn next_picomon(&self, not: Option<u32>) -> u32 {
         let mut pid = None;
         wait_for("a picomon started by the watchdog", LONG, || {
@@ -151,6 +162,7 @@ impl<'a> Monitor<'a> {
 
     /// SIGKILL to picomon, then a new one: started here, or by the
     /// watchdog after its back-off.
+    #[track_caller]
     pub fn kill(&mut self, phase: Phase) {
         let mail_queued = spooled(self.site) > 0;
         signal(self.pid, libc::SIGKILL);
@@ -173,6 +185,7 @@ impl<'a> Monitor<'a> {
 
     /// Waits until the current picomon has said it started: its signal
     /// handlers are in place.
+    #[track_caller]
     fn wait_started(&self) {
         let starts = match self.watchdog {
             true => self.kills.len() + 1,
@@ -182,6 +195,7 @@ impl<'a> Monitor<'a> {
     }
 
     /// SIGTERM, and a clean exit; returns the kills.
+    #[track_caller]
     pub fn stop(mut self) -> Vec<Kill> {
         self.wait_started();
         self.daemon.signal(libc::SIGTERM);
@@ -274,6 +288,7 @@ impl Mailroom {
     }
 
     /// Waits, polling every millisecond, until `n` mails have been written.
+    #[track_caller]
     pub fn wait_delivered(&self, n: usize) {
         let deadline = Instant::now() + LONG;
         while self.delivered() < n {

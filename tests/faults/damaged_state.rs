@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::campaign::LONG;
-use crate::harness::{wait_for, Daemon, Site};
+use crate::harness::{mail_config, wait_for, Daemon, Site};
 use crate::smtp::{Security, SmtpServer};
 
 /// A site with one check, failing while `down` exists and counting its
@@ -27,22 +27,19 @@ pub fn site(port: u16) -> Site {
     );
     site.write(
         "site.toml",
-        &format!(
+        &mail_config(
+            port,
+            &site.path("state"),
             r#"
-base_tick = 0.2
-default_retry = 0
-state_dir = "{state}"
-
-[emails]
-from = "Picomon <picomon@monitor.example.org>"
-to = ["ops@example.org"]
-smtp_host = "127.0.0.1:{port}"
-
-[checks.web]
-type = "command"
-command = ["{plugin}"]
-"#,
-            state = site.path("state").display()
+                from = "Picomon <picomon@monitor.example.org>"
+            "#,
+            &format!(
+                r#"
+                    [checks.web]
+                    type = "command"
+                    command = ["{plugin}"]
+                "#
+            ),
         ),
     );
     site

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::campaign::LONG;
-use crate::harness::{wait_for, Site};
+use crate::harness::{mail_config, wait_for, Site};
 use crate::smtp::{Security, SmtpServer};
 
 /// What the plugin prints: a window title (OSC ... BEL), clear screen
@@ -35,20 +35,17 @@ fn a_plugin_printing_terminal_escapes_cannot_clear_the_operators_screen() {
     let plugin = site.plugin("hostile", HOSTILE);
     site.write(
         "site.toml",
-        &format!(
-            r#"base_tick = 0.2
-default_retry = 0
-state_dir = "{state}"
-
-[emails]
-to = ["ops@example.org"]
-smtp_host = "127.0.0.1:{port}"
-
-[checks.web]
-type = "command"
-command = ["{plugin}"]
-"#,
-            state = site.path("state").display()
+        &mail_config(
+            port,
+            &site.path("state"),
+            "",
+            &format!(
+                r#"
+                    [checks.web]
+                    type = "command"
+                    command = ["{plugin}"]
+                "#
+            ),
         ),
     );
 

@@ -4,20 +4,9 @@
 //! an empty silence pattern. Each with the exit status the man pages
 //! document.
 
-use std::process::Output;
-
 use crate::campaign::LONG;
-use crate::harness::{wait_for, Site};
+use crate::harness::{dedent, shown, wait_for, Site};
 use crate::smtp::{Security, SmtpServer};
-
-fn shown(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// An `[emails]` section that authenticates to `host` with `security`.
 fn auth_to(host: &str, security: &str) -> String {
@@ -76,10 +65,14 @@ fn picomon_status_with_an_invalid_configuration_exits_78_not_3() {
     // Invalid only with its secrets: a user without a password.
     site.write(
         "site.toml",
-        &format!(
-            "state_dir = \"{}\"\n[emails]\nsmtp_user = \"picomon\"\n",
+        &dedent(&format!(
+            r#"
+                state_dir = "{}"
+                [emails]
+                smtp_user = "picomon"
+            "#,
             site.path("state").display()
-        ),
+        )),
     );
     let out = site.run(&["status"]);
     let text = shown(&out);
@@ -93,10 +86,13 @@ fn picomon_status_with_an_invalid_configuration_exits_78_not_3() {
     // Invalid as it stands: a typo.
     site.write(
         "site.toml",
-        &format!(
-            "state_dir = \"{}\"\nbase_tik = 3\n",
+        &dedent(&format!(
+            r#"
+                state_dir = "{}"
+                base_tik = 3
+            "#,
             site.path("state").display()
-        ),
+        )),
     );
     let out = site.run(&["status", "--json"]);
     assert_eq!(out.status.code(), Some(78), "{}", shown(&out));

@@ -9,6 +9,7 @@ pub struct Rng(u64);
 impl Rng {
     /// From `FAULTS_SEED` if set, else from the clock; the seed is printed
     /// so that a failure can be replayed.
+    #[track_caller]
     pub fn seeded(what: &str) -> Rng {
         let seed = match std::env::var("FAULTS_SEED") {
             Ok(s) => s

@@ -9,35 +9,32 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::campaign::LONG;
-use crate::harness::{signal, wait_for, Daemon, Site};
+use crate::harness::{mail_config, shown, signal, wait_for, Daemon, Site};
 use crate::smtp::{Security, SmtpServer};
 
 /// A site whose check `web` fails while the flag file exists, mailing to
 /// a real SMTP server on loopback, and its running daemon.
+#[track_caller]
 fn mailing_site() -> (Site, SmtpServer, Daemon) {
     let port = SmtpServer::free_port();
     let site = Site::new("");
     let flag = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            r#"base_tick = 0.2
-default_retry = 0
-state_dir = "{state}"
-
-[emails]
-to = ["ops@example.org"]
-smtp_host = "127.0.0.1:{port}"
-smtp_retry_timeout = 0.5
-
-[checks.web]
-type = "command"
-command = ["{flag}"]
-"#,
-            state = site.path("state").display()
+        &mail_config(
+            port,
+            &site.path("state"),
+            "smtp_retry_timeout = 0.5\n",
+            &format!(
+                r#"
+                    [checks.web]
+                    type = "command"
+                    command = ["{flag}"]
+                "#
+            ),
         ),
     );
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
@@ -50,15 +47,6 @@ command = ["{flag}"]
 
 fn socket(site: &Site) -> PathBuf {
     site.path("state/status.sock")
-}
-
-fn shown(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Waits until `n` mails with `subject` in their subject have arrived.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::campaign::LONG;
-use crate::harness::{alive, wait_for, Site};
+use crate::harness::{alive, backlog_config, wait_for, Site};
 use crate::smtp::{Security, SmtpServer};
 
 #[test]
@@ -16,15 +16,7 @@ fn sigterm_to_the_watchdog_with_200_mails_for_a_slow_server_stops_in_time_and_a_
 ) {
     let port = SmtpServer::free_port();
     let site = Site::new("");
-    let mut config = format!(
-        "base_tick = 3600\ndefault_retry = 0\nmax_parallel = 50\nstate_dir = \"{}\"\n[emails]\ndigest_over = 0\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
-        site.path("state").display()
-    );
-    for i in 0..200 {
-        config.push_str(&format!(
-            "[checks.c{i:03}]\ntype = \"command\"\ncommand = [\"false\"]\n"
-        ));
-    }
+    let config = backlog_config(200, port, &site.path("state"));
     site.write("site.toml", &config);
     let outbox = site.path("state/outbox");
     let spooled = || {

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::campaign::{Mailroom, LONG};
-use crate::harness::{wait_for, Daemon, Site};
+use crate::harness::{mail_config, wait_for, Daemon, Site};
 use crate::held_port::HeldPort;
 
 /// The state file and its copy, both written at every save.
@@ -20,9 +20,17 @@ fn db_site(port: u16) -> Site {
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n[checks.db]\ntype = \"command\"\ncommand = [\"{plugin}\"]\n",
-            site.path("state").display()
+        &mail_config(
+            port,
+            &site.path("state"),
+            "smtp_retry_timeout = 0.5\n",
+            &format!(
+                r#"
+                    [checks.db]
+                    type = "command"
+                    command = ["{plugin}"]
+                "#
+            ),
         ),
     );
     site
@@ -49,6 +57,7 @@ fn message_id(path: &Path) -> String {
 
 /// Stops `daemon` cleanly with one alert spooled, and leaves that alert
 /// pending: as if picomon had been killed before it was released.
+#[track_caller]
 fn stop_leaving_it_pending(site: &Site, mut daemon: Daemon) -> String {
     wait_for("one mail in the spool", LONG, || {
         spool_files(site).len() == 1
@@ -65,6 +74,7 @@ fn stop_leaving_it_pending(site: &Site, mut daemon: Daemon) -> String {
 /// Restarts picomon with the server up, waits for the spool to empty and
 /// for `runs` more runs of the check; then the flag goes (if still there)
 /// and the OK must arrive. Returns the mails and the log.
+#[track_caller]
 fn restart_and_recover(site: &Site, room: &mut Mailroom) -> (Vec<crate::smtp::Received>, String) {
     room.up(None);
     let daemon = site.daemon(&["-D"]);
@@ -85,6 +95,7 @@ fn restart_and_recover(site: &Site, room: &mut Mailroom) -> (Vec<crate::smtp::Re
 
 /// The Problem spooled before the kill; `saved`: whether its switch was
 /// saved before the kill.
+#[track_caller]
 fn problem_left_pending(saved: bool) {
     let held = HeldPort::new();
     let site = db_site(held.port);

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::{closed_port, wait_for, Daemon, Site};
+use crate::harness::{closed_port, dedent, wait_for, Daemon, Site};
 
 const LONG: Duration = Duration::from_secs(90);
 /// How long a peer waits per position before notifying, so that the first
@@ -230,6 +230,7 @@ impl Drop for Am {
 
 /// Two clustered Alertmanagers routing to `receiver`, waited for until
 /// each sees the other: only then is their deduplication in force.
+#[track_caller]
 fn cluster(dir: &Path, receiver: &Receiver) -> (Am, Am) {
     let config = dir.join("alertmanager.yml");
     std::fs::write(
@@ -255,14 +256,25 @@ fn picomon(site: &Site, ams: &(Am, Am), resend_every: &str) -> Daemon {
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\nstate_dir = \"{}\"\n\
-             [checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
-             [notify.am]\ntype = \"alertmanager\"\nurls = [\"{}\", \"{}/\"]\nresend_every = {resend_every}\nretry_every = 0.5\nlabels = {{ site = \"paris\" }}\n",
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                state_dir = "{}"
+                [checks.flag]
+                type = "command"
+                command = ["{plugin}"]
+                retry = 0
+                [notify.am]
+                type = "alertmanager"
+                urls = ["{}", "{}/"]
+                resend_every = {resend_every}
+                retry_every = 0.5
+                labels = {{ site = "paris" }}
+            "#,
             site.path("state").display(),
             ams.0.url(),
             ams.1.url(),
-        ),
+        )),
     );
     site.down("FLAG CRITICAL - disk on fire\nsecond line");
     site.daemon(&["-D"])
@@ -450,11 +462,22 @@ fn an_alertmanager_behind_https_and_auth_gets_the_alert_with_the_system_trust_st
         .expect("chmod the password file");
         site.write(
             "site.toml",
-            &format!(
-                "base_tick = 0.2\nstate_dir = \"{}\"\n\
-                 [checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
-                 [notify.am]\ntype = \"alertmanager\"\nurls = [\"https://127.0.0.1:{}\"]\n\
-                 {}\nretry_every = 0.5\nresend_every = 3600\nlabels = {{ site = \"paris\" }}\n",
+            &dedent(&format!(
+                r#"
+                    base_tick = 0.2
+                    state_dir = "{}"
+                    [checks.flag]
+                    type = "command"
+                    command = ["{plugin}"]
+                    retry = 0
+                    [notify.am]
+                    type = "alertmanager"
+                    urls = ["https://127.0.0.1:{}"]
+                    {}
+                    retry_every = 0.5
+                    resend_every = 3600
+                    labels = {{ site = "paris" }}
+                "#,
                 site.path("state").display(),
                 bearer_port.unwrap_or(port),
                 match bearer_port {
@@ -462,12 +485,14 @@ fn an_alertmanager_behind_https_and_auth_gets_the_alert_with_the_system_trust_st
                         "bearer_token_file = \"{}\"",
                         site.path("am-password").display()
                     ),
-                    None => format!(
-                        "username = \"picomon\"\npassword_file = \"{}\"",
+                    None => dedent(&format!(
+                        r#"
+                            username = "picomon"
+                            password_file = "{}""#,
                         site.path("am-password").display()
-                    ),
+                    )),
                 },
-            ),
+            )),
         );
         site.down("FLAG CRITICAL - disk on fire");
         let mut cmd = site.picomon();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::Site;
+use crate::harness::{dedent, Site};
 use crate::netns::{result, Netns, Served};
 
 const ZONE: &str = "example.test";
@@ -44,11 +44,20 @@ fn nsd(ns: &Netns, site: &Site, name: &str, addrs: &[&str], serial: u32) -> Serv
 #[test]
 fn dns_zone_is_ok_when_serials_agree_warns_when_they_differ_and_is_critical_when_a_server_stops() {
     let ns = Netns::new();
-    let site = Site::new(
-        "[hosts.ns1]\nipv4 = \"127.0.0.1\"\nipv6 = \"::1\"\n\
-         [hosts.ns2]\nipv4 = \"127.0.0.2\"\n\
-         [checks.zone]\ntype = \"dns-zone\"\nzones = [\"example.test\"]\nhosts = [\"ns1\", \"ns2\"]\ntimeout = 3\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [hosts.ns1]
+            ipv4 = "127.0.0.1"
+            ipv6 = "::1"
+            [hosts.ns2]
+            ipv4 = "127.0.0.2"
+            [checks.zone]
+            type = "dns-zone"
+            zones = ["example.test"]
+            hosts = ["ns1", "ns2"]
+            timeout = 3
+        "#,
+    ));
     let _ns1 = nsd(&ns, &site, "ns1", &["127.0.0.1", "::1"], 2024010101);
     let mut ns2 = nsd(&ns, &site, "ns2", &["127.0.0.2"], 2024010101);
     let (state, output) = result(&ns.run_once(&site), "zone/example.test");
@@ -83,15 +92,35 @@ fn dns_zone_is_ok_when_serials_agree_warns_when_they_differ_and_is_critical_when
 #[test]
 fn dns_rec_needs_noerror_and_a_dead_or_silent_server_is_critical_within_the_timeout() {
     let ns = Netns::new();
-    let site = Site::new(
-        "[hosts.up]\nipv4 = \"127.0.0.1\"\n\
-         [hosts.none]\nipv4 = \"127.0.0.3\"\n\
-         [hosts.silent]\nipv4 = \"127.0.0.66\"\n\
-         [checks.www]\ntype = \"dns-rec\"\nhosts = [\"up\"]\nquery = \"www.example.test\"\n\
-         [checks.nx]\ntype = \"dns-rec\"\nhosts = [\"up\"]\nquery = \"nope.example.test\"\npattern = \"nope\"\n\
-         [checks.dead]\ntype = \"dns-rec\"\nhosts = [\"none\"]\nquery = \"www.example.test\"\ntimeout = 3\n\
-         [checks.quiet]\ntype = \"dns-rec\"\nhosts = [\"silent\"]\nquery = \"www.example.test\"\ntimeout = 3\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [hosts.up]
+            ipv4 = "127.0.0.1"
+            [hosts.none]
+            ipv4 = "127.0.0.3"
+            [hosts.silent]
+            ipv4 = "127.0.0.66"
+            [checks.www]
+            type = "dns-rec"
+            hosts = ["up"]
+            query = "www.example.test"
+            [checks.nx]
+            type = "dns-rec"
+            hosts = ["up"]
+            query = "nope.example.test"
+            pattern = "nope"
+            [checks.dead]
+            type = "dns-rec"
+            hosts = ["none"]
+            query = "www.example.test"
+            timeout = 3
+            [checks.quiet]
+            type = "dns-rec"
+            hosts = ["silent"]
+            query = "www.example.test"
+            timeout = 3
+        "#,
+    ));
     ns.drop_traffic_to("127.0.0.66");
     let _server = nsd(&ns, &site, "ns1", &["127.0.0.1"], 1);
     let objs = ns.run_once(&site);
@@ -138,11 +167,18 @@ fn a_digrc_with_short_in_home_does_not_break_dns_rec() {
     // the check's `env`; picomon's own HOME is set too, as a user's is.
     site.write(
         "site.toml",
-        &format!(
-            "[hosts.up]\nipv4 = \"127.0.0.1\"\n\
-             [checks.www]\ntype = \"dns-rec\"\nhosts = [\"up\"]\nquery = \"www.example.test\"\n\
-             timeout = 5\nenv = {{ HOME = \"{home}\" }}\n"
-        ),
+        &dedent(&format!(
+            r#"
+                [hosts.up]
+                ipv4 = "127.0.0.1"
+                [checks.www]
+                type = "dns-rec"
+                hosts = ["up"]
+                query = "www.example.test"
+                timeout = 5
+                env = {{ HOME = "{home}" }}
+            "#
+        )),
     );
     let _server = nsd(&ns, &site, "ns1", &["127.0.0.1"], 1);
 

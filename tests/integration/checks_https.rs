@@ -5,7 +5,7 @@
 //! judged on (status, string), the system trust store, and a server that
 //! refuses or never answers.
 
-use crate::harness::Site;
+use crate::harness::{dedent, Site};
 use crate::netns::{result, Netns};
 
 /// nginx's configuration: `servers` in its http block, all under `dir`.
@@ -104,7 +104,8 @@ const CASES: &[(&str, &str, &str, &str, &str, &str)] = &[
     (
         "expired-unverified",
         "expired",
-        "verify = false\ncertificate_days = [30, 7]\n",
+        // One line of the fixture a line: a const takes no `dedent`.
+        concat!("verify = false\n", "certificate_days = [30, 7]\n"),
         "CRITICAL",
         "HTTPS CRITICAL - certificate expired 2 days ago; HTTP/1.1 200 OK",
         "",
@@ -119,7 +120,12 @@ fn https_is_critical_for_untrusted_wrong_name_or_expired_certificates() {
     crate::harness::make_certs(site.dir.path());
     site.write("www/index.html", "hello\n");
     let mut servers = String::new();
-    let mut config = String::from("[hosts.www]\nipv4 = \"127.0.0.1\"\n");
+    let mut config = dedent(
+        r#"
+            [hosts.www]
+            ipv4 = "127.0.0.1"
+        "#,
+    );
     for (i, (check, cert, extra, _, _, _)) in CASES.iter().enumerate() {
         let port = 8441 + i;
         servers.push_str(&format!(
@@ -200,7 +206,14 @@ ipv4 = "127.0.0.9"
         page("string", "string = \"Welcome\""),
         page("missing-string", "string = \"Goodbye\""),
         page("not-found", "url = \"/nothing\""),
-        page("expected-404", "url = \"/nothing\"\nstatus = 404"),
+        page(
+            "expected-404",
+            &dedent(
+                r#"
+                    url = "/nothing"
+                    status = 404"#,
+            ),
+        ),
         page("wrong-status", "status = 302"),
         page("server-error", "url = \"/broken\""),
         page("redirect", "url = \"/old\""),
@@ -297,10 +310,16 @@ timeout = 5
 
 #[test]
 fn a_missing_ca_file_is_a_config_error_naming_the_key() {
-    let site = Site::new(
-        "[hosts.www]\nipv4 = \"127.0.0.1\"\n\
-         [checks.web]\ntype = \"https\"\nhosts = [\"www\"]\nca_file = \"/nonexistent/ca.pem\"\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [hosts.www]
+            ipv4 = "127.0.0.1"
+            [checks.web]
+            type = "https"
+            hosts = ["www"]
+            ca_file = "/nonexistent/ca.pem"
+        "#,
+    ));
     let out = site.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -4,7 +4,7 @@
 //! CRITICAL. Prosody listens on a port other than the XMPP default, so a
 //! check that did not pass its `port` on would fail.
 
-use crate::harness::Site;
+use crate::harness::{dedent, Site};
 use crate::netns::{result, Netns};
 
 /// Not 5222: check_jabber's default must not be what makes the test pass.
@@ -13,10 +13,17 @@ const PORT: u16 = 5299;
 #[test]
 fn jabber_is_ok_when_prosody_is_up_and_critical_when_it_is_stopped() {
     let ns = Netns::new();
-    let site = Site::new(&format!(
-        "[hosts.xmpp]\nipv4 = \"127.0.0.1\"\n\
-         [checks.chat]\ntype = \"jabber\"\nhosts = [\"xmpp\"]\nport = {PORT}\ntimeout = 5\n"
-    ));
+    let site = Site::new(&dedent(&format!(
+        r#"
+            [hosts.xmpp]
+            ipv4 = "127.0.0.1"
+            [checks.chat]
+            type = "jabber"
+            hosts = ["xmpp"]
+            port = {PORT}
+            timeout = 5
+        "#
+    )));
     let dir = site.dir.path().display().to_string();
     std::fs::create_dir(site.path("data")).expect("mkdir data");
     // A client-to-server listener only; no TLS (check_jabber opens a plain

@@ -4,9 +4,10 @@
 
 use std::process::Command;
 
-use crate::harness::Site;
+use crate::harness::{dedent, Site};
 use crate::netns::{result, Netns};
 
+#[track_caller]
 fn sh(line: &str, dir: &str) {
     let ok = Command::new("sh")
         .args(["-c", line])
@@ -39,7 +40,12 @@ fn openvpn_with_tls_auth_or_tls_crypt_is_ok_when_up_and_critical_when_stopped() 
             "auth",
             1195,
             vec!["--tls-auth", "ta.key", "0"],
-            format!("tls_auth = \"{dir}/ta.key\"\nkey_direction = 1\n"),
+            dedent(&format!(
+                r#"
+                    tls_auth = "{dir}/ta.key"
+                    key_direction = 1
+                "#
+            )),
         ),
         (
             "crypt",
@@ -48,12 +54,23 @@ fn openvpn_with_tls_auth_or_tls_crypt_is_ok_when_up_and_critical_when_stopped() 
             format!("tls_crypt = \"{dir}/tc.key\"\n"),
         ),
     ];
-    let mut config = String::from("[hosts.vpn]\nipv4 = \"127.0.0.1\"\n");
+    let mut config = dedent(
+        r#"
+            [hosts.vpn]
+            ipv4 = "127.0.0.1"
+        "#,
+    );
     let mut servers = Vec::new();
     for (i, (check, port, extra, options)) in cases.iter().enumerate() {
-        config.push_str(&format!(
-            "[checks.{check}]\ntype = \"openvpn\"\nhosts = [\"vpn\"]\nport = {port}\ntimeout = 3\n{options}"
-        ));
+        config.push_str(&dedent(&format!(
+            r#"
+                [checks.{check}]
+                type = "openvpn"
+                hosts = ["vpn"]
+                port = {port}
+                timeout = 3
+                {options}"#
+        )));
         let port = port.to_string();
         let dev = format!("tun{i}");
         let mut args = vec![
@@ -124,10 +141,16 @@ fn openvpn_with_tls_auth_or_tls_crypt_is_ok_when_up_and_critical_when_stopped() 
 
 #[test]
 fn a_missing_openvpn_key_file_is_a_config_error_naming_the_key() {
-    let site = Site::new(
-        "[hosts.vpn]\nipv4 = \"127.0.0.1\"\n\
-         [checks.vpn]\ntype = \"openvpn\"\nhosts = [\"vpn\"]\ntls_crypt = \"/nonexistent/tc.key\"\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [hosts.vpn]
+            ipv4 = "127.0.0.1"
+            [checks.vpn]
+            type = "openvpn"
+            hosts = ["vpn"]
+            tls_crypt = "/nonexistent/tc.key"
+        "#,
+    ));
     let out = site.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);

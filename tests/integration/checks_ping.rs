@@ -1,22 +1,35 @@
 //! ping against a target whose echo requests are dropped (nft in a
 //! network namespace): CRITICAL on every run, never WARNING.
 
-use crate::harness::Site;
+use crate::harness::{dedent, Site};
 use crate::netns::{result, Netns};
 
 #[test]
 fn a_silent_host_is_critical_on_every_run_not_warning() {
     let ns = Netns::new();
     ns.drop_traffic_to("127.0.0.66");
-    let mut config = String::from(
-        "[hosts.up]\nipv4 = \"127.0.0.1\"\nipv6 = \"::1\"\n[hosts.silent]\nipv4 = \"127.0.0.66\"\n\
-         [checks.alive]\ntype = \"ping\"\nhosts = [\"up\"]\n",
+    let mut config = dedent(
+        r#"
+            [hosts.up]
+            ipv4 = "127.0.0.1"
+            ipv6 = "::1"
+            [hosts.silent]
+            ipv4 = "127.0.0.66"
+            [checks.alive]
+            type = "ping"
+            hosts = ["up"]
+        "#,
     );
     // Several at once: the race that made some runs WARNING was per run.
     for i in 0..4 {
-        config.push_str(&format!(
-            "[checks.dead{i}]\ntype = \"ping\"\nhosts = [\"silent\"]\ntimeout = 2\n"
-        ));
+        config.push_str(&dedent(&format!(
+            r#"
+                [checks.dead{i}]
+                type = "ping"
+                hosts = ["silent"]
+                timeout = 2
+            "#
+        )));
     }
     let site = Site::new(&config);
     let objs = ns.run_once(&site);

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::harness::{closed_port, HttpServer, Site, PLUGINS};
+use crate::harness::{closed_port, dedent, HttpServer, Site, PLUGINS};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -12,6 +12,7 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+#[track_caller]
 fn require_plugins() {
     assert!(
         Path::new(PLUGINS).join("check_http").exists(),
@@ -79,10 +80,14 @@ command = ["{PLUGINS}/check_ping", "-H", "127.0.0.1", "-w", "1000,50%", "-c", "2
 
     // Only the web check: exit 0 while the server answers 200, 1 when it
     // answers 500.
-    let site_web = Site::new(&format!(
-        "[checks.web]\ntype = \"command\"\ncommand = [\"{PLUGINS}/check_http\", \"-I\", \"127.0.0.1\", \"-p\", \"{}\"]\n",
+    let site_web = Site::new(&dedent(&format!(
+        r#"
+            [checks.web]
+            type = "command"
+            command = ["{PLUGINS}/check_http", "-I", "127.0.0.1", "-p", "{}"]
+        "#,
         http.port
-    ));
+    )));
     let out = site_web.run(&["-1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     http.status.store(500, std::sync::atomic::Ordering::Relaxed);
@@ -95,9 +100,16 @@ command = ["{PLUGINS}/check_ping", "-H", "127.0.0.1", "-w", "1000,50%", "-c", "2
 fn json_lines_carry_every_field() {
     require_plugins();
     let closed = closed_port();
-    let site = Site::new(&format!(
-        "[checks.closed]\ntype = \"command\"\ncommand = [\"{PLUGINS}/check_tcp\", \"-H\", \"127.0.0.1\", \"-p\", \"{closed}\"]\n[checks.fine]\ntype = \"command\"\ncommand = [\"{PLUGINS}/check_dummy\", \"0\", \"all good|x=1\"]\n"
-    ));
+    let site = Site::new(&dedent(&format!(
+        r#"
+            [checks.closed]
+            type = "command"
+            command = ["{PLUGINS}/check_tcp", "-H", "127.0.0.1", "-p", "{closed}"]
+            [checks.fine]
+            type = "command"
+            command = ["{PLUGINS}/check_dummy", "0", "all good|x=1"]
+        "#
+    )));
     let out = site.run(&["-1", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let objs: Vec<serde_json::Value> = stdout(&out)
@@ -117,12 +129,25 @@ fn json_lines_carry_every_field() {
 
 #[test]
 fn check_config_summarises_and_dump_is_accepted_again() {
-    let site = Site::new(
-        "[hosts.a]\nipv4 = \"127.0.0.1\"\nipv6 = \"::1\"\n[checks.p]\ntype = \"ping\"\nhosts = [\"a\"]\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [hosts.a]
+            ipv4 = "127.0.0.1"
+            ipv6 = "::1"
+            [checks.p]
+            type = "ping"
+            hosts = ["a"]
+        "#,
+    ));
     site.write(
         "site.d/10-more.toml",
-        "[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n",
+        &dedent(
+            r#"
+                [checks.c]
+                type = "command"
+                command = ["true"]
+            "#,
+        ),
     );
     let out = site.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -143,7 +168,14 @@ fn check_config_summarises_and_dump_is_accepted_again() {
 
 #[test]
 fn bad_configuration_exits_78_naming_file_and_key() {
-    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\nevry = 3\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.c]
+            type = "command"
+            command = ["true"]
+            evry = 3
+        "#,
+    ));
     for args in [&["check-config"][..], &["-1"], &[]] {
         let out = site.run(args);
         assert_eq!(out.status.code(), Some(78), "{args:?}");
@@ -187,7 +219,13 @@ fn run_from_the_root_directory_an_error_names_the_file_with_its_leading_slash() 
 
 #[test]
 fn environment_overrides_a_key_and_its_errors_name_the_variable() {
-    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.c]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let out = site
         .picomon()
         .env("PICOMON_CHECKS__C__ENABLED", "false")
@@ -293,7 +331,13 @@ fn hostile_configuration_files_are_refused_without_a_panic() {
 #[test]
 fn a_password_in_a_world_readable_file_is_warned_about() {
     use std::os::unix::fs::PermissionsExt;
-    let site = Site::new("[emails]\nsmtp_user = \"u\"\nsmtp_password = \"s3cret\"\n");
+    let site = Site::new(&dedent(
+        r#"
+            [emails]
+            smtp_user = "u"
+            smtp_password = "s3cret"
+        "#,
+    ));
     let mode = |m| {
         std::fs::set_permissions(site.config(), std::fs::Permissions::from_mode(m)).expect("chmod")
     };
@@ -322,7 +366,12 @@ fn what_check_config_refuses_for_a_bound_the_daemon_refuses_too_instead_of_panic
         "base_tick = 1e-7\n",
         "state_dir = \"\"\n",
         "state_dir = \"/proc/self\"\n",
-        "[emails]\nsmtp_retry_timeout = 1e-7\n",
+        &dedent(
+            r#"
+                [emails]
+                smtp_retry_timeout = 1e-7
+            "#,
+        ),
     ] {
         let site = Site::new(text);
         let check = site.run(&["check-config"]);
@@ -390,7 +439,15 @@ fn a_fifo_or_a_device_as_password_or_ca_file_is_refused_at_once() {
             "smtp_password_file" => "smtp_user = \"u\"\n",
             _ => "",
         };
-        site.write("site.toml", &format!("[emails]\n{user}{key} = {path:?}\n"));
+        site.write(
+            "site.toml",
+            &dedent(&format!(
+                r#"
+                    [emails]
+                    {user}{key} = {path:?}
+                "#
+            )),
+        );
         let started = Instant::now();
         let mut run = site.daemon(&["check-config"]);
         let status = run.wait_exit(Duration::from_secs(20));
@@ -412,7 +469,13 @@ fn a_password_file_anyone_can_read_is_warned_about() {
     let secret = site.path("secret");
     site.write(
         "site.toml",
-        &format!("[emails]\nsmtp_user = \"u\"\nsmtp_password_file = {secret:?}\n"),
+        &dedent(&format!(
+            r#"
+                [emails]
+                smtp_user = "u"
+                smtp_password_file = {secret:?}
+            "#
+        )),
     );
     let mode =
         |m| std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(m)).expect("chmod");
@@ -434,7 +497,13 @@ fn a_password_file_anyone_can_read_is_warned_about() {
 #[test]
 fn a_group_writable_configuration_is_warned_about_and_a_world_writable_one_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.c]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let chmod = |m| {
         std::fs::set_permissions(site.config(), std::fs::Permissions::from_mode(m)).expect("chmod")
     };
@@ -473,9 +542,16 @@ fn a_fifo_as_a_checks_ca_or_key_file_is_refused_at_once() {
     ] {
         site.write(
             "site.toml",
-            &format!(
-                "[hosts.h]\nipv4 = \"127.0.0.1\"\n[checks.c]\ntype = \"{kind}\"\nhosts = [\"h\"]\n{key} = {fifo:?}\n"
-            ),
+            &dedent(&format!(
+                r#"
+                    [hosts.h]
+                    ipv4 = "127.0.0.1"
+                    [checks.c]
+                    type = "{kind}"
+                    hosts = ["h"]
+                    {key} = {fifo:?}
+                "#
+            )),
         );
         let mut run = site.daemon(&["check-config"]);
         let status = run.wait_exit(Duration::from_secs(20));

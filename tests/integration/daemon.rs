@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{alive, read_pid, wait_for, Site};
+use crate::harness::{alive, dedent, read_pid, wait_for, Site};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -14,7 +14,15 @@ fn failure_after_retries_then_recovery() {
     site.down("FLAG CRITICAL - down|t=1");
     site.write(
         "site.toml",
-        &format!("base_tick = 0.2\n[checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 2\n"),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                [checks.flag]
+                type = "command"
+                command = ["{plugin}"]
+                retry = 2
+            "#
+        )),
     );
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("flag: PROBLEM CRITICAL", 1, LONG);
@@ -57,7 +65,15 @@ fn a_running_check_is_never_started_twice() {
     );
     site.write(
         "site.toml",
-        &format!("base_tick = 0.2\n[checks.slow]\ntype = \"command\"\ncommand = [\"{plugin}\"]\ntimeout = 5\n"),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                [checks.slow]
+                type = "command"
+                command = ["{plugin}"]
+                timeout = 5
+            "#
+        )),
     );
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("slow: OK in", 3, LONG);
@@ -75,9 +91,18 @@ fn sigusr1_prints_failing_checks_first_and_ticks_now() {
     site.down("FLAG CRITICAL - down|t=1");
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 3600\ndefault_retry = 0\n[checks.aaa_ok]\ntype = \"command\"\ncommand = [\"{ok}\"]\n[checks.zzz_flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\n"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 3600
+                default_retry = 0
+                [checks.aaa_ok]
+                type = "command"
+                command = ["{ok}"]
+                [checks.zzz_flag]
+                type = "command"
+                command = ["{plugin}"]
+            "#
+        )),
     );
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("zzz_flag: PROBLEM", 1, LONG);
@@ -109,7 +134,15 @@ fn sigterm_kills_running_plugins_and_exits_0() {
     );
     site.write(
         "site.toml",
-        &format!("base_tick = 60\n[checks.hang]\ntype = \"command\"\ncommand = [\"{plugin}\"]\ntimeout = 100\n"),
+        &dedent(&format!(
+            r#"
+                base_tick = 60
+                [checks.hang]
+                type = "command"
+                command = ["{plugin}"]
+                timeout = 100
+            "#
+        )),
     );
     let mut daemon = site.daemon(&[]);
     let pid = read_pid(&pid_file);
@@ -127,14 +160,27 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_takes_a_good_one()
     let second = site.plugin("second", "echo 'SECOND OK'");
     site.write(
         "site.toml",
-        &format!("base_tick = 0.2\n[checks.first]\ntype = \"command\"\ncommand = [\"{ok}\"]\n"),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                [checks.first]
+                type = "command"
+                command = ["{ok}"]
+            "#
+        )),
     );
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("first: OK in", 1, LONG);
 
     site.write(
         "site.d/50-broken.toml",
-        "[checks.second]\ntype = \"command\"\ncomand = []\n",
+        &dedent(
+            r#"
+                [checks.second]
+                type = "command"
+                comand = []
+            "#,
+        ),
     );
     daemon.signal(libc::SIGHUP);
     daemon.wait_log("reload refused", 1, LONG);
@@ -150,7 +196,13 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_takes_a_good_one()
 
     site.write(
         "site.d/50-broken.toml",
-        &format!("[checks.second]\ntype = \"command\"\ncommand = [\"{second}\"]\n"),
+        &dedent(&format!(
+            r#"
+                [checks.second]
+                type = "command"
+                command = ["{second}"]
+            "#
+        )),
     );
     daemon.signal(libc::SIGHUP);
     daemon.wait_log("configuration reloaded", 1, LONG);
@@ -160,7 +212,14 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_takes_a_good_one()
 #[test]
 fn under_journald_log_lines_carry_a_priority_and_no_timestamp() {
     use std::os::unix::fs::MetadataExt;
-    let site = Site::new("base_tick = 60\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            base_tick = 60
+            [checks.c]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     // journald names the stream it gives as stderr by device and inode;
     // the harness sends stderr to this file (truncated, same inode).
     let err = site.path("daemon.err");
@@ -183,7 +242,14 @@ fn under_journald_log_lines_carry_a_priority_and_no_timestamp() {
 fn a_journal_stream_inherited_through_a_pipe_does_not_put_priorities_in_the_log() {
     // Under the watchdog, picomon inherits JOURNAL_STREAM but its stderr is
     // the watchdog's pipe: the tail mailed on a crash must read plainly.
-    let site = Site::new("base_tick = 60\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            base_tick = 60
+            [checks.c]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let mut cmd = site.picomon();
     cmd.env("JOURNAL_STREAM", "8:12345");
     let daemon = site.spawn_daemon(cmd, &[]);
@@ -201,9 +267,18 @@ fn reload_keeps_the_state_of_a_changed_check_and_drops_a_removed_one() {
     site.down("FLAG CRITICAL - still down");
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\ndefault_retry = 0\n[checks.flag]\ntype = \"command\"\ncommand = [\"{flag}\"]\n[checks.gone]\ntype = \"command\"\ncommand = [\"{gone}\"]\n"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                default_retry = 0
+                [checks.flag]
+                type = "command"
+                command = ["{flag}"]
+                [checks.gone]
+                type = "command"
+                command = ["{gone}"]
+            "#
+        )),
     );
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("flag: PROBLEM", 1, LONG);
@@ -211,7 +286,14 @@ fn reload_keeps_the_state_of_a_changed_check_and_drops_a_removed_one() {
 
     site.write(
         "site.d/10-change.toml",
-        "[checks.flag]\ntimeout = 7\n[checks.gone]\nenabled = false\n",
+        &dedent(
+            r#"
+                [checks.flag]
+                timeout = 7
+                [checks.gone]
+                enabled = false
+            "#,
+        ),
     );
     daemon.signal(libc::SIGHUP);
     daemon.wait_log("configuration reloaded", 1, LONG);
@@ -236,14 +318,31 @@ fn a_check_switched_off_while_failing_and_on_again_continues_its_outage_and_one_
 {
     let site = Site::new("");
     let gone = site.plugin("gone", "echo 'GONE CRITICAL'; exit 2");
-    let main = format!(
-        "base_tick = 0.2\ndefault_retry = 0\n[checks.keep]\ntype = \"command\"\ncommand = [\"true\"]\n[checks.gone]\ntype = \"command\"\ncommand = [\"{gone}\"]\n"
-    );
+    let main = dedent(&format!(
+        r#"
+            base_tick = 0.2
+            default_retry = 0
+            [checks.keep]
+            type = "command"
+            command = ["true"]
+            [checks.gone]
+            type = "command"
+            command = ["{gone}"]
+        "#
+    ));
     site.write("site.toml", &main);
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("gone: PROBLEM", 1, LONG);
 
-    site.write("site.d/10-off.toml", "[checks.gone]\nenabled = false\n");
+    site.write(
+        "site.d/10-off.toml",
+        &dedent(
+            r#"
+                [checks.gone]
+                enabled = false
+            "#,
+        ),
+    );
     daemon.signal(libc::SIGHUP);
     daemon.wait_log("configuration reloaded", 1, LONG);
     daemon.wait_log(
@@ -266,7 +365,15 @@ fn a_check_switched_off_while_failing_and_on_again_continues_its_outage_and_one_
 
     site.write(
         "site.toml",
-        "base_tick = 0.2\ndefault_retry = 0\n[checks.keep]\ntype = \"command\"\ncommand = [\"true\"]\n",
+        &dedent(
+            r#"
+                base_tick = 0.2
+                default_retry = 0
+                [checks.keep]
+                type = "command"
+                command = ["true"]
+            "#,
+        ),
     );
     daemon.signal(libc::SIGHUP);
     daemon.wait_log("configuration reloaded", 3, LONG);
@@ -275,7 +382,14 @@ fn a_check_switched_off_while_failing_and_on_again_continues_its_outage_and_one_
 
 #[test]
 fn a_reload_naming_a_fifo_as_the_password_file_is_refused_and_the_daemon_goes_on() {
-    let site = Site::new("base_tick = 0.1\n[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            base_tick = 0.1
+            [checks.c]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let mut daemon = site.daemon(&["-D"]);
     daemon.wait_log("c: OK in", 1, LONG);
     let fifo = site.path("password.fifo");
@@ -286,10 +400,14 @@ fn a_reload_naming_a_fifo_as_the_password_file_is_refused_and_the_daemon_goes_on
     assert!(made.success());
     site.write(
         "site.d/50-secret.toml",
-        &format!(
-            "[emails]\nsmtp_user = \"picomon\"\nsmtp_password_file = \"{}\"\n",
+        &dedent(&format!(
+            r#"
+                [emails]
+                smtp_user = "picomon"
+                smtp_password_file = "{}"
+            "#,
             fifo.display()
-        ),
+        )),
     );
     daemon.signal(libc::SIGHUP);
     daemon.wait_log("reload refused", 1, LONG);

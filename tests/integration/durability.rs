@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::harness::{closed_port, wait_for, Site};
+use crate::harness::{closed_port, dedent, wait_for, Site};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -21,18 +21,30 @@ fn stamp(path: &std::path::Path) -> Option<(u64, i64, i64)> {
 fn checks_that_keep_their_state_never_rewrite_the_state_file() {
     let site = Site::new("");
     let flag = site.flag_plugin();
-    let mut config = format!(
-        "base_tick = 0.05\ndefault_retry = 0\nstate_dir = \"{}\"\n",
+    let mut config = dedent(&format!(
+        r#"
+            base_tick = 0.05
+            default_retry = 0
+            state_dir = "{}"
+        "#,
         site.path("state").display()
-    );
-    for n in 0..20 {
-        config.push_str(&format!(
-            "[checks.ok{n}]\ntype = \"command\"\ncommand = [\"true\"]\n"
-        ));
-    }
-    config.push_str(&format!(
-        "[checks.flag]\ntype = \"command\"\ncommand = [\"{flag}\"]\n"
     ));
+    for n in 0..20 {
+        config.push_str(&dedent(&format!(
+            r#"
+                [checks.ok{n}]
+                type = "command"
+                command = ["true"]
+            "#
+        )));
+    }
+    config.push_str(&dedent(&format!(
+        r#"
+            [checks.flag]
+            type = "command"
+            command = ["{flag}"]
+        "#
+    )));
     site.write("site.toml", &config);
     let state = site.path("state/state.json");
     let daemon = site.daemon(&["-D"]);
@@ -74,11 +86,21 @@ fn a_picomon_whose_stderr_was_closed_keeps_alerting_and_saving() {
     let flag = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.1\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{}\"\n[checks.flag]\ntype = \"command\"\ncommand = [\"{flag}\"]\n",
+        &dedent(&format!(
+            r#"
+                base_tick = 0.1
+                default_retry = 0
+                state_dir = "{}"
+                [emails]
+                to = ["ops@example.org"]
+                smtp_host = "127.0.0.1:{}"
+                [checks.flag]
+                type = "command"
+                command = ["{flag}"]
+            "#,
             site.path("state").display(),
             closed_port()
-        ),
+        )),
     );
     let mut cmd = site.picomon();
     cmd.arg("-D").arg("-c").arg(site.config());
@@ -113,7 +135,13 @@ fn a_picomon_whose_stderr_was_closed_keeps_alerting_and_saving() {
 
 #[test]
 fn a_heartbeat_descriptor_that_is_not_open_is_refused_by_name() {
-    let site = Site::new("[checks.c]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            [checks.c]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let out = site.run(&["--heartbeat-fd", "3"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

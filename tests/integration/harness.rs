@@ -11,6 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// The fixtures' helper, shared with the library's unit tests; not every
+// binary that shares the harness writes fixtures.
+#[path = "dedent.rs"]
+mod dedent;
+#[allow(unused_imports)]
+pub use dedent::dedent;
+
 pub const PLUGINS: &str = "/usr/lib/nagios/plugins";
 
 /// A binary of this workspace. Cargo names a package's own binaries
@@ -18,6 +25,7 @@ pub const PLUGINS: &str = "/usr/lib/nagios/plugins";
 /// other package, which cargo names for nobody: that one is looked up in
 /// the target directory the test runs from (`cargo test --workspace`
 /// builds them all).
+#[track_caller]
 pub fn bin(name: &str) -> PathBuf {
     let own = match name {
         "picomon" => option_env!("CARGO_BIN_EXE_picomon"),
@@ -324,7 +332,69 @@ pub fn closed_port() -> u16 {
     }
 }
 
+/// A site's configuration as most mail tests have it: a tick of 0.2 s, no
+/// retry, the state in `state_dir`, mail to ops@example.org through the
+/// loopback SMTP server on `port`; then `emails`, more of `[emails]`, and
+/// `rest`, the hosts and checks, both as the test writes them (indented
+/// raw strings: see `dedent`).
+pub fn mail_config(port: u16, state_dir: &Path, emails: &str, rest: &str) -> String {
+    let head = dedent(&format!(
+        r#"
+            base_tick = 0.2
+            default_retry = 0
+            state_dir = "{}"
+            [emails]
+            to = ["ops@example.org"]
+            smtp_host = "127.0.0.1:{port}"
+        "#,
+        state_dir.display()
+    ));
+    head + &dedent(emails) + &dedent(rest)
+}
+
+/// The configuration of a mail backlog: `checks` checks failing on their
+/// first run (`false`), each mailed on its own (`digest_over = 0`) to the
+/// SMTP server on `port`, the state in `state_dir`.
+pub fn backlog_config(checks: usize, port: u16, state_dir: &Path) -> String {
+    let mut config = dedent(&format!(
+        r#"
+            base_tick = 3600
+            default_retry = 0
+            max_parallel = 50
+            state_dir = "{}"
+            [emails]
+            digest_over = 0
+            to = ["ops@example.org"]
+            smtp_host = "127.0.0.1:{port}"
+            smtp_retry_timeout = 0.5
+        "#,
+        state_dir.display()
+    ));
+    for i in 0..checks {
+        config.push_str(&dedent(&format!(
+            r#"
+                [checks.c{i:03}]
+                type = "command"
+                command = ["false"]
+            "#
+        )));
+    }
+    config
+}
+
+/// A finished command's exit status and both its outputs, as an
+/// assertion's message shows them.
+pub fn shown(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Reads a pid written by a plugin into `path`, waiting for it to appear.
+#[track_caller]
 pub fn read_pid(path: &Path) -> u32 {
     let mut pid = None;
     wait_for(
@@ -344,6 +414,7 @@ pub fn read_pid(path: &Path) -> u32 {
 
 /// Writes the test certificates into `dir` (tests/tls/make_certs.py): a
 /// private CA (ca.pem) and the server certificates it signed.
+#[track_caller]
 pub fn make_certs(dir: &Path) {
     let made = Command::new("python3")
         .arg(concat!(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Daemon, Site};
+use crate::harness::{backlog_config, dedent, Daemon, Site};
 use crate::smtp::{private_ca, Security, SmtpServer};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -15,9 +15,24 @@ fn flag_site(emails: &str, extra: &str) -> Site {
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\ndefault_retry = 1\n{extra}\n[emails]\nfrom = \"Picomon <picomon@monitor.example.org>\"\nsmtp_retry_timeout = 0.5\n{emails}\n[hosts.web]\nname = \"front web\"\nipv4 = \"127.0.0.1\"\n[checks.homepage]\ntype = \"command\"\nhosts = [\"web\"]\ncommand = [\"{plugin}\", \"{{addr}}\"]\n"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                default_retry = 1
+                {extra}
+                [emails]
+                from = "Picomon <picomon@monitor.example.org>"
+                smtp_retry_timeout = 0.5
+                {emails}
+                [hosts.web]
+                name = "front web"
+                ipv4 = "127.0.0.1"
+                [checks.homepage]
+                type = "command"
+                hosts = ["web"]
+                command = ["{plugin}", "{{addr}}"]
+            "#
+        )),
     );
     site
 }
@@ -41,7 +56,12 @@ fn set_emails(site: &Site, lines: &str) {
 }
 
 fn emails_to(port: u16, to: &str) -> String {
-    format!("to = [{to}]\nsmtp_host = \"127.0.0.1:{port}\"\n")
+    dedent(&format!(
+        r#"
+            to = [{to}]
+            smtp_host = "127.0.0.1:{port}"
+        "#
+    ))
 }
 
 #[test]
@@ -195,11 +215,14 @@ fn starttls_with_a_server_certificate_from_a_private_ca_file() {
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Starttls(&cert, &key));
     set_emails(
         &site,
-        &format!(
-            "{}smtp_security = \"starttls\"\nsmtp_ca_file = \"{}\"\n",
+        &dedent(&format!(
+            r#"
+                {}smtp_security = "starttls"
+                smtp_ca_file = "{}"
+            "#,
             emails_to(port, "\"ops@example.org\""),
             ca.display(),
-        ),
+        )),
     );
     site.down("FLAG CRITICAL - over TLS");
     let _daemon = site.daemon(&[]);
@@ -215,11 +238,14 @@ fn tls_from_the_start_smtps() {
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Tls(&cert, &key));
     set_emails(
         &site,
-        &format!(
-            "{}smtp_security = \"tls\"\nsmtp_ca_file = \"{}\"\n",
+        &dedent(&format!(
+            r#"
+                {}smtp_security = "tls"
+                smtp_ca_file = "{}"
+            "#,
             emails_to(port, "\"ops@example.org\""),
             ca.display(),
-        ),
+        )),
     );
     site.down("FLAG CRITICAL - over SMTPS");
     let _daemon = site.daemon(&[]);
@@ -282,7 +308,13 @@ fn one_refused_recipient_does_not_cost_the_others_their_alerts() {
     std::fs::write(
         site.config(),
         std::fs::read_to_string(site.config()).expect("read")
-            + "[emails.report]\nevery = 1\nsubject = \"[picomon] report\"\n",
+            + &dedent(
+                r#"
+                    [emails.report]
+                    every = 1
+                    subject = "[picomon] report"
+                "#,
+            ),
     )
     .expect("write");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
@@ -465,7 +497,16 @@ fn a_report_lists_failing_checks_first() {
     std::fs::write(
         site.config(),
         std::fs::read_to_string(site.config()).expect("read")
-            + "[emails.report]\nevery = 1\nsubject = \"[picomon] still broken\"\n[checks.fine]\ntype = \"command\"\ncommand = [\"true\"]\n",
+            + &dedent(
+                r#"
+                    [emails.report]
+                    every = 1
+                    subject = "[picomon] still broken"
+                    [checks.fine]
+                    type = "command"
+                    command = ["true"]
+                "#,
+            ),
     )
     .expect("write");
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
@@ -659,15 +700,7 @@ fn sigterm_with_200_mails_queued_for_a_slow_server_exits_within_the_grace_and_a_
 ) {
     let port = SmtpServer::free_port();
     let state = tempfile::tempdir().expect("state dir");
-    let mut config = format!(
-        "base_tick = 3600\ndefault_retry = 0\nmax_parallel = 50\nstate_dir = \"{}\"\n[emails]\ndigest_over = 0\nto = [\"ops@example.org\"]\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n",
-        state.path().display()
-    );
-    for i in 0..200 {
-        config.push_str(&format!(
-            "[checks.c{i:03}]\ntype = \"command\"\ncommand = [\"false\"]\n"
-        ));
-    }
+    let config = backlog_config(200, port, state.path());
     let site = Site::new(&config);
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     smtp.fault("slow", "1");
@@ -720,6 +753,7 @@ fn sigterm_with_200_mails_queued_for_a_slow_server_exits_within_the_grace_and_a_
     assert_eq!(msgs.len(), 200, "some mail arrived twice");
 }
 
+#[track_caller]
 fn mode(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)

@@ -16,6 +16,7 @@ pub struct Netns {
 }
 
 impl Netns {
+    #[track_caller]
     pub fn new() -> Netns {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
@@ -42,6 +43,7 @@ impl Netns {
     }
 
     /// Runs a shell command line inside the namespace; it must succeed.
+    #[track_caller]
     pub fn sh(&self, line: &str) {
         let out = self
             .command("sh")
@@ -108,6 +110,7 @@ impl Netns {
     }
 
     /// `run_once` with these variables set for picomon.
+    #[track_caller]
     pub fn run_once_with_env(&self, site: &Site, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
         let mut cmd = self.command(bin("picomon").to_str().expect("utf-8 path"));
         for (key, _) in std::env::vars_os() {
@@ -176,6 +179,7 @@ impl Drop for Served {
 }
 
 /// One check's result by instance id, as (state, output).
+#[track_caller]
 pub fn result(objs: &[serde_json::Value], instance: &str) -> (String, String) {
     let obj = objs
         .iter()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{wait_for, Site};
+use crate::harness::{dedent, wait_for, Site};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -40,12 +40,21 @@ fn lines(site: &Site, name: &str) -> Vec<String> {
 
 fn config(site: &Site, notify: &str, retry_every: &str) -> String {
     let plugin = site.flag_plugin();
-    format!(
-        "base_tick = 0.2\nstate_dir = \"{}\"\n\
-         [checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
-         [notify.ntfy]\ntype = \"command\"\ncommand = [\"{notify}\"]\nretry_every = {retry_every}\n",
+    dedent(&format!(
+        r#"
+            base_tick = 0.2
+            state_dir = "{}"
+            [checks.flag]
+            type = "command"
+            command = ["{plugin}"]
+            retry = 0
+            [notify.ntfy]
+            type = "command"
+            command = ["{notify}"]
+            retry_every = {retry_every}
+        "#,
         site.path("state").display()
-    )
+    ))
 }
 
 #[test]
@@ -194,10 +203,18 @@ fn the_readme_ntfy_example_posts_the_alert() {
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\n[checks.web]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
-             [notify.ntfy]\ntype = \"command\"\n{command}\n"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                [checks.web]
+                type = "command"
+                command = ["{plugin}"]
+                retry = 0
+                [notify.ntfy]
+                type = "command"
+                {command}
+            "#
+        )),
     );
     site.down("FLAG CRITICAL - 'quoted' \"words\" $(touch pwned)");
     let daemon = site.daemon(&["-D"]);
@@ -240,7 +257,15 @@ fn a_notifier_added_by_a_reload_is_told_the_next_switch() {
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!("base_tick = 0.2\n[checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n"),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                [checks.flag]
+                type = "command"
+                command = ["{plugin}"]
+                retry = 0
+            "#
+        )),
     );
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("flag: OK in", 1, LONG);
@@ -268,10 +293,20 @@ fn a_hung_notifier_is_killed_with_its_children_at_its_timeout_and_checks_go_on()
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\n[checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
-             [notify.hang]\ntype = \"command\"\ncommand = [\"{hang}\"]\ntimeout = 0.5\nretry_every = 30\n"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                [checks.flag]
+                type = "command"
+                command = ["{plugin}"]
+                retry = 0
+                [notify.hang]
+                type = "command"
+                command = ["{hang}"]
+                timeout = 0.5
+                retry_every = 30
+            "#
+        )),
     );
     site.down("FLAG CRITICAL - down");
     let mut daemon = site.daemon(&["-D"]);
@@ -303,12 +338,24 @@ fn each_switch_of_a_digest_is_notified_on_its_own() {
     let plugin = site.flag_plugin();
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\n[emails]\ndigest_over = 1\n\
-             [checks.a]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
-             [checks.b]\ntype = \"command\"\ncommand = [\"{plugin}\"]\nretry = 0\n\
-             [notify.ntfy]\ntype = \"command\"\ncommand = [\"{notify}\"]\n"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                [emails]
+                digest_over = 1
+                [checks.a]
+                type = "command"
+                command = ["{plugin}"]
+                retry = 0
+                [checks.b]
+                type = "command"
+                command = ["{plugin}"]
+                retry = 0
+                [notify.ntfy]
+                type = "command"
+                command = ["{notify}"]
+            "#
+        )),
     );
     let daemon = site.daemon(&["-D"]);
     daemon.wait_log("a: OK in", 1, LONG);
@@ -357,9 +404,15 @@ fn a_silenced_switch_is_not_notified_until_its_silence_is_removed() {
 
 #[test]
 fn check_config_refuses_a_bad_notifier_with_78_and_dumps_a_good_one() {
-    let site = Site::new(
-        "[notify.pager]\ntype = \"pigeon\"\n[notify.ntfy]\ntype = \"command\"\ncommand = []\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [notify.pager]
+            type = "pigeon"
+            [notify.ntfy]
+            type = "command"
+            command = []
+        "#,
+    ));
     let out = site.run(&["check-config"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
@@ -370,15 +423,24 @@ fn check_config_refuses_a_bad_notifier_with_78_and_dumps_a_good_one() {
     assert!(err.contains("notify.ntfy.command"), "{err}");
     site.write(
         "site.toml",
-        "[notify.ntfy]\ntype = \"command\"\ncommand = [\"/usr/bin/curl\", \"-d\", \"x\"]\n",
+        &dedent(
+            r#"
+                [notify.ntfy]
+                type = "command"
+                command = ["/usr/bin/curl", "-d", "x"]
+            "#,
+        ),
     );
     let out = site.run(&["check-config", "--dump"]);
     let dump = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(
-        dump.contains(
-            "[notify.ntfy]\ntype = \"command\"\ncommand = [\"/usr/bin/curl\", \"-d\", \"x\"]"
-        ),
+        dump.contains(&dedent(
+            r#"
+                [notify.ntfy]
+                type = "command"
+                command = ["/usr/bin/curl", "-d", "x"]"#
+        )),
         "{dump}"
     );
 }

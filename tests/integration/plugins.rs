@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{alive, read_pid, wait_for, Site};
+use crate::harness::{alive, dedent, read_pid, wait_for, Site};
 
 fn json(out: &std::process::Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -13,7 +13,14 @@ fn json(out: &std::process::Output) -> Vec<serde_json::Value> {
 }
 
 fn command_check(name: &str, argv: &str, extra: &str) -> String {
-    format!("[checks.{name}]\ntype = \"command\"\ncommand = [\"{argv}\"]\n{extra}\n")
+    dedent(&format!(
+        r#"
+            [checks.{name}]
+            type = "command"
+            command = ["{argv}"]
+            {extra}
+        "#
+    ))
 }
 
 #[test]

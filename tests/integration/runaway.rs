@@ -3,15 +3,20 @@
 
 use std::time::Duration;
 
-use crate::harness::{alive, Site};
+use crate::harness::{alive, dedent, Site};
 
 const LONG: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_plugin_never_sees_picomons_configuration_or_secrets() {
-    let site = Site::new(
-        "[checks.env]\ntype = \"command\"\ncommand = [\"env\"]\nenv = { NTFY_TOPIC = \"alerts\" }\n",
-    );
+    let site = Site::new(&dedent(
+        r#"
+            [checks.env]
+            type = "command"
+            command = ["env"]
+            env = { NTFY_TOPIC = "alerts" }
+        "#,
+    ));
     let mut cmd = site.picomon();
     cmd.args(["-1", "--json", "-c"])
         .arg(site.config())
@@ -69,9 +74,14 @@ fn processes_that_escape_a_plugins_group_with_setsid_are_killed_not_left_behind(
     );
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.1\n[checks.escaper]\ntype = \"command\"\ncommand = [\"{escaper}\"]\n"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.1
+                [checks.escaper]
+                type = "command"
+                command = ["{escaper}"]
+            "#
+        )),
     );
     let mut daemon = site.daemon(&["-D"]);
     daemon.wait_log("escaper: OK in", 20, LONG);
@@ -105,9 +115,15 @@ fn a_plugin_slower_than_the_tick_is_warned_about_once_a_minute_not_every_tick() 
     let slow = site.plugin("slow", "sleep 30");
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.05\n[checks.slow]\ntype = \"command\"\ncommand = [\"{slow}\"]\ntimeout = 60\n"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 0.05
+                [checks.slow]
+                type = "command"
+                command = ["{slow}"]
+                timeout = 60
+            "#
+        )),
     );
     let daemon = site.daemon(&["-D"]);
     // 40 ticks in which the check was due while still running.

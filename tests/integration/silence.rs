@@ -4,10 +4,9 @@
 //! survive a restart; bad input is refused by name.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
 use std::time::Duration;
 
-use crate::harness::{Daemon, Site};
+use crate::harness::{dedent, mail_config, shown as text, Daemon, Site};
 use crate::smtp::{Security, SmtpServer};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -22,21 +21,27 @@ fn mail_site() -> (Site, SmtpServer) {
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\ndefault_retry = 0\nstate_dir = \"{}\"\n[emails]\nto = [\"ops@example.org\"]\nfrom = \"Picomon <picomon@monitor.example.org>\"\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n[hosts.web]\nname = \"front web\"\nipv4 = \"127.0.0.1\"\n[checks.homepage]\ntype = \"command\"\nhosts = [\"web\"]\ncommand = [\"{flag}\", \"{{addr}}\"]\n",
-            site.path("state").display()
+        &mail_config(
+            port,
+            &site.path("state"),
+            r#"
+                from = "Picomon <picomon@monitor.example.org>"
+                smtp_retry_timeout = 0.5
+            "#,
+            &format!(
+                r#"
+                    [hosts.web]
+                    name = "front web"
+                    ipv4 = "127.0.0.1"
+                    [checks.homepage]
+                    type = "command"
+                    hosts = ["web"]
+                    command = ["{flag}", "{{addr}}"]
+                "#
+            ),
         ),
     );
     (site, smtp)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[track_caller]
@@ -50,6 +55,7 @@ fn silence(site: &Site, args: &[&str]) -> String {
 
 /// Waits for `runs` more runs of the check, so that a mail that should
 /// not come has had its chance.
+#[track_caller]
 fn more_runs(daemon: &Daemon, runs: usize) {
     let done = daemon.stderr().matches(&format!("{ID}: ")).count();
     daemon.wait_log(&format!("{ID}: "), done + runs, LONG);
@@ -228,8 +234,14 @@ fn bad_silences_are_refused_by_name() {
         text(&nothing)
     );
 
-    let stateless =
-        Site::new("base_tick = 1\n[checks.x]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let stateless = Site::new(&dedent(
+        r#"
+            base_tick = 1
+            [checks.x]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let out = stateless.run(&["silence", "list"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     assert!(text(&out).contains("state_dir: not set"), "{}", text(&out));

@@ -100,6 +100,7 @@ fn decode_body(body: &str, quoted_printable: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+#[track_caller]
 fn openssl(args: &[&str], dir: &Path) {
     let status = Command::new("openssl")
         .args(args)
@@ -210,6 +211,7 @@ impl SmtpServer {
         SmtpServer::spawn(cmd, dir, port)
     }
 
+    #[track_caller]
     pub fn start(dir: &Path, port: u16, tls: Security) -> SmtpServer {
         assert!(
             Path::new(PYTHON).exists()
@@ -234,6 +236,7 @@ impl SmtpServer {
         SmtpServer::spawn(cmd, dir, port)
     }
 
+    #[track_caller]
     fn spawn(mut cmd: Command, dir: &Path, port: u16) -> SmtpServer {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -4,10 +4,9 @@
 //! `state_dir`.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
 use std::time::Duration;
 
-use crate::harness::{wait_for, Site};
+use crate::harness::{dedent, shown as text, wait_for, Site};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -19,21 +18,26 @@ fn site() -> Site {
     let ok = site.plugin("ok", "echo 'FINE OK - all good'");
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 0.2\ndefault_retry = 1\nstate_dir = \"{}\"\n[hosts.web]\nname = \"front web\"\nipv4 = \"127.0.0.1\"\n[checks.aaa_fine]\ntype = \"command\"\ncommand = [\"{ok}\"]\n[checks.zzz_flag]\ntype = \"command\"\nhosts = [\"web\"]\ncommand = [\"{flag}\", \"{{addr}}\"]\n",
+        &dedent(&format!(
+            r#"
+                base_tick = 0.2
+                default_retry = 1
+                state_dir = "{}"
+                [hosts.web]
+                name = "front web"
+                ipv4 = "127.0.0.1"
+                [checks.aaa_fine]
+                type = "command"
+                command = ["{ok}"]
+                [checks.zzz_flag]
+                type = "command"
+                hosts = ["web"]
+                command = ["{flag}", "{{addr}}"]
+            "#,
             site.path("state").display()
-        ),
+        )),
     );
     site
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]
@@ -154,7 +158,14 @@ fn status_of_a_stopped_or_killed_daemon_or_of_none_is_unknown_3() {
 
 #[test]
 fn status_without_state_dir_says_it_needs_one_and_is_unknown_3() {
-    let site = Site::new("base_tick = 1\n[checks.x]\ntype = \"command\"\ncommand = [\"true\"]\n");
+    let site = Site::new(&dedent(
+        r#"
+            base_tick = 1
+            [checks.x]
+            type = "command"
+            command = ["true"]
+        "#,
+    ));
     let out = site.run(&["status"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(

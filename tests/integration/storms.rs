@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::harness::{wait_for, Daemon, Site};
+use crate::harness::{dedent, wait_for, Daemon, Site};
 use crate::smtp::{Received, Security, SmtpServer};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -28,9 +28,18 @@ fn flags_plugin(site: &Site) -> String {
 fn configure(site: &Site, port: u16, globals: &str, body: &str) {
     site.write(
         "site.toml",
-        &format!(
-            "base_tick = 3600\ndefault_retry = 0\n{globals}\n[emails]\nto = [\"ops@example.org\"]\nfrom = \"Picomon <picomon@monitor.example.org>\"\nsmtp_host = \"127.0.0.1:{port}\"\nsmtp_retry_timeout = 0.5\n{body}"
-        ),
+        &dedent(&format!(
+            r#"
+                base_tick = 3600
+                default_retry = 0
+                {globals}
+                [emails]
+                to = ["ops@example.org"]
+                from = "Picomon <picomon@monitor.example.org>"
+                smtp_host = "127.0.0.1:{port}"
+                smtp_retry_timeout = 0.5
+                {body}"#
+        )),
     );
 }
 
@@ -38,7 +47,12 @@ fn configure(site: &Site, port: u16, globals: &str, body: &str) {
 fn hosts(n: usize) -> String {
     let mut out = String::new();
     for i in 0..n {
-        let _ = write!(out, "[hosts.h{i}]\nipv4 = \"127.0.0.1\"\n");
+        out.push_str(&dedent(&format!(
+            r#"
+                [hosts.h{i}]
+                ipv4 = "127.0.0.1"
+            "#
+        )));
     }
     out
 }
@@ -97,11 +111,16 @@ fn twenty_checks_failing_in_one_tick_make_one_digest_and_their_recoveries_one_re
         &site,
         port,
         "",
-        &format!(
-            "{}[checks.svc]\ntype = \"command\"\nhosts = [{}]\ncommand = [\"{plugin}\", \"down\"]\n",
+        &dedent(&format!(
+            r#"
+                {}[checks.svc]
+                type = "command"
+                hosts = [{}]
+                command = ["{plugin}", "down"]
+            "#,
             hosts(20),
             host_list(20)
-        ),
+        )),
     );
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.down("x");
@@ -162,11 +181,20 @@ fn forty_instances_behind_one_failing_uplink_make_one_problem_mail_listing_them_
         &site,
         port,
         "",
-        &format!(
-            "{}[checks.uplink]\ntype = \"command\"\ncommand = [\"{plugin}\", \"down-uplink\"]\n[checks.svc]\ntype = \"command\"\nhosts = [{}]\ncommand = [\"{plugin}\", \"down-all\", \"down-{{host}}\"]\ndepends = [\"uplink\"]\n",
+        &dedent(&format!(
+            r#"
+                {}[checks.uplink]
+                type = "command"
+                command = ["{plugin}", "down-uplink"]
+                [checks.svc]
+                type = "command"
+                hosts = [{}]
+                command = ["{plugin}", "down-all", "down-{{host}}"]
+                depends = ["uplink"]
+            "#,
             hosts(40),
             host_list(40)
-        ),
+        )),
     );
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.write("down-uplink", "");
@@ -247,9 +275,14 @@ fn a_dependency_on_an_unknown_check_or_a_cycle_is_a_configuration_error() {
             "checks.svc.depends: dependency cycle: svc -> svc",
         ),
     ] {
-        let site = Site::new(&format!(
-            "[checks.svc]\ntype = \"command\"\ncommand = [\"true\"]\ndepends = {depends}\n"
-        ));
+        let site = Site::new(&dedent(&format!(
+            r#"
+                [checks.svc]
+                type = "command"
+                command = ["true"]
+                depends = {depends}
+            "#
+        )));
         let out = site.run(&["check-config"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(78), "{err}");
@@ -268,9 +301,14 @@ fn a_check_toggling_every_tick_sends_at_most_two_mails_in_thirty_ticks_then_one_
         &site,
         port,
         "flap_window = 10",
-        &format!(
-            "[checks.vpn]\ntype = \"command\"\ncommand = [\"{plugin}\", \"down\"]\nflap_switches = 1\n"
-        ),
+        &dedent(&format!(
+            r#"
+                [checks.vpn]
+                type = "command"
+                command = ["{plugin}", "down"]
+                flap_switches = 1
+            "#
+        )),
     );
     let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
     site.down("x");

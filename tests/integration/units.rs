@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 
 use crate::harness::bin;
 
+#[track_caller]
 fn dist_units() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/systemd");
     let mut units: Vec<PathBuf> = fs::read_dir(&dir)
@@ -45,6 +46,7 @@ fn with_built_binaries(text: &str) -> String {
 }
 
 /// A directory with the man pages as `man` finds them.
+#[track_caller]
 fn man_path(dir: &Path) -> PathBuf {
     let root = dir.join("man");
     for section in ["1", "5"] {
@@ -148,6 +150,7 @@ fn verify_reports_a_misspelt_key_in_a_unit() {
 }
 
 /// The values of `key` in the [Service] section of a dist unit, in order.
+#[track_caller]
 fn service_values(unit: &str, key: &str) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("dist/systemd")

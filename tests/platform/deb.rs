@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 /// target/debian/picomon_VERSION-REVISION_ARCH.deb, of this version.
+#[track_caller]
 pub(crate) fn built_package() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debian");
     let prefix = format!("picomon_{}-", env!("CARGO_PKG_VERSION"));

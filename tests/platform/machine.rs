@@ -43,6 +43,7 @@ const TOOLS: &[(&str, &str)] = &[
 
 /// Panics, naming the package, when a tool the test runs is missing or
 /// the test does not run as root: a platform test never skips.
+#[track_caller]
 pub(crate) fn require_tools(names: &[&str]) {
     for (tool, package) in TOOLS.iter().filter(|(t, _)| names.contains(t)) {
         let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
@@ -156,6 +157,7 @@ impl Machine {
 
     /// Runs `script` with /bin/sh inside the container, as root, with a
     /// clean environment and at most two minutes.
+    #[track_caller]
     pub(crate) fn sh(&self, script: &str) -> Output {
         let leader = self.leader.expect("the container has booted");
         Command::new("nsenter")

@@ -9,6 +9,7 @@ use std::path::Path;
 pub(crate) const SUITE: &str = "bookworm";
 
 /// The first mirror apt has for `SUITE`; a clear panic when none.
+#[track_caller]
 pub(crate) fn mirror() -> String {
     let mut files = vec![Path::new("/etc/apt/sources.list").to_path_buf()];
     if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {

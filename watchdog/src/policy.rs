@@ -608,6 +608,7 @@ mod tests {
     }
 
     /// A policy whose picomon (pid 42) was started at 0 s.
+    #[track_caller]
     fn running() -> (Policy, Clock) {
         let clock = Clock(Instant::now());
         let mut policy = Policy::new(Duration::from_secs(30), clock.at(0.0));

@@ -43,6 +43,7 @@ fn watchdog(site: &Site, args: &[&str]) -> Daemon {
 
 /// Waits for the watchdog to run a picomon other than `not` and returns
 /// its pid.
+#[track_caller]
 fn picomon_pid(w: &Daemon, not: Option<u32>) -> u32 {
     let mut pid = None;
     wait_for("a picomon started by the watchdog", LONG, || {
