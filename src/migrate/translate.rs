@@ -262,6 +262,7 @@ impl<'a> Translator<'a> {
                 .as_array()
                 .and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
             {
+                Some(to) if to.is_empty() => {}
                 Some(to) => {
                     let _ = writeln!(lines, "to = {}", array(to.iter().map(|s| string(s))));
                 }
