@@ -305,7 +305,7 @@ address as {addr}; every Host a [hosts.NAME] table named after its
 variable. retry is picomon.py's minus one: picomon.py mailed at the
 retry-th failed run in a row, picomon at the (retry + 1)-th, so the first
 mail comes at the same run. https checks get verify = false, since
-picomon.py's check_http --ssl took any certificate. Whatever cannot be
+picomon.py's check_http in SSL mode took any certificate. Whatever cannot be
 translated is kept as a comment naming its line in CONFIG.py, and warned
 about on standard error. Check the result with picomon check-config -c
 FILE, try it with picomon -1 -c FILE.

@@ -233,8 +233,8 @@ impl<'a> Translator<'a> {
         out.push_str(
             "# Two picomon behaviours picomon.py did not have: more than 5 switches in one tick\n\
              # go out as one digest mail ([emails] digest_over = 0: one mail each), and a check\n\
-             # that switches more than 4 times in 10 runs is flapping and mailed once\n\
-             # (flap_switches = 0: a mail at every switch).\n",
+             # whose result changes more than 4 times in its last 10 runs is flapping: one mail,\n\
+             # then quiet until it settles (flap_switches = 0: a mail at every switch).\n",
         );
         default_every
     }
@@ -659,7 +659,7 @@ impl<'a> Translator<'a> {
                 }
                 if kind == "https" {
                     notes.push(
-                        "picomon.py's check_http --ssl took any certificate; picomon checks it \
+                        "picomon.py's check_http in SSL mode took any certificate; picomon checks it \
                          unless verify = false: remove that line once the certificate is trusted"
                             .into(),
                     );
