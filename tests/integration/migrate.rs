@@ -203,6 +203,7 @@ class CheckClosed(Check4):
         return self.exec_with_timeout(['{PLUGINS}/check_tcp', '-H', self.addr, '-p', '{closed}'])
 
 config.checks.add([CheckWeb, CheckClosed], local, retry=2)
+config.checks.add([CheckPing4, CheckPing6], local)
 "#,
             port = http.port
         ),
@@ -222,6 +223,10 @@ config.checks.add([CheckWeb, CheckClosed], local, retry=2)
         .unwrap_or_default();
     assert!(web.contains("OK"), "{text}");
     assert!(closed.contains("CRITICAL"), "{text}");
+    // Both families of the native class: two instances of one ping check.
+    let pings: Vec<&str> = text.lines().filter(|l| l.contains("ping/")).collect();
+    assert_eq!(pings.len(), 2, "{text}");
+    assert!(pings.iter().all(|l| l.contains("OK")), "{text}");
 }
 
 #[test]
