@@ -79,12 +79,19 @@ class AttrTree(object):
         self[key] = value
 
 
+_DEFAULT = object()
+
+
 class Host(object):
-    def __init__(self, ipv4="192.0.2.1", ipv6="2001:db8::1", name=None, **extra):
+    def __init__(self, ipv4=_DEFAULT, ipv6=_DEFAULT, name=None, **extra):
+        # picomon.py's defaults are documentation addresses: which ones a
+        # config gave tells the addresses it meant from those it got.
+        self._given = [k for k, v in (("ipv4", ipv4), ("ipv6", ipv6)) if v is not _DEFAULT]
+        ipv4 = "192.0.2.1" if ipv4 is _DEFAULT else ipv4
+        ipv6 = "2001:db8::1" if ipv6 is _DEFAULT else ipv6
         self.ipv4 = ipv4
         self.ipv6 = ipv6
         self.name = name if name is not None else "%s/%s" % (ipv4, ipv6)
-        self._given = [k for k, v in (("ipv4", ipv4 != "192.0.2.1"), ("ipv6", ipv6 != "2001:db8::1")) if v]
         self._name_given = name is not None
         self._line = _line()
         if extra:

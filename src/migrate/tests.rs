@@ -176,3 +176,24 @@ fn https_keeps_taking_any_certificate_and_ignored_options_are_said() {
         t.warnings
     );
 }
+
+#[test]
+fn a_target_name_other_than_the_hosts_is_said_since_picomon_uses_the_hosts() {
+    let probe = r#", "probe": {"argv": ["/bin/true", "{addr}"], "timeout": 2, "pattern": ""}"#;
+    let c = instance("CheckMine", None, Some(0), Some(4), "")
+        .replace(r#""probe": null, "#, "")
+        .replace(" }", &format!("{probe}}}"));
+    let d = config(&[host("web", "192.0.2.1", "2001:db8::1", "front")], &[c]);
+    let t = translate(&d, "");
+    assert!(
+        t.warnings
+            .iter()
+            .any(|w| w
+                .contains("target_name \"x\": picomon names the target after the host, \"front\"")),
+        "{:?}",
+        t.warnings
+    );
+    assert!(parsed(&t.toml)["checks"]["CheckMine"]
+        .get("command")
+        .is_some());
+}

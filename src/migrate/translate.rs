@@ -566,6 +566,24 @@ impl<'a> Translator<'a> {
         }
         let mut fields = Vec::new();
         let mut notes = Vec::new();
+        let own_class = inst.kind.is_none();
+        if let Some(host) = inst
+            .host
+            .and_then(|h| self.d.hosts.get(h))
+            .filter(|_| own_class)
+        {
+            // picomon names an instance's target after its host only (the
+            // built-in classes did too; a subclass may have set another).
+            if let (Some(target), Some(name)) = (inst.target_name.as_str(), host.name.as_str()) {
+                if target != name {
+                    let note = format!(
+                        "target_name {target:?}: picomon names the target after the host, {name:?}"
+                    );
+                    self.warn(inst.line, format!("{}: {note}", inst.class));
+                    notes.push(note);
+                }
+            }
+        }
         let Some(every) = self.ticks("every", &inst.every, inst.line) else {
             self.keep(
                 inst.line,
