@@ -371,18 +371,46 @@ def _keys(tree, prefix=""):
 KNOWN_KEYS = {k for k, _, _ in _keys(config)}
 
 
+class TimeoutExpired(Exception):
+    pass
+
+
+class Popen(object):
+    """picomon.py's checks module exported Popen; a check of the config's
+    own that spawns with it is not run here (its probe fails, and it is
+    kept as a comment)."""
+
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("Popen: picomon migrate runs no command")
+
+
 def _modules():
+    import datetime
+    import logging
+    import re
+
     package = types.ModuleType("picomon")
     package.__path__ = []
     package.config = config
+    mails = types.ModuleType("picomon.mails")
+    mails.send_email_for_check = lambda check: None
+    mails.send_email_report = lambda report: None
+    mails.quit = lambda: None
     checks = types.ModuleType("picomon.checks")
     for name, value in list(globals().items()):
         if isinstance(value, type) and issubclass(value, (Check, Host, Checks)) or value is AttrTree:
             setattr(checks, name, value)
-    checks.__all__ = [n for n in dir(checks) if not n.startswith("_")]
+    # What else `from picomon.checks import *` gave picomon.py's configs
+    # (it has no __all__), which their own classes may use.
+    for name, value in (("re", re), ("logging", logging), ("datetime", datetime.datetime),
+                        ("Iterable", Iterable), ("mails", mails), ("Popen", Popen),
+                        ("PIPE", -1), ("TimeoutExpired", TimeoutExpired)):
+        setattr(checks, name, value)
     package.checks = checks
+    package.mails = mails
     sys.modules["picomon"] = package
     sys.modules["picomon.checks"] = checks
+    sys.modules["picomon.mails"] = mails
 
 
 def _plain(value):

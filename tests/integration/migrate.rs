@@ -357,3 +357,35 @@ fn migrate_of_an_empty_config_prints_a_config_check_config_accepts() {
     let check = site.run(&["check-config", "--no-secrets"]);
     assert!(check.status.success(), "{}", stderr(&check));
 }
+
+#[test]
+fn a_check_that_spawns_by_itself_is_not_run_and_is_kept_as_a_comment() {
+    let site = Site::new("");
+    let touched = site.path("touched");
+    site.write(
+        "config.py",
+        &format!(
+            r#"from picomon.checks import *
+from picomon import config
+h = Host(ipv4='192.0.2.1', ipv6='2001:db8::1', name='h')
+class CheckRaw(Check4):
+    def check(self):
+        p = Popen(['touch', '{}'], stdout=PIPE, stderr=PIPE)
+        out, err = p.communicate(timeout=self.timeout)
+        return re.search('ok', str(out)) is not None
+config.checks.add(CheckRaw, h)
+"#,
+            touched.display()
+        ),
+    );
+    let (toml, warnings) = migrated(&site);
+    assert!(!touched.exists(), "the check's command ran");
+    assert!(
+        toml.contains("# config.py line 9: config.checks.add(CheckRaw, h)\n"),
+        "{toml}"
+    );
+    assert!(
+        warnings.contains("config.py:9: not translated: CheckRaw: its check() raised RuntimeError"),
+        "{warnings}"
+    );
+}
