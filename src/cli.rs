@@ -304,7 +304,10 @@ runs one command with exec_with_timeout becomes a command check, its
 address as {addr}; every Host a [hosts.NAME] table named after its
 variable. retry is picomon.py's minus one: picomon.py mailed at the
 retry-th failed run in a row, picomon at the (retry + 1)-th, so the first
-mail comes at the same run. https checks get verify = false, since
+mail comes at the same run, as many ticks after an outage begins (one
+difference: picomon runs every check once at its start, where picomon.py
+first ran a check of every = N at its N-th tick). https checks get
+verify = false, since
 picomon.py's check_http in SSL mode took any certificate. Whatever cannot be
 translated is kept as a comment naming its line in CONFIG.py, and warned
 about on standard error. Check the result with picomon check-config -c
