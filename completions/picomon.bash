@@ -19,6 +19,9 @@ _picomon() {
             picomon,check-config)
                 cmd="picomon__subcmd__check__subcmd__config"
                 ;;
+            picomon,migrate)
+                cmd="picomon__subcmd__migrate"
+                ;;
             picomon,silence)
                 cmd="picomon__subcmd__silence"
                 ;;
@@ -41,7 +44,7 @@ _picomon() {
 
     case "${cmd}" in
         picomon)
-            opts="-1 -c -D -h -V --one --json --config --debug --help --version check-config status silence"
+            opts="-1 -c -D -h -V --one --json --config --debug --help --version check-config migrate status silence"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -77,6 +80,20 @@ _picomon() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        picomon__subcmd__migrate)
+            opts="-D -h --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

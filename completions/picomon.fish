@@ -31,6 +31,7 @@ complete -c picomon -n "__fish_picomon_needs_command" -s D -l debug -d 'Log at D
 complete -c picomon -n "__fish_picomon_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c picomon -n "__fish_picomon_needs_command" -s V -l version -d 'Print version'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "check-config" -d 'Load and validate every configuration layer, then print a summary'
+complete -c picomon -n "__fish_picomon_needs_command" -f -a "migrate" -d 'Print a picomon.py configuration file (`config.py`) as picomon TOML, on standard output'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "status" -d 'Print the running daemon\'s live view: failing checks first (since when, severity, last output, silence), then the others with their last run'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "silence" -d 'Keep back the mail of matching checks for a while (maintenance): they go on running and keeping their state; when the silence ends, each one whose state differs from what was last mailed gets one mail'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
@@ -38,6 +39,8 @@ complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l dump -d
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l no-secrets -d 'Do not read smtp_password_file and smtp_ca_file, nor require a password: for checking a configuration where it is built, before its secrets are there'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s h -l help -d 'Print help'
+complete -c picomon -n "__fish_picomon_using_subcommand migrate" -s D -l debug -d 'Log at DEBUG level'
+complete -c picomon -n "__fish_picomon_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c picomon -n "__fish_picomon_using_subcommand status" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand status" -l json -d 'Print the view as one JSON object (`instances`: `instance`, `name`, `target`, `standing`, `severity`, `since`, `failed_runs`, `last_run`, `output`, `silenced`; times in seconds since the epoch)'
 complete -c picomon -n "__fish_picomon_using_subcommand status" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'

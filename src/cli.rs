@@ -168,6 +168,18 @@ pub enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Print a picomon.py configuration file (`config.py`) as picomon
+    /// TOML, on standard output.
+    #[command(after_long_help = MIGRATE_AFTER_HELP)]
+    Migrate {
+        /// The picomon.py configuration, a Python file.
+        #[arg(value_name = "CONFIG.py")]
+        config: PathBuf,
+
+        /// Log at DEBUG level.
+        #[arg(short = 'D', long)]
+        debug: bool,
+    },
     /// Print the running daemon's live view: failing checks first (since
     /// when, severity, last output, silence), then the others with their
     /// last run.
@@ -272,6 +284,40 @@ picomon status only looks at (in /proc/locks), never takes.
 Control characters in a plugin's output (ESC, BEL, CR, ...) are shown
 escaped, as \\x1b, \\x07, \\r (C1 controls as \\u{9b}), never sent to the
 terminal; --json gives the output as it was, JSON-escaped.";
+
+const MIGRATE_AFTER_HELP: &str = "\
+How:
+A picomon.py configuration is a Python program, so picomon migrate runs
+it: python3 (-I -S -B: isolated, without site-packages) evaluates
+CONFIG.py against stand-ins for picomon.py's picomon.checks and
+picomon.config, which build what picomon.py would have built (hosts,
+check instances, settings) and run no check; picomon then writes that as
+TOML. CONFIG.py is code: whatever it does, it does with your rights when
+migrated, as it did under picomon.py. Run picomon migrate only on files
+you trust. The evaluation is stopped after 10 s; what CONFIG.py prints is
+ignored (shown only when it fails).
+
+Translation:
+Every check class becomes its type (CheckPing4 and CheckPing6 on the same
+hosts: one ping check with ip = [4, 6]); a Check subclass whose check()
+runs one command with exec_with_timeout becomes a command check, its
+address as {addr}; every Host a [hosts.NAME] table named after its
+variable. retry is picomon.py's minus one: picomon.py mailed at the
+retry-th failed run in a row, picomon at the (retry + 1)-th, so the first
+mail comes at the same run, as many ticks after an outage begins (one
+difference: picomon runs every check once at its start, where picomon.py
+first ran a check of every = N at its N-th tick). https checks get
+verify = false, since
+picomon.py's check_http in SSL mode took any certificate. Whatever cannot be
+translated is kept as a comment naming its line in CONFIG.py, and warned
+about on standard error. Check the result with picomon check-config -c
+FILE, try it with picomon -1 -c FILE.
+
+Exit status:
+  0   the TOML is printed (warnings, if any, on standard error)
+  1   python3 is missing (the message names it), or CONFIG.py could not be
+      evaluated: it raised (its traceback's last lines are shown), took
+      longer than 10 s, or is not a readable file";
 
 const SILENCE_AFTER_HELP: &str = "\
 Silences:

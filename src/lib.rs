@@ -16,6 +16,7 @@ pub mod host;
 pub mod human;
 mod logging;
 pub mod mail;
+mod migrate;
 pub mod notify;
 mod once;
 mod pace;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             SilenceAction::List { common } => silence::list(&common.config),
             SilenceAction::Remove { id, common } => silence::remove(&common.config, id),
         },
+        Some(Command::Migrate { config, .. }) => migrate::command(&config),
         Some(Command::CheckConfig {
             dump,
             no_secrets,

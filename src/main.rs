@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             | picomon::cli::SilenceAction::List { common }
             | picomon::cli::SilenceAction::Remove { common, .. } => common.debug,
         },
+        Some(picomon::cli::Command::Migrate { debug, .. }) => *debug,
         Some(picomon::cli::Command::Generate { .. }) => false,
         Some(picomon::cli::Command::Plugin { .. }) => false,
         None => cli.run.common.debug,

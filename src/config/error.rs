@@ -22,6 +22,17 @@ impl ConfigError {
     /// file or the environment variable that set the key. figment leaves
     /// out where some errors come from (a key missing from a table, say):
     /// those are looked up in `figment`, the layers merged.
+    /// A picomon.py configuration given where picomon's TOML belongs.
+    pub(super) fn python(main: &std::path::Path) -> ConfigError {
+        let shown = shown(&main.display().to_string());
+        ConfigError {
+            problems: vec![format!(
+                "{shown}: a picomon.py configuration (Python), not picomon's TOML: \
+                 run `picomon migrate {shown} > picomon.toml` and use that"
+            )],
+        }
+    }
+
     pub(super) fn from_figment(figment: &Figment, err: figment::Error) -> ConfigError {
         let problems = err
             .into_iter()

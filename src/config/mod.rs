@@ -81,6 +81,9 @@ impl Config {
     /// only checked as text: for validating a configuration where it is
     /// built, before its secrets and directories exist there.
     pub fn load_with(main: &Path, read_secrets: bool) -> Result<Config, ConfigError> {
+        if main.extension().is_some_and(|e| e == "py") {
+            return Err(ConfigError::python(main));
+        }
         let layers = load::load(main)?;
         let mut validator = Validator::new(layers.files);
         validator.on_this_machine = read_secrets;
