@@ -6,6 +6,7 @@
 
 mod probe;
 mod reading;
+pub(crate) mod static_key;
 
 pub use probe::{OpenvpnKey, Probe, Tls};
 pub use reading::Reading;
