@@ -8,11 +8,48 @@ use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Note;
+use super::channel::{Channel, Try};
+use super::note::Note;
+use super::notifiers::logged;
+use super::retry::Outcome;
+use crate::config::{Notifier, NotifierKind};
 use crate::runner::{RunError, Runner};
 
+/// A command notifier, in its courier's thread.
+pub(crate) struct Command {
+    pub(crate) name: String,
+    pub(crate) argv: Vec<OsString>,
+    pub(crate) timeout: Duration,
+    pub(crate) retry: Duration,
+    pub(crate) runner: Arc<Runner>,
+}
+
+impl Channel for Command {
+    type Entry = Note;
+    type Settings = Notifier;
+
+    fn retry(&self) -> Duration {
+        self.retry
+    }
+
+    fn deliver(&mut self, note: &mut Note, attempt: Try) -> Outcome {
+        let ran = run(&self.runner, &self.argv, self.timeout, note);
+        logged(&self.name, note, ran, self.retry, attempt)
+    }
+
+    fn reconfigure(&mut self, notifier: Notifier) {
+        // Another kind of notifier under this name is another courier
+        // (see `Notifiers::reconfigure`): only a command's settings here.
+        if let NotifierKind::Command { argv, timeout } = notifier.kind {
+            self.argv = argv;
+            self.timeout = timeout;
+        }
+        self.retry = notifier.retry_every;
+    }
+}
+
 /// Runs `argv` for `note`; Ok when it exited 0, else why not, for the log.
-pub(crate) fn deliver(
+fn run(
     runner: &Arc<Runner>,
     argv: &[OsString],
     timeout: Duration,

@@ -1,0 +1,228 @@
+//! The delivery thread of one channel: entries in queueing order, the
+//! first one due tried, what the attempt ended in turned into the next
+//! step (`retry::step`), and that step carried out here, on the queue and
+//! on disk. Orders are read between any two attempts, so a stop or a
+//! reload is never stuck behind a backlog.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use super::channel::{Channel, Entry, Try, Words};
+use super::disk_full::{self, Backlog, DiskFull};
+use super::lock;
+use super::queue::{Queue, Queued};
+use super::retry::{self, Step};
+
+/// What the front (`Courier`) tells its thread.
+pub(crate) enum Order<E, S> {
+    /// Queue `entry`, on disk at the path if it has one.
+    Send(Box<E>, Option<PathBuf>),
+    Reconfigure(Box<S>),
+    /// Deliver what can be delivered before this, then end.
+    Stop(Instant),
+}
+
+pub(crate) struct Worker<C: Channel> {
+    pub(crate) channel: C,
+    pub(crate) queued: VecDeque<Queued<C::Entry>>,
+    pub(crate) queue: Option<Queue>,
+    pub(crate) words: Words,
+    /// No attempt at all before this: the channel was down.
+    pub(crate) paused_until: Instant,
+    pub(crate) disk: DiskFull,
+    pub(crate) stop_at: Option<Instant>,
+    /// How long the last attempt took: while stopping, none starts that
+    /// could not end before the deadline.
+    pub(crate) last_try: Duration,
+    /// What is queued where, for a stop that cannot wait for the thread.
+    pub(crate) backlog: Arc<Mutex<Backlog>>,
+}
+
+impl<C: Channel> Worker<C> {
+    pub(crate) fn run(mut self, rx: Receiver<Order<C::Entry, C::Settings>>) {
+        self.publish();
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(order) => self.obey(order),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.stop_at.get_or_insert_with(Instant::now);
+                        break;
+                    }
+                }
+            }
+            let now = Instant::now();
+            let next = self.next_due();
+            if let Some(deadline) = self.stop_at {
+                if retry::too_late(next, now, self.last_try, deadline) {
+                    return self.finish();
+                }
+            }
+            if self.channel.wake_at().is_some_and(|at| at <= now) {
+                self.channel.wake(now);
+            }
+            if next.is_some_and(|due| due <= now) {
+                self.attempt(now);
+                continue;
+            }
+            let wake = [next, self.channel.wake_at(), self.stop_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let order = match wake {
+                Some(at) => rx.recv_deadline(at),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match order {
+                Ok(order) => self.obey(order),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.stop_at.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+    }
+
+    fn obey(&mut self, order: Order<C::Entry, C::Settings>) {
+        match order {
+            Order::Send(entry, path) => {
+                self.queued.push_back(Queued {
+                    entry: *entry,
+                    path,
+                    next_try: Instant::now(),
+                });
+                self.publish();
+            }
+            Order::Reconfigure(settings) => {
+                self.channel.reconfigure(*settings);
+                let now = Instant::now();
+                self.paused_until = now;
+                for q in &mut self.queued {
+                    q.next_try = now;
+                }
+            }
+            Order::Stop(deadline) => self.stop_at = Some(deadline),
+        }
+    }
+
+    /// When the next attempt is due, if anything is queued.
+    fn next_due(&self) -> Option<Instant> {
+        let first = self.queued.iter().map(|q| q.next_try).min()?;
+        Some(first.max(self.paused_until))
+    }
+
+    fn publish(&self) {
+        *lock(&self.backlog) = Backlog::of(&self.queued);
+    }
+
+    fn spool_stragglers(&mut self, now: Instant, force: bool) {
+        let Some(queue) = &self.queue else { return };
+        if self.disk.due(Backlog::of(&self.queued), now, force) {
+            let retry = self.channel.retry();
+            self.disk
+                .retry(queue, &mut self.queued, now, retry, &self.words);
+            self.publish();
+        }
+    }
+
+    /// Tries the first entry that is due, and carries out the step its
+    /// outcome leads to.
+    fn attempt(&mut self, now: Instant) {
+        self.spool_stragglers(now, false);
+        let Some(i) = self.queued.iter().position(|q| q.next_try <= now) else {
+            return;
+        };
+        let attempt = Try {
+            stop_at: self.stop_at,
+            queued: self.queued.len(),
+        };
+        let started = Instant::now();
+        let Some(q) = self.queued.get_mut(i) else {
+            return;
+        };
+        let outcome = self.channel.deliver(&mut q.entry, attempt);
+        self.last_try = started.elapsed();
+        let step = retry::step(outcome, Instant::now(), self.channel.retry());
+        match step {
+            Step::Done => {
+                if let Some(Queued {
+                    path: Some(path), ..
+                }) = self.queued.remove(i)
+                {
+                    if let Some(queue) = &self.queue {
+                        queue.remove(&path);
+                    }
+                }
+            }
+            Step::Retry(at) => {
+                q.next_try = at;
+                if self.channel.keeps_notes() {
+                    self.respool(i);
+                }
+            }
+            Step::Pause(until) => {
+                self.paused_until = until;
+                if self.channel.keeps_notes() {
+                    self.respool(i);
+                }
+                // Every entry queued behind it waits for the same reason:
+                // each says so when it arrives, not only the first.
+                for j in 0..self.queued.len() {
+                    if self.channel.note_down(&mut self.queued[j].entry) {
+                        self.respool(j);
+                    }
+                }
+            }
+            Step::SetAside(why) => {
+                if let Some(gone) = self.queued.remove(i) {
+                    match (&self.queue, &gone.path) {
+                        (Some(queue), Some(path)) => queue.set_aside(path, &why),
+                        _ => log::error!(
+                            "{}{why}; dropped, for the record:\n{}",
+                            self.words.prefix,
+                            gone.entry.record()
+                        ),
+                    }
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Writes the changed entry `i` back to its file.
+    fn respool(&self, i: usize) {
+        let (Some(queue), Some(q)) = (&self.queue, self.queued.get(i)) else {
+            return;
+        };
+        if let Some(path) = &q.path {
+            if let Err(e) = queue.save(&q.entry, Some(path)) {
+                log::error!("{}: cannot update the queued entry: {e}", path.display());
+            }
+        }
+    }
+
+    /// At a stop: what is still queued stays on disk (tried once more for
+    /// entries held only in memory), and the log says exactly that.
+    fn finish(&mut self) {
+        self.channel.close();
+        if self.queued.is_empty() {
+            return;
+        }
+        self.spool_stragglers(Instant::now(), true);
+        let on_disk = Backlog::of(&self.queued).on_disk;
+        if let (Some(queue), true) = (&self.queue, on_disk > 0) {
+            log::warn!(
+                "{}stopping with {on_disk} {} unsent, kept in {} for the next start",
+                self.words.prefix,
+                self.words.many,
+                queue.dir().display()
+            );
+        }
+        disk_full::tell_lost(self.queue.as_ref(), &self.queued, &self.words);
+    }
+}
