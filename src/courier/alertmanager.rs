@@ -20,8 +20,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::channel::{Channel, Try};
-use super::note::Note;
-use super::notifiers::logged;
+use super::note::{logged, Note};
 use super::retry::Outcome;
 use crate::config::{Alertmanager as Settings, HttpAuth, Notifier, NotifierKind};
 use crate::files::{self, Links, Refused};

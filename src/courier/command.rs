@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::channel::{Channel, Try};
-use super::note::Note;
-use super::notifiers::logged;
+use super::note::{logged, Note};
 use super::retry::Outcome;
 use crate::config::{Notifier, NotifierKind};
 use crate::runner::{RunError, Runner};

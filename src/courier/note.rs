@@ -1,14 +1,17 @@
 //! A notification: one switch told to one notifier, as its queue keeps it
 //! (`state_dir/notify/NAME/`, in the format earlier picomons wrote). The
 //! event is carried as the command's `NOTIFY_*` environment, which the
-//! Alertmanager channel reads its labels from too.
+//! Alertmanager channel reads its labels from too. How an attempt at one
+//! is logged is here too, the same words for every kind of notifier.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::channel::Entry;
+use super::channel::{Entry, Try};
+use super::retry::{self, Outcome};
 use crate::config::Emails;
+use crate::human::human_duration;
 use crate::mail::Mail;
 use crate::state::{Event, Transition};
 
@@ -90,6 +93,32 @@ impl Note {
     }
 }
 
+/// What a notifier's attempt means, logged as every notifier says it.
+pub(crate) fn logged(
+    name: &str,
+    note: &Note,
+    result: Result<(), String>,
+    retry_every: Duration,
+    attempt: Try,
+) -> Outcome {
+    match result {
+        Ok(()) => {
+            log::info!("notify.{name}: delivered {:?}", note.subject);
+            Outcome::Delivered
+        }
+        Err(why) => {
+            let outcome = Outcome::Down;
+            log::warn!(
+                "notify.{name}: {:?} not delivered: {why}; trying again in {} ({} queued)",
+                note.subject,
+                human_duration(retry::wait(&outcome, retry_every)),
+                attempt.queued
+            );
+            outcome
+        }
+    }
+}
+
 impl Entry for Note {
     const QUEUED: &'static str = "queued notification";
     fn subject(&self) -> &str {
@@ -112,7 +141,6 @@ impl Entry for Note {
 mod tests {
     use super::*;
     use crate::courier::queue::Queue;
-    use std::time::Duration;
     use std::time::UNIX_EPOCH;
 
     fn note(problem: bool, since: u64) -> Note {

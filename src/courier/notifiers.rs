@@ -12,14 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::alertmanager::{self, Alertmanager};
-use super::channel::{Try, Words};
+use super::channel::Words;
 use super::command::Command;
 use super::note::Note;
 use super::queue::Queue;
-use super::retry::{self, Outcome};
 use super::{Courier, Pending};
 use crate::config::{Emails, Notifier, NotifierKind};
-use crate::human::human_duration;
 use crate::runner::Runner;
 use crate::state::Event;
 
@@ -40,32 +38,6 @@ pub(crate) struct Notifiers {
 /// Notifications written pending, not yet queued (see `Notifiers::hold`).
 #[must_use = "held notifications are delivered only once released"]
 pub(crate) struct HeldNotes(Vec<(String, Pending<Note>)>);
-
-/// What a notifier's attempt means, logged as every notifier says it.
-pub(super) fn logged(
-    name: &str,
-    note: &Note,
-    result: Result<(), String>,
-    retry_every: Duration,
-    attempt: Try,
-) -> Outcome {
-    match result {
-        Ok(()) => {
-            log::info!("notify.{name}: delivered {:?}", note.subject);
-            Outcome::Delivered
-        }
-        Err(why) => {
-            let outcome = Outcome::Down;
-            log::warn!(
-                "notify.{name}: {:?} not delivered: {why}; trying again in {} ({} queued)",
-                note.subject,
-                human_duration(retry::wait(&outcome, retry_every)),
-                attempt.queued
-            );
-            outcome
-        }
-    }
-}
 
 impl Notifiers {
     /// Starts `notifiers`, each with what an earlier run left queued (a

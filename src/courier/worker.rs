@@ -226,3 +226,137 @@ impl<C: Channel> Worker<C> {
         disk_full::tell_lost(self.queue.as_ref(), &self.queued, &self.words);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::courier::retry::Outcome;
+    use serde::{Deserialize, Serialize};
+    use std::time::SystemTime;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Text(String);
+
+    impl crate::courier::channel::Entry for Text {
+        const QUEUED: &'static str = "queued text";
+        fn subject(&self) -> &str {
+            &self.0
+        }
+        fn queued_at(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+        }
+        fn record(&self) -> String {
+            self.0.clone()
+        }
+    }
+
+    /// A channel that answers each attempt with the next outcome given.
+    struct Scripted {
+        outcomes: VecDeque<Outcome>,
+        tried: Vec<String>,
+    }
+
+    const RETRY: Duration = Duration::from_secs(10);
+
+    impl Channel for Scripted {
+        type Entry = Text;
+        type Settings = ();
+        fn retry(&self) -> Duration {
+            RETRY
+        }
+        fn deliver(&mut self, entry: &mut Text, _attempt: Try) -> Outcome {
+            self.tried.push(entry.0.clone());
+            self.outcomes.pop_front().unwrap_or(Outcome::Delivered)
+        }
+        fn reconfigure(&mut self, _settings: ()) {}
+    }
+
+    fn worker(outcomes: Vec<Outcome>, entries: &[&str], now: Instant) -> Worker<Scripted> {
+        Worker {
+            channel: Scripted {
+                outcomes: outcomes.into(),
+                tried: Vec::new(),
+            },
+            queued: entries
+                .iter()
+                .map(|e| Queued {
+                    entry: Text(e.to_string()),
+                    path: None,
+                    next_try: now,
+                })
+                .collect(),
+            queue: None,
+            words: Words {
+                prefix: "test: ".into(),
+                one: "text",
+                many: "texts",
+            },
+            paused_until: now,
+            disk: DiskFull::new(now),
+            stop_at: None,
+            last_try: Duration::ZERO,
+            backlog: Arc::default(),
+        }
+    }
+
+    fn left(w: &Worker<Scripted>) -> Vec<&str> {
+        w.queued.iter().map(|q| q.entry.0.as_str()).collect()
+    }
+
+    #[test]
+    fn an_entry_refused_for_good_waits_while_the_ones_behind_it_go() {
+        let now = Instant::now();
+        let mut w = worker(vec![Outcome::Refused { permanent: true }], &["a", "b"], now);
+        w.attempt(now);
+        w.attempt(now);
+        assert_eq!(w.channel.tried, ["a", "b"]);
+        assert_eq!(left(&w), ["a"]);
+        // Ten retry intervals, not one: only the operator can fix a 5xx.
+        assert!(w.next_due().is_some_and(|at| at >= now + 10 * RETRY));
+        assert_eq!(
+            *lock(&w.backlog),
+            Backlog {
+                on_disk: 0,
+                in_memory: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_channel_down_holds_back_every_entry_in_queueing_order() {
+        let now = Instant::now();
+        let mut w = worker(vec![Outcome::Down], &["a", "b"], now);
+        w.attempt(now);
+        assert_eq!(left(&w), ["a", "b"]);
+        assert!(w.next_due().is_some_and(|at| at >= now + RETRY));
+        // Due again: the first one first, so notifications keep their order.
+        let later = now + RETRY + Duration::from_millis(1);
+        w.attempt(later);
+        w.attempt(later);
+        assert_eq!(w.channel.tried, ["a", "a", "b"]);
+        assert!(w.queued.is_empty());
+    }
+
+    #[test]
+    fn an_entry_that_can_never_be_sent_is_dropped_and_holds_back_no_other() {
+        let now = Instant::now();
+        let mut w = worker(
+            vec![Outcome::Unsendable("no sender".into())],
+            &["a", "b"],
+            now,
+        );
+        w.attempt(now);
+        assert_eq!(left(&w), ["b"]);
+        assert_eq!(w.next_due(), Some(now));
+    }
+
+    #[test]
+    fn a_reload_tries_every_waiting_entry_again_at_once() {
+        let now = Instant::now();
+        let mut w = worker(vec![Outcome::Down], &["a"], now);
+        w.attempt(now);
+        assert!(w.next_due().is_some_and(|at| at > now));
+        w.obey(Order::Reconfigure(Box::new(())));
+        assert!(w.next_due().is_some_and(|at| at <= Instant::now()));
+    }
+}
