@@ -6,11 +6,11 @@
 
 use std::ffi::OsString;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::channel::{Channel, Try};
 use super::note::{logged, Note};
-use super::retry::Outcome;
+use super::retry::{self, Outcome, STOP_STEP};
 use crate::config::{Notifier, NotifierKind};
 use crate::runner::{RunError, Runner};
 
@@ -32,7 +32,10 @@ impl Channel for Command {
     }
 
     fn deliver(&mut self, note: &mut Note, attempt: Try) -> Outcome {
-        let ran = run(&self.runner, &self.argv, self.timeout, note);
+        // While stopping, a run is killed at the stop's deadline rather
+        // than hold the stop: the notification stays queued on disk.
+        let timeout = retry::step_timeout(Instant::now(), attempt.stop_at, self.timeout, STOP_STEP);
+        let ran = run(&self.runner, &self.argv, timeout, note);
         logged(&self.name, note, ran, self.retry, attempt)
     }
 

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::channel::{Channel, Entry, Try, Words};
+use super::front::{Courier, Pending};
 use super::queue::Queue;
-use super::retry::{self, Outcome};
+use super::retry::{self, Outcome, STOP_STEP};
 use super::smtp::{Answers, Attempt, Failure, Session};
-use super::{lock, Courier, Pending, STOP_STEP};
 use crate::config::Emails;
 use crate::human::human_duration;
 use crate::mail::Mail;
@@ -134,7 +134,10 @@ impl Email {
                 "mail refused by {host} for every recipient, kept and tried again in {}: {subject}: {reply}",
                 human_duration(retry::wait(&outcome, retry))
             );
-            lock(&self.refused).extend(refused);
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(refused);
             mail.last_error = Some(reply);
             return outcome;
         }
@@ -147,7 +150,10 @@ impl Email {
                 "mail refused by {host} for {rcpt}, who will not get it: {subject}: {reply}"
             );
             mail.refused.push(rcpt.clone());
-            lock(&self.refused).insert(rcpt, reply);
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rcpt, reply);
         }
         if deferred.is_empty() {
             return Outcome::Delivered;
@@ -326,7 +332,7 @@ impl Outbox {
     /// Queues the global report with `body`, followed by the recipients
     /// the server refused for good since the last report.
     pub(crate) fn report(&self, mut body: String) {
-        let refused = std::mem::take(&mut *lock(&self.refused));
+        let refused = std::mem::take(&mut *self.refused.lock().unwrap_or_else(|e| e.into_inner()));
         if !refused.is_empty() {
             body.push_str(
                 "\nRecipients refused for good by the SMTP server since the last report (they did not get those mails):\n",

@@ -6,6 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+/// How long past a stop's deadline a stop waits for a step already under
+/// way, and the least a step is given while stopping.
+pub(crate) const STOP_STEP: Duration = Duration::from_secs(1);
+
 /// How one attempt to deliver one entry ended, as its channel saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {

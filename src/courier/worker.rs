@@ -13,7 +13,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::channel::{Channel, Entry, Try, Words};
 use super::disk_full::{self, Backlog, DiskFull};
-use super::lock;
 use super::queue::{Queue, Queued};
 use super::retry::{self, Step};
 
@@ -117,7 +116,7 @@ impl<C: Channel> Worker<C> {
     }
 
     fn publish(&self) {
-        *lock(&self.backlog) = Backlog::of(&self.queued);
+        *self.backlog.lock().unwrap_or_else(|e| e.into_inner()) = Backlog::of(&self.queued);
     }
 
     fn spool_stragglers(&mut self, now: Instant, force: bool) {
@@ -314,7 +313,7 @@ mod tests {
         // Ten retry intervals, not one: only the operator can fix a 5xx.
         assert!(w.next_due().is_some_and(|at| at >= now + 10 * RETRY));
         assert_eq!(
-            *lock(&w.backlog),
+            *w.backlog.lock().unwrap_or_else(|e| e.into_inner()),
             Backlog {
                 on_disk: 0,
                 in_memory: 1
