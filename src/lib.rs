@@ -4,9 +4,10 @@
 //! configuration loader.
 
 mod ca_certs;
-pub mod check;
+mod check;
 pub mod cli;
 pub mod config;
+pub mod courier;
 mod depends;
 mod digest;
 pub mod files;
@@ -17,12 +18,10 @@ pub mod human;
 mod logging;
 pub mod mail;
 mod migrate;
-pub mod notify;
 mod once;
 mod pace;
 mod plugin;
-mod queue_dir;
-pub mod runner;
+mod runner;
 mod scheduler;
 pub mod signals;
 mod silence;

@@ -6,9 +6,10 @@
 
 mod probe;
 mod reading;
+pub(crate) mod static_key;
 
-pub use probe::{OpenvpnKey, Probe, Tls};
-pub use reading::Reading;
+pub(crate) use probe::{OpenvpnKey, Probe, Tls};
+pub(crate) use reading::Reading;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -60,20 +61,20 @@ impl fmt::Display for State {
 
 /// IPv4 or IPv6, as a check instance runs over one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Family {
+pub(crate) enum Family {
     V4,
     V6,
 }
 
 impl Family {
-    pub fn id(self) -> &'static str {
+    pub(crate) fn id(self) -> &'static str {
         match self {
             Family::V4 => "ipv4",
             Family::V6 => "ipv6",
         }
     }
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Family::V4 => "IPv4",
             Family::V6 => "IPv6",
@@ -90,7 +91,7 @@ impl Family {
 
 /// Where one instance of a host-based check points.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The host's key in `[hosts.KEY]`.
     pub host: String,
     pub addr: IpAddr,
@@ -221,7 +222,7 @@ impl Instance {
 
 /// Splits plugin output into its summary (first line, before `|`), the
 /// performance data (after `|` on that line) and the remaining lines.
-pub fn split_output(text: &str) -> (String, String, String) {
+pub(crate) fn split_output(text: &str) -> (String, String, String) {
     let text = text.trim_end();
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
     let (summary, perf) = first.split_once('|').unwrap_or((first, ""));

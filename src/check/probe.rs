@@ -11,7 +11,7 @@ use super::{Family, Reading, Target};
 
 /// The validated, type-specific part of a check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     Ping,
     Http {
         ssl: bool,
@@ -53,7 +53,7 @@ pub enum Probe {
 
 /// How an https check judges the certificate (`picomon plugin https`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tls {
+pub(crate) struct Tls {
     /// Chain, name and dates must be valid (`verify`, default true).
     pub verify: bool,
     /// Trust this CA file instead of the system's (`ca_file`).
@@ -74,7 +74,7 @@ impl Default for Tls {
 
 /// The static key that an OpenVPN server wraps its control channel with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpenvpnKey {
+pub(crate) enum OpenvpnKey {
     /// `tls-auth`: an HMAC on every control packet; `direction` is the
     /// client's `key-direction` (None: the key is used both ways).
     TlsAuth {
@@ -112,7 +112,7 @@ pub(super) fn seconds_within(timeout: Duration) -> u64 {
 
 impl Probe {
     /// The plugin command line, an argv that is never given to a shell.
-    pub fn argv(
+    pub(crate) fn argv(
         &self,
         target: Option<&Target>,
         timeout: Duration,
@@ -312,7 +312,7 @@ fn push_port(push: &mut impl FnMut(&str), port: Option<u16>) {
 
 impl Probe {
     /// How this probe's runs are read.
-    pub fn reading(&self, target: Option<&Target>) -> Reading {
+    pub(crate) fn reading(&self, target: Option<&Target>) -> Reading {
         let addr = target.map(|t| t.addr.to_string()).unwrap_or_default();
         match self {
             Probe::Ping => Reading::Ping { addr },

@@ -601,7 +601,7 @@ impl Validator {
             // A FIFO or /dev/zero must be refused before the key is parsed.
             if let Err(e) = paths::read_small_file(file, paths::PASSWORD_CAP) {
                 self.bad(&format!("{at}.{name}"), e);
-            } else if let Err(e) = crate::plugin::read_static_key(file) {
+            } else if let Err(e) = crate::check::static_key::read_static_key(file) {
                 self.bad(
                     &format!("{at}.{name}"),
                     format!("cannot use {} as a static key: {e}", file.display()),

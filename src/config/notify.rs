@@ -33,6 +33,10 @@ const ALERTMANAGER_KEYS: &[&str] = &[
     "ca_file",
 ];
 
+/// The labels picomon sets on every Alertmanager alert; `labels` cannot
+/// override them.
+pub(crate) const OWN_LABELS: &[&str] = &["alertname", "instance", "target", "severity"];
+
 /// One validated notifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notifier {
@@ -263,7 +267,7 @@ fn label_name_problem(name: &str) -> Result<(), String> {
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err("a label name is letters, digits and _, not starting with a digit".into());
     }
-    if crate::notify::OWN_LABELS.contains(&name) {
+    if OWN_LABELS.contains(&name) {
         return Err("picomon sets this label itself".into());
     }
     Ok(())

@@ -17,8 +17,6 @@ use std::time::Duration;
 use crate::check::State;
 use crate::cli::Plugin;
 
-pub(crate) use openvpn::read_static_key;
-
 /// The verdict of a built-in plugin: the state and the text it prints.
 pub(crate) struct Verdict {
     pub state: State,

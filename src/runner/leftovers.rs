@@ -14,7 +14,7 @@ use crate::sys;
 impl Runner {
     /// At stop: kills and reaps whatever plugins left behind that no run
     /// is watching any more.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         for pid in sys::children() {
             if !groups.contains(&pid) {

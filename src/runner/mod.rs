@@ -21,11 +21,11 @@ mod spawn;
 mod spawners;
 mod watch;
 
-pub use watch::Watch;
+pub(crate) use watch::Watch;
 
 /// How much of each output stream is kept; the rest is read and dropped so
 /// that a chatty plugin never blocks on a full pipe.
-pub const OUTPUT_CAP: usize = 64 * 1024;
+pub(crate) const OUTPUT_CAP: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub enum RunError {
@@ -37,7 +37,7 @@ pub enum RunError {
 
 /// What to run: a watch's payload says it, so that a spawner thread
 /// reads it where it lies, and hands it back with the run.
-pub trait Launch: Send + 'static {
+pub(crate) trait Launch: Send + 'static {
     fn argv(&self) -> &[OsString];
     /// Added to the plugin environment.
     fn env(&self) -> &[(OsString, OsString)];
@@ -83,7 +83,7 @@ pub struct Finished {
 /// Runs plugins and remembers their process groups, so that stopping
 /// picomon can kill every plugin still running.
 #[derive(Debug, Default)]
-pub struct Runner {
+pub(crate) struct Runner {
     groups: Mutex<HashSet<i32>>,
     stopping: AtomicBool,
     /// The environment every plugin gets, before its check's own `env`.
@@ -122,7 +122,7 @@ impl Runner {
     /// then had its SIGCHLD handed to some idle thread, waking it for
     /// nothing: about once per run. Now it waits for the plugins' thread,
     /// which drops it as soon as its spawn is over.
-    pub fn new() -> Runner {
+    pub(crate) fn new() -> Runner {
         if let Err(e) = sys::become_child_subreaper() {
             log::warn!("cannot become the reaper of plugins' leftovers: {e}");
         }
@@ -144,7 +144,7 @@ impl Runner {
     }
 
     /// Kills every running plugin group and refuses new runs.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         for &pgid in groups.iter() {
@@ -165,7 +165,7 @@ impl Runner {
     /// plus `env`, kills its process group when it exits or at `timeout`,
     /// and returns what it printed. Blocks; many runs at once go through a
     /// `Watch`.
-    pub fn run(
+    pub(crate) fn run(
         self: &Arc<Self>,
         argv: &[OsString],
         timeout: Duration,

@@ -121,7 +121,7 @@ fn key(serial: u32, slot: usize, which: u64) -> u64 {
 /// their pidfds and pipes, and handed back, with a payload of the
 /// caller's, when they end. Nothing in it blocks but the wait for the next
 /// event, so the thread that turns it does nothing else.
-pub struct Watch<T> {
+pub(crate) struct Watch<T> {
     runner: Arc<Runner>,
     epoll: sys::Epoll,
     slots: Vec<Option<(u32, Running, T)>>,
@@ -143,7 +143,7 @@ pub struct Watch<T> {
 impl<T: Launch> Watch<T> {
     /// A watch whose runs `count` threads spawn, several at once, while
     /// the thread that turns it only watches.
-    pub fn with_spawners(runner: Arc<Runner>, count: usize) -> io::Result<Watch<T>> {
+    pub(crate) fn with_spawners(runner: Arc<Runner>, count: usize) -> io::Result<Watch<T>> {
         let mut watch = Watch::new(Arc::clone(&runner))?;
         let spawners = Spawners::new(&runner, count)?;
         watch.epoll.add(spawners.bell.as_raw_fd(), KEY_SPAWNED)?;
@@ -152,7 +152,7 @@ impl<T: Launch> Watch<T> {
     }
 
     /// A watch that spawns its runs itself, one at a time.
-    pub fn new(runner: Arc<Runner>) -> io::Result<Watch<T>> {
+    pub(crate) fn new(runner: Arc<Runner>) -> io::Result<Watch<T>> {
         Ok(Watch {
             runner,
             epoll: sys::Epoll::new()?,
@@ -170,7 +170,7 @@ impl<T: Launch> Watch<T> {
     }
 
     /// Something another thread can wake this watch's turn with.
-    pub fn waker(&mut self) -> io::Result<Arc<sys::Waker>> {
+    pub(crate) fn waker(&mut self) -> io::Result<Arc<sys::Waker>> {
         if let Some(waker) = &self.waker {
             return Ok(Arc::clone(waker));
         }
@@ -181,23 +181,23 @@ impl<T: Launch> Watch<T> {
     }
 
     /// Runs started and not handed back yet.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.running + self.spawning + self.failed.len()
     }
 
     /// Runs ordered from the spawners that have not started yet.
-    pub fn spawning(&self) -> usize {
+    pub(crate) fn spawning(&self) -> usize {
         self.spawning
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Starts what `payload` says, as `Runner::run` does; the run comes
     /// back from a later `turn`, with `payload`, also when it could not
     /// start.
-    pub fn start(&mut self, payload: T) {
+    pub(crate) fn start(&mut self, payload: T) {
         let payload = match &self.spawners {
             Some(spawners) => match spawners.order(payload) {
                 Ok(()) => {
@@ -265,7 +265,10 @@ impl<T: Launch> Watch<T> {
     /// Waits for something to happen (output, an exit, a timeout, a
     /// wake-up) and acts on it; the runs that ended are added to `done`.
     /// True when the waker was woken.
-    pub fn turn(&mut self, done: &mut Vec<(T, Result<Finished, RunError>)>) -> io::Result<bool> {
+    pub(crate) fn turn(
+        &mut self,
+        done: &mut Vec<(T, Result<Finished, RunError>)>,
+    ) -> io::Result<bool> {
         let now = Instant::now();
         let timeout = match self.failed.is_empty() {
             false => Some(Duration::ZERO),

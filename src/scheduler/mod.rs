@@ -14,9 +14,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::check::{Instance, RunResult};
 use crate::config::{Config, ConfigError};
+use crate::courier::Post;
 use crate::logging::Throttle;
 use crate::mail::Mail;
-use crate::mail::Outbox;
 use crate::runner::Runner;
 use crate::signals::Signal;
 use crate::silence::Silences;
@@ -97,9 +97,8 @@ pub(crate) struct Daemon {
     dormant: BTreeMap<String, CheckState>,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
-    outbox: Outbox,
-    /// `[notify.NAME]`: told every switch that is mailed.
-    notifiers: crate::notify::Notifiers,
+    /// Every channel alerts go out on: the outbox and `[notify.NAME]`.
+    post: Post,
     /// When the next global report is due, if reports are on.
     next_report: Option<Instant>,
     /// Answers `picomon status`, with `state_dir`; declared before
@@ -197,19 +196,20 @@ impl Daemon {
                 silences.assume_muted(id);
             }
         }
-        let spool = config.state_dir.as_ref().map(|d| d.join("outbox"));
-        let failing = crate::state::failing_since(&saved);
         let open: Vec<String> = saved
             .iter()
             .filter_map(|(id, state)| crate::mail::open_thread(&config.emails.from, id, state))
             .collect();
-        let outbox = Outbox::resume(config.emails.clone(), spool.as_deref(), &open)?;
-        let notifiers = crate::notify::Notifiers::resume(
+        let post = Post::resume(
+            &config.emails,
             &config.notifiers,
             config.state_dir.as_deref(),
             &runner,
-            &crate::state::mailed_since(&saved),
-            &failing,
+            crate::courier::Told {
+                open: &open,
+                mailed: &crate::state::mailed_since(&saved),
+                failing: &crate::state::failing_since(&saved),
+            },
         )?;
         let next_report = config
             .emails
@@ -226,8 +226,7 @@ impl Daemon {
             dormant: saved,
             tx,
             rx,
-            outbox,
-            notifiers,
+            post,
             next_report,
             status_socket,
             store,
@@ -595,7 +594,7 @@ impl Daemon {
         if !long_failing {
             return;
         }
-        self.outbox.report(self.view().render());
+        self.post.report(self.view().render());
     }
 
     fn print_status(&self) {
@@ -634,8 +633,7 @@ impl Daemon {
             self.save = Save::Now;
         }
         self.save_state();
-        self.outbox.stop(FLUSH_GRACE);
-        self.notifiers.stop(FLUSH_GRACE);
+        self.post.stop(FLUSH_GRACE);
         // No status is answered from here on.
         self.status_socket = None;
         log::info!("stopped");

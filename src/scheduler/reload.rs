@@ -61,9 +61,8 @@ impl Daemon {
                 "state_dir changed: picomon keeps using the previous one until it is restarted"
             );
         }
-        crate::set_log_level(config.log_level);
-        self.outbox.reconfigure(config.emails.clone());
-        self.notifiers.reconfigure(&config.notifiers);
+        crate::logging::set_log_level(config.log_level);
+        self.post.reconfigure(&config.emails, &config.notifiers);
         if config.emails.report_every != self.config.emails.report_every {
             self.next_report = config
                 .emails

@@ -14,7 +14,6 @@ use crate::tell::{Flush, Quiet, Seen, Tell};
 /// A mail of a plan, composed and noted, with what to log once it is out.
 struct Told {
     mail: Mail,
-    notes: Vec<crate::notify::Held>,
     log: Log,
 }
 
@@ -23,6 +22,17 @@ enum Log {
     Switch(Box<Event>),
     Digest(crate::digest::Digest),
     Flap(String, crate::flapping::News, crate::flapping::Limits),
+}
+
+impl Log {
+    /// The switches the mail tells, each also told to every notifier.
+    fn switches(&self) -> Vec<&Event> {
+        match self {
+            Log::Switch(event) => vec![event],
+            Log::Digest(digest) => digest.events.iter().collect(),
+            Log::Flap(..) => Vec::new(),
+        }
+    }
 }
 
 impl Daemon {
@@ -111,10 +121,8 @@ impl Daemon {
                     if let Some(slot) = self.slots.get_mut(&event.id) {
                         slot.state.note_told(&event, None);
                     }
-                    let notes = vec![self.notifiers.hold(&self.config.emails, &event)];
                     told.push(Told {
                         mail,
-                        notes,
                         log: Log::Switch(event),
                     });
                 }
@@ -127,12 +135,8 @@ impl Daemon {
                             slot.state.note_told(event, by.clone());
                         }
                     }
-                    let notes = (digest.events.iter())
-                        .map(|e| self.notifiers.hold(&self.config.emails, e))
-                        .collect();
                     told.push(Told {
                         mail,
-                        notes,
                         log: Log::Digest(digest),
                     });
                 }
@@ -162,7 +166,6 @@ impl Daemon {
         state.note_flapping(news, mail.message_id.clone(), now);
         Some(Told {
             mail,
-            notes: Vec::new(),
             log: Log::Flap(id.to_string(), news, slot.instance.flap),
         })
     }
@@ -174,15 +177,18 @@ impl Daemon {
         if told.is_empty() {
             return;
         }
+        let emails = &self.config.emails;
         let held: Vec<_> = told
             .into_iter()
-            .map(|t| (self.outbox.hold_mail(t.mail), t.notes, t.log))
+            .map(|t| {
+                let held = self.post.hold(emails, t.mail, &t.log.switches());
+                (held, t.log)
+            })
             .collect();
         self.save = Save::Now;
         self.save_state();
-        for (mail, notes, log) in held {
-            self.outbox.release(mail);
-            notes.into_iter().for_each(|n| self.notifiers.release(n));
+        for (held, log) in held {
+            self.post.release(held);
             match log {
                 Log::Switch(event) => log_event(&event),
                 Log::Digest(digest) => {

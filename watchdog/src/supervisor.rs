@@ -15,7 +15,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use picomon::cli::WatchdogCli as Args;
 use picomon::config::Config;
-use picomon::mail::{Mail, Outbox};
+use picomon::courier::Outbox;
+use picomon::mail::Mail;
 use picomon::signals;
 
 use crate::child::{Child, Event, HEARTBEAT_FD};

@@ -15,8 +15,8 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Category;
 use lettre::Address;
 
-use super::message::one_line;
 use crate::config::{Emails, SmtpSecurity};
+use crate::mail::one_line;
 
 /// Why no conversation about a mail could take place, or why it broke off:
 /// nothing is known to have been delivered.

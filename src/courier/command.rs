@@ -6,13 +6,52 @@
 
 use std::ffi::OsString;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::Note;
+use super::channel::{Channel, Try};
+use super::note::{logged, Note};
+use super::retry::{self, Outcome, STOP_STEP};
+use crate::config::{Notifier, NotifierKind};
 use crate::runner::{RunError, Runner};
 
+/// A command notifier, in its courier's thread.
+pub(crate) struct Command {
+    pub(crate) name: String,
+    pub(crate) argv: Vec<OsString>,
+    pub(crate) timeout: Duration,
+    pub(crate) retry: Duration,
+    pub(crate) runner: Arc<Runner>,
+}
+
+impl Channel for Command {
+    type Entry = Note;
+    type Settings = Notifier;
+
+    fn retry(&self) -> Duration {
+        self.retry
+    }
+
+    fn deliver(&mut self, note: &mut Note, attempt: Try) -> Outcome {
+        // While stopping, a run is killed at the stop's deadline rather
+        // than hold the stop: the notification stays queued on disk.
+        let timeout = retry::step_timeout(Instant::now(), attempt.stop_at, self.timeout, STOP_STEP);
+        let ran = run(&self.runner, &self.argv, timeout, note);
+        logged(&self.name, note, ran, self.retry, attempt)
+    }
+
+    fn reconfigure(&mut self, notifier: Notifier) {
+        // Another kind of notifier under this name is another courier
+        // (see `Notifiers::reconfigure`): only a command's settings here.
+        if let NotifierKind::Command { argv, timeout } = notifier.kind {
+            self.argv = argv;
+            self.timeout = timeout;
+        }
+        self.retry = notifier.retry_every;
+    }
+}
+
 /// Runs `argv` for `note`; Ok when it exited 0, else why not, for the log.
-pub(crate) fn deliver(
+fn run(
     runner: &Arc<Runner>,
     argv: &[OsString],
     timeout: Duration,

@@ -14,17 +14,55 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::Note;
-use crate::config::{Alertmanager, HttpAuth};
+use super::channel::{Channel, Try};
+use super::note::{logged, Note};
+use super::retry::Outcome;
+use crate::config::{Alertmanager as Settings, HttpAuth, Notifier, NotifierKind};
 use crate::files::{self, Links, Refused};
 
-/// The labels picomon sets on every alert; `labels` cannot override them.
-pub(crate) const OWN_LABELS: &[&str] = &["alertname", "instance", "target", "severity"];
+/// An Alertmanager notifier, in its courier's thread.
+pub(crate) struct Alertmanager {
+    pub(crate) name: String,
+    pub(crate) settings: Settings,
+    pub(crate) retry: Duration,
+    pub(crate) firing: Firing,
+}
+
+impl Channel for Alertmanager {
+    type Entry = Note;
+    type Settings = Notifier;
+
+    fn retry(&self) -> Duration {
+        self.retry
+    }
+
+    fn deliver(&mut self, note: &mut Note, attempt: Try) -> Outcome {
+        let posted = self.firing.deliver(&self.settings, note);
+        logged(&self.name, note, posted, self.retry, attempt)
+    }
+
+    fn reconfigure(&mut self, notifier: Notifier) {
+        // Another kind under this name is another courier (see
+        // `Notifiers::reconfigure`): only Alertmanager settings here.
+        if let NotifierKind::Alertmanager(settings) = notifier.kind {
+            self.settings = settings;
+        }
+        self.retry = notifier.retry_every;
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        self.firing.next_resend()
+    }
+
+    fn wake(&mut self, _now: Instant) {
+        self.firing.resend(&self.name, &self.settings);
+    }
+}
 
 /// The name of the file of alerts still firing, in the queue's directory
 /// (not a queue file: those end in `.json` or `.pending`).
@@ -111,7 +149,7 @@ impl Firing {
     }
 
     /// Sends every firing alert again to every peer, when it is time.
-    pub(crate) fn resend(&mut self, name: &str, settings: &Alertmanager) {
+    pub(crate) fn resend(&mut self, name: &str, settings: &Settings) {
         if !self.next_resend().is_some_and(|at| Instant::now() >= at) {
             return;
         }
@@ -126,7 +164,7 @@ impl Firing {
     }
 
     /// Delivers `note`: its firing alert, or the end of the one firing.
-    pub(crate) fn deliver(&mut self, settings: &Alertmanager, note: &Note) -> Result<(), String> {
+    pub(crate) fn deliver(&mut self, settings: &Settings, note: &Note) -> Result<(), String> {
         if note.problem {
             let alert = Alert::firing(settings, note);
             post_all(settings, std::slice::from_ref(&alert))?;
@@ -166,7 +204,7 @@ impl Firing {
 }
 
 impl Alert {
-    fn firing(settings: &Alertmanager, note: &Note) -> Alert {
+    fn firing(settings: &Settings, note: &Note) -> Alert {
         let mut labels = settings.labels.clone();
         for (label, var) in [
             ("alertname", "CHECK"),
@@ -204,7 +242,7 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// POSTs `alerts` to every peer; Ok when at least one took them (the
 /// others are logged), else every peer's error.
-fn post_all(settings: &Alertmanager, alerts: &[Alert]) -> Result<(), String> {
+fn post_all(settings: &Settings, alerts: &[Alert]) -> Result<(), String> {
     let body = serde_json::to_vec(alerts).map_err(|e| e.to_string())?;
     let agent = agent(settings)?;
     let mut errors = Vec::new();
@@ -224,7 +262,7 @@ fn post_all(settings: &Alertmanager, alerts: &[Alert]) -> Result<(), String> {
     }
 }
 
-fn agent(settings: &Alertmanager) -> Result<ureq::Agent, String> {
+fn agent(settings: &Settings) -> Result<ureq::Agent, String> {
     let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(settings.timeout))
         .http_status_as_error(false);
@@ -270,12 +308,7 @@ fn system_roots() -> &'static Option<ureq::tls::RootCerts> {
     })
 }
 
-fn post(
-    agent: &ureq::Agent,
-    settings: &Alertmanager,
-    url: &str,
-    body: &[u8],
-) -> Result<(), String> {
+fn post(agent: &ureq::Agent, settings: &Settings, url: &str, body: &[u8]) -> Result<(), String> {
     let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
     let mut request = agent
         .post(&endpoint)

@@ -1,12 +1,16 @@
-//! A durable queue in a directory, shared by the mail spool and the
-//! notifier queues: one JSON file per entry, named so that lexical order
-//! is queueing order, written atomically and privately (see `files`).
+//! One channel's durable queue: `state_dir/outbox/` for mail,
+//! `state_dir/notify/NAME/` for a notifier, one JSON file per entry, named
+//! so that lexical order is queueing order, written atomically and
+//! privately (see `files`). What can never be delivered (unreadable, or a
+//! mail that cannot be built) is moved to `rejected/` beside the entries,
+//! and the log says why: never retried forever, never silently lost.
 //!
 //! An entry that tells a switch is first written `.pending`, and becomes
 //! `.json` only once the switch is saved in the state: at the next start a
 //! pending entry is kept when the saved state has its switch (`told`) and
 //! dropped otherwise (the check tells it again), so that a switch is
-//! neither lost nor told twice.
+//! neither lost nor told twice. `QueueDir` is the directory and its files;
+//! `Queue` is what a courier asks of it.
 
 use std::fs::Permissions;
 use std::io;
@@ -15,9 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::channel::Entry;
 use crate::files::{self, Links};
 
 /// The extension of a queued entry's file.
@@ -29,18 +35,18 @@ const PENDING: &str = "pending";
 /// (Postfix's default), so a larger entry could never be sent anyway.
 /// Above it, an entry is set aside unread: a 30 MB one used to hold the
 /// others back for a minute of CPU.
-pub(crate) const ENTRY_CAP: u64 = 16 * 1024 * 1024;
+const ENTRY_CAP: u64 = 16 * 1024 * 1024;
 
 /// A queue's directory.
 #[derive(Clone, Debug)]
-pub(crate) struct QueueDir {
-    pub(crate) dir: PathBuf,
+struct QueueDir {
+    dir: PathBuf,
 }
 
 impl QueueDir {
     /// Opens (creates, 0700) `dir` and removes what interrupted writes
     /// left there. The caller holds the state directory's lock.
-    pub(crate) fn open(dir: &Path) -> io::Result<QueueDir> {
+    fn open(dir: &Path) -> io::Result<QueueDir> {
         files::create_own_dir(dir)?;
         match files::remove_leftovers(dir) {
             Ok(0) => {}
@@ -61,7 +67,7 @@ impl QueueDir {
     /// Writes `entry` over `path`, or to a new file named after `queued`
     /// (when the entry entered the queue, so that one written late, after
     /// a full disk, still sorts in its place), `.pending` if `pending`.
-    pub(crate) fn write<T: Serialize>(
+    fn write<T: Serialize>(
         &self,
         entry: &T,
         path: Option<&Path>,
@@ -87,7 +93,7 @@ impl QueueDir {
     }
 
     /// Makes a pending entry a queued one, durably.
-    pub(crate) fn commit(&self, pending: &Path) -> io::Result<PathBuf> {
+    fn commit(&self, pending: &Path) -> io::Result<PathBuf> {
         let queued = pending.with_extension(QUEUED);
         std::fs::rename(pending, &queued)?;
         files::sync_dir(&self.dir)?;
@@ -99,7 +105,7 @@ impl QueueDir {
     /// for the caller to set aside: garbage, but also a link, a FIFO, a
     /// device or an entry over `ENTRY_CAP`, none of which is opened
     /// through, waited on or read whole.
-    pub(crate) fn load<T: DeserializeOwned>(
+    fn load<T: DeserializeOwned>(
         &self,
         told: impl Fn(&T) -> bool,
     ) -> io::Result<Vec<(PathBuf, Result<T, String>)>> {
@@ -149,13 +155,121 @@ impl QueueDir {
 
     /// Removes a delivered (or dropped) entry, durably; one already gone
     /// is no error.
-    pub(crate) fn remove(&self, path: &Path) -> io::Result<()> {
+    fn remove(&self, path: &Path) -> io::Result<()> {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
             Ok(()) => files::sync_dir(&self.dir),
         }
     }
+}
+
+/// Where entries that can never be delivered go, inside the queue's dir.
+const REJECTED: &str = "rejected";
+
+#[derive(Clone, Debug)]
+pub(crate) struct Queue {
+    dir: QueueDir,
+}
+
+impl Queue {
+    /// Opens (creates) the queue in `dir` and removes what interrupted
+    /// writes left there; `what` names it in an error ("mail spool"). The
+    /// caller holds the state directory's lock.
+    pub(crate) fn open(dir: &Path, what: &str) -> anyhow::Result<Queue> {
+        QueueDir::open(dir)
+            .and_then(|queue| files::create_own_dir(&dir.join(REJECTED)).map(|_| queue))
+            .map(|dir| Queue { dir })
+            .with_context(|| format!("cannot create the {what} {}", dir.display()))
+    }
+
+    /// The queue's directory, for messages.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir.dir
+    }
+
+    /// Writes `entry` over `path`, or to a new file named after the time
+    /// it entered the queue.
+    pub(crate) fn save<E: Entry>(
+        &self,
+        entry: &E,
+        path: Option<&Path>,
+    ) -> std::io::Result<PathBuf> {
+        self.dir.write(entry, path, false, entry.queued_at())
+    }
+
+    /// Writes `entry` as pending: not delivered, now or after a restart,
+    /// unless `commit` follows or the saved state tells its switch.
+    pub(crate) fn save_pending<E: Entry>(&self, entry: &E) -> std::io::Result<PathBuf> {
+        self.dir.write(entry, None, true, entry.queued_at())
+    }
+
+    /// Makes a pending entry an ordinary queued one, durably.
+    pub(crate) fn commit(&self, pending: &Path) -> std::io::Result<PathBuf> {
+        self.dir.commit(pending)
+    }
+
+    /// Everything still queued, oldest first; unreadable files set aside.
+    /// A pending entry (its writer stopped before the switch was saved, or
+    /// just after) is kept when `told(entry)`, the saved state having its
+    /// switch, and dropped otherwise: the check tells it again.
+    pub(crate) fn load<E: Entry>(&self, told: impl Fn(&E) -> bool) -> Vec<(E, PathBuf)> {
+        let entries = match self.dir.load(told) {
+            Ok(entries) => entries,
+            Err(e) => {
+                log::error!("{}: cannot list the queue: {e}", self.dir().display());
+                return Vec::new();
+            }
+        };
+        let mut loaded = Vec::new();
+        for (path, entry) in entries {
+            match entry {
+                Ok(entry) => loaded.push((entry, path)),
+                Err(e) => self.set_aside(&path, &format!("unreadable {}: {e}", E::QUEUED)),
+            }
+        }
+        loaded
+    }
+
+    /// Removes a delivered entry's file.
+    pub(crate) fn remove(&self, path: &Path) {
+        if let Err(e) = self.dir.remove(path) {
+            log::error!(
+                "{}: cannot remove a delivered entry (it will be sent again after a restart): {e}",
+                path.display()
+            );
+        }
+    }
+
+    /// Moves an entry that can never be delivered to `rejected/`, saying why.
+    pub(crate) fn set_aside(&self, path: &Path, why: &str) {
+        let Some(name) = path.file_name() else { return };
+        let to = self.dir().join(REJECTED).join(name);
+        match std::fs::rename(path, &to) {
+            Ok(()) => {
+                log::error!("{}: {why}; moved to {}", path.display(), to.display());
+                // An entry of an older picomon, say; a link or a FIFO set
+                // aside keeps its mode (what a link points to is not ours).
+                let _ = files::make_private(&to);
+            }
+            Err(e) => log::error!(
+                "{}: {why}; cannot move it to {}: {e}",
+                path.display(),
+                to.display()
+            ),
+        }
+    }
+}
+
+/// An entry in a courier's queue.
+#[derive(Debug)]
+pub(crate) struct Queued<E> {
+    pub(crate) entry: E,
+    /// Its file; none without a state_dir, or when the disk did not take
+    /// it (see `disk_full`).
+    pub(crate) path: Option<PathBuf>,
+    /// No attempt at it before this (a refusal of this very entry).
+    pub(crate) next_try: std::time::Instant,
 }
 
 #[cfg(test)]
