@@ -4,6 +4,7 @@
 //! in `reading`. Pure functions only, so every type's argv and every exit
 //! code is unit-tested.
 
+pub(crate) mod http_target;
 mod probe;
 mod reading;
 pub(crate) mod static_key;

@@ -252,6 +252,9 @@ impl Validator {
                     }
                     None => None,
                 };
+                if check.kind == CheckType::Https {
+                    self.https_target(&at, check);
+                }
                 one(Probe::Http {
                     ssl: check.kind == CheckType::Https,
                     port,
@@ -519,6 +522,18 @@ impl Validator {
             }
         }
         Some(targets)
+    }
+
+    /// An https check's `url` and `vhost`, checked as the probe will use
+    /// them: a bad one is a configuration error, not a failure at every run.
+    fn https_target(&mut self, at: &str, check: &RawCheck) {
+        use crate::check::http_target::{path_problem, vhost_problem};
+        if let Some(problem) = check.url.as_deref().and_then(path_problem) {
+            self.bad(&format!("{at}.url"), problem);
+        }
+        if let Some(problem) = check.vhost.as_deref().and_then(vhost_problem) {
+            self.bad(&format!("{at}.vhost"), problem);
+        }
     }
 
     /// How an https check judges the certificate.

@@ -1589,3 +1589,20 @@ fn a_notifier_is_validated_and_dumped_again() {
     let again = Site::new(&dumped).load().expect("dump is valid");
     assert_eq!(again.notifiers, config.notifiers);
 }
+
+#[test]
+fn an_https_url_or_vhost_the_probe_cannot_send_is_refused_naming_the_key() {
+    for (extra, key) in [
+        ("url = \"login\"\n", "checks.x.url"),
+        ("url = \"/a b\"\n", "checks.x.url"),
+        ("vhost = \"www example.org\"\n", "checks.x.vhost"),
+    ] {
+        let site = Site::new(&https(extra));
+        assert_names(&site.error(), &["site.toml", key]);
+    }
+    Site::new(&https(
+        "url = \"/login?next=/\"\nvhost = \"www.example.org\"\n",
+    ))
+    .load()
+    .expect("a path and a DNS name are taken");
+}

@@ -48,10 +48,8 @@ pub(crate) struct Response {
 /// The GET request for `path` on `host` (`NAME` or `NAME:PORT`). The
 /// path goes on the request line as given, so it must be one token.
 pub(crate) fn request(path: &str, host: &str) -> Result<Vec<u8>, String> {
-    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "the URL {path:?} must be a path starting with '/', without spaces or control characters"
-        ));
+    if let Some(problem) = crate::check::http_target::path_problem(path) {
+        return Err(problem);
     }
     Ok(format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: picomon/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
