@@ -16,6 +16,7 @@ pub mod host;
 pub mod human;
 mod logging;
 pub mod mail;
+mod maintenance;
 pub mod notify;
 mod once;
 mod pace;

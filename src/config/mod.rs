@@ -16,6 +16,7 @@ mod checks;
 mod emails;
 mod error;
 mod load;
+mod maintenance;
 mod notify;
 mod paths;
 pub(crate) mod raw;
@@ -60,6 +61,10 @@ pub struct Config {
     /// Each instance's parents (`depends`, resolved): while one of them is
     /// failing, the instance's mails are held back.
     pub parents: crate::depends::Parents,
+    /// `time_zone`, or the system's: cron lines are read in it.
+    pub time_zone: jiff::tz::TimeZone,
+    /// `[maintenance.NAME]`, by name.
+    pub(crate) maintenance: Vec<crate::maintenance::Window>,
     /// Names of the checks switched off with `enabled = false`.
     pub disabled: Vec<String>,
     /// The files read, in the order they were merged.

@@ -33,6 +33,12 @@ pub(crate) struct RawConfig {
     /// Notifiers beyond email, by name (`[notify.NAME]`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub notify: BTreeMap<String, RawNotify>,
+    /// The IANA time zone cron lines are read in (else the system's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Recurring maintenance windows, by name (`[maintenance.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub maintenance: BTreeMap<String, RawMaintenance>,
 }
 
 impl Default for RawConfig {
@@ -53,8 +59,21 @@ impl Default for RawConfig {
             hosts: BTreeMap::new(),
             checks: BTreeMap::new(),
             notify: BTreeMap::new(),
+            time_zone: None,
+            maintenance: BTreeMap::new(),
         }
     }
+}
+
+/// A `[maintenance.NAME]` table: a silence that comes back on a cron line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawMaintenance {
+    pub pattern: String,
+    pub cron: String,
+    /// Seconds.
+    pub duration: f64,
+    pub reason: String,
 }
 
 /// A `[notify.NAME]` table: `type` says which of the other keys apply.

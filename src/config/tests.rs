@@ -1100,3 +1100,43 @@ fn a_notifier_is_validated_and_dumped_again() {
     let again = Site::new(&dumped).load().expect("dump is valid");
     assert_eq!(again.notifiers, config.notifiers);
 }
+
+#[test]
+fn a_maintenance_window_that_cannot_work_is_an_error_naming_its_key() {
+    let window = |cron: &str, duration: &str| {
+        format!(
+            "[maintenance.nightly]\npattern = \"backup/*\"\ncron = \"{cron}\"\nduration = {duration}\nreason = \"backup\"\n"
+        )
+    };
+    let site = Site::new(&window("0 2 * * 8", "3600"));
+    assert_names(
+        &site.error(),
+        &["maintenance.nightly.cron", "0 2 * * 8", "site.toml"],
+    );
+    let site = Site::new(&window("0 0 2 * * 0", "3600"));
+    assert_names(&site.error(), &["maintenance.nightly.cron", "five fields"]);
+    // Every hour, for two: it would never end.
+    let site = Site::new(&window("0 * * * *", "7200"));
+    assert_names(
+        &site.error(),
+        &["maintenance.nightly.duration", "longer than the 1h 00m"],
+    );
+    let site = Site::new(&window("0 2 * * 0", "0"));
+    assert_names(&site.error(), &["maintenance.nightly.duration"]);
+    let site = Site::new("[maintenance.x]\ncron = \"0 2 * * 0\"\nduration = 60\nreason = \"r\"\n");
+    assert_names(&site.error(), &["maintenance.x.pattern", "empty"]);
+    let site = Site::new("[maintenance.x]\npattern = \"*\"\ncron = \"0 2 * * 0\"\nduration = 60\n");
+    assert_names(&site.error(), &["maintenance.x.reason"]);
+    let site = Site::new(&format!(
+        "time_zone = \"Mars/Olympus\"\n{}",
+        window("0 2 * * 0", "60")
+    ));
+    assert_names(&site.error(), &["time_zone", "Mars/Olympus"]);
+    let site = Site::new(&format!(
+        "time_zone = \"Europe/Berlin\"\n{}",
+        window("0 2 * * 0", "3600")
+    ));
+    let config = site.load().expect("a window that works");
+    assert_eq!(config.maintenance.len(), 1);
+    assert_eq!(config.maintenance[0].duration, Duration::from_secs(3600));
+}

@@ -37,6 +37,11 @@ impl Seconds {
         max: 86_400.0,
         words: "one day",
     };
+    /// A maintenance window, as long as the longest silence.
+    pub(super) const WEEK: Seconds = Seconds {
+        max: 604_800.0,
+        words: "7 days",
+    };
     /// The error report's period: a weekly report must fit.
     pub(super) const YEAR: Seconds = Seconds {
         max: 31_622_400.0,
@@ -203,6 +208,8 @@ impl Validator {
         }
         instances.sort_by(|a, b| a.id.cmp(&b.id));
         let parents = self.depends(&raw, &instances, &disabled);
+        let time_zone = self.time_zone(&raw);
+        let maintenance = self.maintenance(&raw, &time_zone);
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -219,6 +226,8 @@ impl Validator {
             hosts,
             instances,
             parents,
+            time_zone,
+            maintenance,
             disabled,
             files: self.files,
             raw: Some(Box::new(raw)),

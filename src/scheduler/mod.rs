@@ -190,6 +190,7 @@ impl Daemon {
             .ok()
         });
         let mut silences = Silences::new(config.state_dir.as_deref());
+        silences.set_windows(config.maintenance.clone(), config.time_zone.clone());
         // A state that differs from what was mailed was silenced before
         // the restart: its mail is due when no silence covers it now.
         for (id, state) in &saved {
@@ -551,6 +552,8 @@ impl Daemon {
             now,
         );
         view.falling_behind = self.pace.behind();
+        view.maintenance =
+            crate::maintenance::views(&self.config.maintenance, &self.config.time_zone, now);
         view
     }
 

@@ -45,7 +45,7 @@ impl Daemon {
                     .then(|| silences.silencing(id, now))
                     .flatten()
                     .map(|s| Quiet {
-                        id: s.id,
+                        by: s.by(),
                         until: s.until(),
                         reason: s.reason.clone(),
                     });
@@ -94,9 +94,9 @@ impl Daemon {
                 ),
                 Tell::Silenced { id, silence, event } => {
                     log::info!(
-                        "{id}: silenced until {} by silence {} ({}): no mail",
+                        "{id}: silenced until {} by {} ({}): no mail",
                         crate::human::human_time(silence.until),
-                        silence.id,
+                        silence.by,
                         silence.reason
                     );
                     log_event(&event);
@@ -229,10 +229,10 @@ impl Daemon {
             match self.silences.silencing(&event.id, now) {
                 Some(silence) => {
                     log::info!(
-                        "{}: silenced until {} by silence {} ({}): no mail",
+                        "{}: silenced until {} by {} ({}): no mail",
                         event.id,
                         crate::human::human_time(silence.until()),
-                        silence.id,
+                        silence.by(),
                         silence.reason
                     );
                     log_event(&event);

@@ -39,6 +39,10 @@ pub(crate) struct View {
     /// Set when picomon fell behind in the last minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub falling_behind: Option<crate::pace::Behind>,
+    /// `[maintenance.NAME]`: each window, whether it is in force, and the
+    /// next one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<crate::maintenance::WindowView>,
 }
 
 /// Where an instance stands.
@@ -89,6 +93,9 @@ pub(crate) struct SilenceMark {
     pub id: u64,
     pub until: u64,
     pub reason: String,
+    /// The maintenance window silencing it (then `id` is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 fn secs(t: SystemTime) -> u64 {
@@ -126,6 +133,7 @@ impl View {
                     id: s.id,
                     until: s.until,
                     reason: s.reason.clone(),
+                    window: s.window.clone(),
                 }),
                 held_by: state.held_by.clone(),
                 flapping: state.flap.flapping,
@@ -142,6 +150,7 @@ impl View {
             at: secs(now),
             instances,
             falling_behind: None,
+            maintenance: Vec::new(),
         }
     }
 
@@ -205,6 +214,7 @@ impl View {
                 marks(inst)
             );
         }
+        out.push_str(&crate::maintenance::render(&self.maintenance, now));
         out
     }
 }
@@ -219,11 +229,14 @@ fn marks(inst: &InstanceView) -> String {
         out.push_str(" [flapping]");
     }
     if let Some(s) = &inst.silenced {
+        let by = match &s.window {
+            Some(name) => format!("maintenance window {name}"),
+            None => format!("silence {}", s.id),
+        };
         let _ = write!(
             out,
-            " [silenced until {} by silence {}: {}]",
+            " [silenced until {} by {by}: {}]",
             human_time(time(s.until)),
-            s.id,
             escape_controls(&s.reason)
         );
     }
@@ -343,6 +356,7 @@ mod tests {
             until: 4600,
             reason: "kernel upgrade".into(),
             created: 0,
+            window: None,
         };
         let view = View::new(
             [

@@ -36,10 +36,11 @@ pub(crate) struct Seen<'a> {
     pub(crate) silence: Option<Quiet>,
 }
 
-/// A silence, as the note about it names it.
+/// A silence (or a maintenance window), as the note about it names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Quiet {
-    pub(crate) id: u64,
+    /// `silence 4`, `maintenance window nightly`.
+    pub(crate) by: String,
     pub(crate) until: SystemTime,
     pub(crate) reason: String,
 }

@@ -97,7 +97,7 @@ impl World {
                     fresh: self.switched.contains(id),
                     flap: flaps.get(id).copied(),
                     silence: self.silenced.contains(id).then(|| Quiet {
-                        id: 1,
+                        by: "silence 1".into(),
                         until: SystemTime::UNIX_EPOCH,
                         reason: "maintenance".into(),
                     }),

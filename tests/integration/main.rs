@@ -23,6 +23,7 @@ mod docs;
 mod durability;
 mod fuzz;
 mod mail;
+mod maintenance;
 #[allow(dead_code)]
 mod netns;
 mod notify;
