@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     /// Flapping: more switches than this within `flap_window` runs.
     pub flap_switches: i64,
     pub flap_window: i64,
+    /// Seconds between reminders of an outage; 0: none.
+    pub renotify_every: f64,
     pub plugin_dir: PathBuf,
     pub log_level: LogLevel,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +54,7 @@ impl Default for RawConfig {
             max_parallel: 32,
             flap_switches: 4,
             flap_window: 10,
+            renotify_every: 0.0,
             plugin_dir: PathBuf::from("/usr/lib/nagios/plugins"),
             log_level: LogLevel::Info,
             state_dir: None,
@@ -303,6 +306,8 @@ pub(crate) struct RawCheck {
     /// Checks (or instance ids) whose failure holds this one's mails back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub depends: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renotify_every: Option<f64>,
     // http, https
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,

@@ -71,6 +71,7 @@ pub(super) struct Defaults {
     pub(super) retry: u32,
     pub(super) timeout: Duration,
     pub(super) flap: crate::flapping::Limits,
+    pub(super) renotify_every: Option<Duration>,
 }
 
 impl Validator {
@@ -86,8 +87,14 @@ impl Validator {
                 retry: 1,
                 timeout: Duration::from_secs(2),
                 flap: crate::flapping::Limits::default(),
+                renotify_every: None,
             },
         }
+    }
+
+    /// `renotify_every`: 0 for never, else seconds up to a week.
+    pub(super) fn renotify(&mut self, key: &str, value: f64) -> Option<Duration> {
+        (value != 0.0).then(|| self.secs(key, value, Seconds::WEEK))
     }
 
     /// The layers merged, to look up where a key came from. Merged anew:
@@ -177,6 +184,7 @@ impl Validator {
             retry: self.count("default_retry", raw.default_retry, 0, u32::MAX),
             timeout: self.secs("default_timeout", raw.default_timeout, Seconds::DAY),
             flap: crate::flapping::Limits::default(),
+            renotify_every: self.renotify("renotify_every", raw.renotify_every),
         };
         let flap = self.flap_limits("", raw.flap_switches, raw.flap_window);
         self.defaults.flap = flap;

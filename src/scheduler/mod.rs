@@ -54,6 +54,11 @@ pub(crate) enum Msg {
     Signal(Signal),
     /// `picomon status` asks for the live view (see status/socket.rs).
     Status(Sender<crate::status::View>),
+    /// `picomon ack` (see status/ack.rs).
+    Ack(
+        crate::status::socket::AckRequest,
+        Sender<crate::status::socket::AckAnswer>,
+    ),
     /// A reload's configuration, loaded off the loop; `generation` tells
     /// a late answer to a refused reload from the current one.
     Loaded {
@@ -177,10 +182,12 @@ impl Daemon {
         let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
         // Without it the daemon still monitors and mails: logged, not fatal.
         let status_socket = store.as_ref().and_then(|store| {
-            let tx = tx.clone();
-            crate::status::socket::serve(store.dir(), move |reply| {
-                tx.send(Msg::Status(reply)).is_ok()
-            })
+            let (tx, ack_tx) = (tx.clone(), tx.clone());
+            crate::status::socket::serve(
+                store.dir(),
+                move |reply| tx.send(Msg::Status(reply)).is_ok(),
+                move |request, reply| ack_tx.send(Msg::Ack(request, reply)).is_ok(),
+            )
             .map_err(|e| {
                 log::error!(
                     "{}: cannot serve picomon status there: {e}",
@@ -380,6 +387,9 @@ impl Daemon {
                     // The asker may have given up: nothing to do then.
                     let _ = reply.send(self.view());
                 }
+                Ok(Msg::Ack(request, reply)) => {
+                    let _ = reply.send(self.acknowledge(&request));
+                }
                 Ok(Msg::Signal(Signal::Reload)) => self.start_reload(),
                 Ok(Msg::Loaded { generation, config }) => {
                     if self.reloading.is_some_and(|(g, _)| g == generation) {
@@ -536,6 +546,44 @@ impl Daemon {
         if self.fresh && !self.slots.values().any(|s| s.running) {
             self.flush();
         }
+    }
+
+    /// `picomon ack`: acknowledges the outage of every failing instance
+    /// matching the request's pattern, and saves that at once, so that a
+    /// kill right after the answer keeps it.
+    fn acknowledge(
+        &mut self,
+        request: &crate::status::socket::AckRequest,
+    ) -> crate::status::socket::AckAnswer {
+        let pattern = crate::silence::Pattern::new(&request.pattern)?;
+        let now = SystemTime::now();
+        let mut reply = crate::status::socket::AckReply::default();
+        for (id, slot) in &mut self.slots {
+            if !pattern.matches(id) {
+                continue;
+            }
+            if slot.state.acknowledge(&request.by, &request.reason, now) {
+                log::info!(
+                    "{id}: acknowledged by {}: {}; no reminders until it recovers",
+                    request.by,
+                    request.reason
+                );
+                reply.acked.push(id.clone());
+            } else {
+                reply.not_failing.push(id.clone());
+            }
+        }
+        if reply.acked.is_empty() && reply.not_failing.is_empty() {
+            return Err(format!(
+                "{:?} matches no instance; instance ids are NAME/HOST/FAMILY, see picomon status",
+                request.pattern
+            ));
+        }
+        if !reply.acked.is_empty() {
+            self.save = Save::Now;
+            self.save_state();
+        }
+        Ok(reply)
     }
 
     /// The live view, for SIGUSR1, the report and `picomon status`.

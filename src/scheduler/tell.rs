@@ -23,6 +23,7 @@ enum Log {
     Switch(Box<Event>),
     Digest(crate::digest::Digest),
     Flap(String, crate::flapping::News, crate::flapping::Limits),
+    Reminder(Box<Event>, Duration, u32),
 }
 
 impl Daemon {
@@ -40,7 +41,13 @@ impl Daemon {
             .map(|(id, slot)| {
                 let flap = flaps.get(id).copied();
                 // The file is looked at only where a mail could be due.
-                let owes = slot.state.failing != slot.state.mailed.is_some() || flap.is_some();
+                let every = slot.instance.renotify_every;
+                let owes = slot.state.failing != slot.state.mailed.is_some()
+                    || flap.is_some()
+                    || slot
+                        .state
+                        .reminder_due(&slot.instance, every, now)
+                        .is_some();
                 let silence = owes
                     .then(|| silences.silencing(id, now))
                     .flatten()
@@ -64,6 +71,7 @@ impl Daemon {
             parents: &self.config.parents,
             digest_over: self.config.emails.digest_over,
             waited: self.waited,
+            now,
         });
         self.waiting = !plan.kept.is_empty();
         self.switched = plan.kept.into_iter().collect();
@@ -105,6 +113,32 @@ impl Daemon {
                     if let Some(told_one) = self.compose_flapping(&id, news, now) {
                         told.push(told_one);
                     }
+                }
+                Tell::Reminder {
+                    event,
+                    after,
+                    failed_runs,
+                } => {
+                    let Some(slot) = self.slots.get_mut(&event.id) else {
+                        continue;
+                    };
+                    let mail = Mail::reminder(
+                        &self.config.emails,
+                        &event,
+                        after,
+                        failed_runs,
+                        slot.state.reminders,
+                    );
+                    slot.state.note_reminded(now);
+                    // Told to the notifiers as the Problem again: an
+                    // Alertmanager refreshes the alert (its own
+                    // repeat_interval decides when it notifies again).
+                    let notes = vec![self.notifiers.hold(&self.config.emails, &event)];
+                    told.push(Told {
+                        mail,
+                        notes,
+                        log: Log::Reminder(event, after, failed_runs),
+                    });
                 }
                 Tell::Mail(Outgoing::One(event)) => {
                     let mail = Mail::alert(&self.config.emails, &event);
@@ -185,6 +219,12 @@ impl Daemon {
             notes.into_iter().for_each(|n| self.notifiers.release(n));
             match log {
                 Log::Switch(event) => log_event(&event),
+                Log::Reminder(event, after, failed_runs) => log::warn!(
+                    "{}: REMINDER still failing after {}, {failed_runs} failed runs: {}",
+                    event.id,
+                    crate::human::human_duration(after),
+                    event.result.summary
+                ),
                 Log::Digest(digest) => {
                     log::info!(
                         "{} {} told in one digest mail",

@@ -4,6 +4,7 @@
 //! the status socket, see `socket.rs`, and prints it as text or
 //! as that JSON).
 
+pub(crate) mod ack;
 pub(crate) mod socket;
 
 use std::fmt::Write as _;
@@ -85,6 +86,16 @@ pub(crate) struct InstanceView {
     /// Flapping: no switch mails until it is stable again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flapping: bool,
+    /// `picomon ack` of the current outage: who, why, when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked: Option<crate::state::Ack>,
+    /// Reminders mailed for the current outage (`renotify_every`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reminders: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A silence, as the view shows it.
@@ -137,6 +148,8 @@ impl View {
                 }),
                 held_by: state.held_by.clone(),
                 flapping: state.flap.flapping,
+                acked: state.acked().cloned(),
+                reminders: state.reminders,
             })
             .collect();
         // Stable: the others keep the order they came in (by id).
@@ -228,6 +241,17 @@ fn marks(inst: &InstanceView) -> String {
     if inst.flapping {
         out.push_str(" [flapping]");
     }
+    if let Some(ack) = &inst.acked {
+        let _ = write!(
+            out,
+            " [acknowledged by {} at {}: {}]",
+            escape_controls(&ack.by),
+            human_time(time(ack.at)),
+            escape_controls(&ack.reason)
+        );
+    } else if inst.reminders > 0 {
+        let _ = write!(out, " [{} reminders]", inst.reminders);
+    }
     if let Some(s) = &inst.silenced {
         let by = match &s.window {
             Some(name) => format!("maintenance window {name}"),
@@ -315,6 +339,7 @@ mod tests {
             retry: 0,
             timeout: Duration::from_secs(2),
             flap: crate::flapping::Limits::default(),
+            renotify_every: None,
             env: Vec::new(),
         }
     }

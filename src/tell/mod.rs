@@ -12,7 +12,7 @@
 //! whether a mail is late.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::check::Instance;
 use crate::digest::Outgoing;
@@ -55,6 +55,8 @@ pub(crate) struct Flush<'a> {
     pub(crate) digest_over: u32,
     /// Ticks the switches kept back so far have waited for their storm.
     pub(crate) waited: u32,
+    /// The wall clock now: reminders are due by it.
+    pub(crate) now: SystemTime,
 }
 
 /// One thing to tell, or to note.
@@ -77,6 +79,14 @@ pub(crate) enum Tell {
     },
     /// The instance started flapping, or settled: its one mail.
     Flapping { id: String, news: News },
+    /// A reminder of an outage told and still going (`renotify_every`),
+    /// unacknowledged, neither silenced nor held back.
+    Reminder {
+        event: Box<Event>,
+        /// How long the outage has lasted.
+        after: Duration,
+        failed_runs: u32,
+    },
     /// A switch's own mail, or a digest.
     Mail(Outgoing),
 }
@@ -120,6 +130,16 @@ pub(crate) fn plan(flush: &Flush) -> Plan {
             }
         }
         let Some(owed) = state.overdue(seen.instance) else {
+            if holder.is_none() && seen.silence.is_none() {
+                let every = seen.instance.renotify_every;
+                if let Some((event, after)) = state.reminder_due(seen.instance, every, flush.now) {
+                    plan.tells.push(Tell::Reminder {
+                        event: Box::new(event),
+                        after,
+                        failed_runs: state.failed_runs,
+                    });
+                }
+            }
             continue;
         };
         if state.flap.flapping {

@@ -35,6 +35,7 @@ fn instance(id: &str, retry: u32) -> Instance {
         retry,
         timeout: Duration::from_secs(2),
         flap: crate::flapping::Limits::default(),
+        renotify_every: None,
         env: Vec::new(),
     }
 }
@@ -110,6 +111,7 @@ impl World {
             parents: &self.parents,
             digest_over: 5,
             waited: self.waited,
+            now: self.now(),
         });
         self.waited = match plan.kept.is_empty() {
             true => 0,
@@ -146,10 +148,27 @@ impl World {
                         now,
                     );
                 }
+                Tell::Reminder { event, .. } => {
+                    let now = self.now();
+                    self.states
+                        .get_mut(&event.id)
+                        .expect("reminded")
+                        .note_reminded(now);
+                }
                 Tell::Held { .. } | Tell::Silenced { .. } => {}
             }
         }
         plan.tells
+    }
+
+    /// The wall clock of the world: the last run's start.
+    fn now(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.clock)
+    }
+
+    /// Lets `secs` seconds pass without a run.
+    fn wait(&mut self, secs: u64) {
+        self.clock += secs;
     }
 }
 
@@ -181,6 +200,9 @@ fn mails(tells: &[Tell]) -> Vec<String> {
             )),
             Tell::Mail(Outgoing::Digest(d)) => Some(digest(d)),
             Tell::Flapping { id, news } => Some(format!("{news:?} {id}").to_lowercase()),
+            Tell::Reminder {
+                event, failed_runs, ..
+            } => Some(format!("reminder {} {failed_runs}", event.id)),
             _ => None,
         })
         .collect()
@@ -371,4 +393,68 @@ fn an_outage_measured_on_the_monotonic_clock_ignores_a_wall_clock_step() {
     // Told later (a silence), it says the same.
     let owed = state.overdue(&inst).expect("its OK is owed");
     assert_eq!(owed.transition, ok.transition);
+}
+
+#[test]
+fn a_reminder_is_due_every_renotify_every_from_the_problem_mail_and_not_before() {
+    let mut w = World::new(&ids(1), 0);
+    w.instances.get_mut("c000").expect("c000").renotify_every = Some(Duration::from_secs(100));
+    w.run("c000", false);
+    assert_eq!(mails(&w.flush()), ["problem c000"]);
+    // Told at 1001: due at 1101, not a second before.
+    w.wait(98);
+    w.run("c000", false);
+    assert!(mails(&w.flush()).is_empty(), "a reminder before its time");
+    w.run("c000", false);
+    assert_eq!(mails(&w.flush()), ["reminder c000 3"]);
+    assert!(mails(&w.flush()).is_empty(), "one reminder per period");
+    // The next counts from the reminder.
+    w.wait(99);
+    assert!(mails(&w.flush()).is_empty());
+    w.wait(1);
+    assert_eq!(mails(&w.flush()), ["reminder c000 3"]);
+    assert_eq!(w.states["c000"].reminders, 2);
+    // The recovery is mailed; no reminder after it.
+    w.run("c000", true);
+    assert_eq!(mails(&w.flush()), ["ok c000"]);
+    w.wait(500);
+    assert!(mails(&w.flush()).is_empty());
+    assert_eq!(w.states["c000"].reminders, 0);
+}
+
+#[test]
+fn an_acknowledged_silenced_or_unconfigured_outage_gets_no_reminder_and_an_ack_ends_with_it() {
+    let all = ids(3);
+    let mut w = World::new(&all, 0);
+    for id in &all[..2] {
+        w.instances.get_mut(id).expect("instance").renotify_every = Some(Duration::from_secs(60));
+    }
+    all.iter().for_each(|id| w.run(id, false));
+    assert_eq!(
+        mails(&w.flush()),
+        ["problem c000", "problem c001", "problem c002"]
+    );
+    let now = w.now();
+    assert!(w
+        .states
+        .get_mut("c000")
+        .expect("c000")
+        .acknowledge("ops", "on it", now));
+    w.silenced.insert("c001".into());
+    w.wait(600);
+    // c000 acknowledged, c001 silenced, c002 without renotify_every.
+    assert!(mails(&w.flush()).is_empty());
+    // The ack ends with its outage: the next one is reminded again.
+    w.run("c000", true);
+    assert_eq!(mails(&w.flush()), ["ok c000"]);
+    assert!(w.states["c000"].ack.is_none());
+    assert!(!w
+        .states
+        .get_mut("c000")
+        .expect("c000")
+        .acknowledge("ops", "ok now", now));
+    w.run("c000", false);
+    assert_eq!(mails(&w.flush()), ["problem c000"]);
+    w.wait(60);
+    assert_eq!(mails(&w.flush()), ["reminder c000 1"]);
 }

@@ -29,6 +29,7 @@ mod netns;
 mod notify;
 mod package;
 mod plugins;
+mod reminders;
 mod runaway;
 mod silence;
 mod status;
