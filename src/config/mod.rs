@@ -13,6 +13,7 @@
 //! without ever blocking on them.
 
 mod checks;
+mod contacts;
 mod emails;
 mod error;
 mod load;
@@ -34,6 +35,7 @@ pub use error::ENV_PREFIX;
 pub use load::fragment_dir;
 pub use notify::{Alertmanager, HttpAuth, Notifier, NotifierKind};
 // The built-in https check reads its ca_file as the loader checked it.
+pub(crate) use contacts::Audience;
 pub(crate) use paths::others_may_write;
 pub(crate) use paths::{read_small_file, CA_CAP};
 use raw::RawConfig;
@@ -65,6 +67,9 @@ pub struct Config {
     pub time_zone: jiff::tz::TimeZone,
     /// `[maintenance.NAME]`, by name.
     pub(crate) maintenance: Vec<crate::maintenance::Window>,
+    /// Who is told about each instance a `[contacts.NAME]` covers; the
+    /// others are told to `emails.to` and every notifier.
+    pub(crate) audiences: BTreeMap<String, Audience>,
     /// Names of the checks switched off with `enabled = false`.
     pub disabled: Vec<String>,
     /// The files read, in the order they were merged.
@@ -76,6 +81,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// Who is told about instance `id`.
+    pub(crate) fn audience(&self, id: &str) -> Audience {
+        match self.audiences.get(id) {
+            Some(audience) => audience.clone(),
+            None => self.everyone(),
+        }
+    }
+
+    /// `emails.to` and every notifier: an instance no contact covers.
+    pub(crate) fn everyone(&self) -> Audience {
+        Audience {
+            contacts: Vec::new(),
+            to: self.emails.to.clone(),
+            notify: self.notifiers.iter().map(|n| n.name.clone()).collect(),
+        }
+    }
+
     /// Loads every layer for the main file `main`, then validates.
     pub fn load(main: &Path) -> Result<Config, ConfigError> {
         Config::load_with(main, true)

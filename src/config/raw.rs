@@ -41,6 +41,9 @@ pub(crate) struct RawConfig {
     /// Recurring maintenance windows, by name (`[maintenance.NAME]`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub maintenance: BTreeMap<String, RawMaintenance>,
+    /// Who is told about which checks, by name (`[contacts.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub contacts: BTreeMap<String, RawContact>,
 }
 
 impl Default for RawConfig {
@@ -64,8 +67,24 @@ impl Default for RawConfig {
             notify: BTreeMap::new(),
             time_zone: None,
             maintenance: BTreeMap::new(),
+            contacts: BTreeMap::new(),
         }
     }
+}
+
+/// A `[contacts.NAME]` table: mailboxes and notifiers told about the
+/// checks that name it (or the instances its patterns match).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawContact {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<String>>,
+    /// Instance-id patterns (as silences) this contact is told about, on
+    /// top of the checks that name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<String>>,
 }
 
 /// A `[maintenance.NAME]` table: a silence that comes back on a cron line.
@@ -308,6 +327,9 @@ pub(crate) struct RawCheck {
     pub depends: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renotify_every: Option<f64>,
+    /// Names of `[contacts.NAME]` told about this check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Vec<String>>,
     // http, https
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,

@@ -1140,3 +1140,26 @@ fn a_maintenance_window_that_cannot_work_is_an_error_naming_its_key() {
     assert_eq!(config.maintenance.len(), 1);
     assert_eq!(config.maintenance[0].duration, Duration::from_secs(3600));
 }
+
+#[test]
+fn contacts_that_cannot_be_told_or_are_unknown_are_errors_naming_the_key() {
+    let site = Site::new("[contacts.web]\n");
+    assert_names(&site.error(), &["contacts.web", "needs `to`"]);
+    let site = Site::new("[contacts.web]\nnotify = [\"pager\"]\n");
+    assert_names(&site.error(), &["contacts.web.notify", "pager"]);
+    let site = Site::new("[contacts.web]\nto = [\"not an address\"]\n");
+    assert_names(&site.error(), &["contacts.web.to"]);
+    let site = Site::new(
+        "[contacts.web]\nto = [\"web@example.org\"]\n[checks.x]\ntype = \"command\"\ncommand = [\"/bin/true\"]\ncontacts = [\"wbe\"]\n",
+    );
+    assert_names(&site.error(), &["checks.x.contacts", "wbe", "site.toml"]);
+    let site = Site::new(
+        "[contacts.web]\nto = [\"web@example.org\"]\ninstances = [\"y*\"]\n[contacts.db]\nto = [\"db@example.org\"]\n[checks.x]\ntype = \"command\"\ncommand = [\"/bin/true\"]\ncontacts = [\"db\", \"web\"]\n[checks.y]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n[checks.z]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n",
+    );
+    let config = site.load().expect("contacts that work");
+    let x = config.audience("x");
+    assert_eq!(x.contacts, ["db", "web"]);
+    assert_eq!(x.to, ["db@example.org", "web@example.org"]);
+    assert_eq!(config.audience("y").to, ["web@example.org"]);
+    assert!(config.audience("z").contacts.is_empty());
+}

@@ -218,6 +218,7 @@ impl Validator {
         let parents = self.depends(&raw, &instances, &disabled);
         let time_zone = self.time_zone(&raw);
         let maintenance = self.maintenance(&raw, &time_zone);
+        let audiences = self.contacts(&raw, &instances);
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -236,6 +237,7 @@ impl Validator {
             parents,
             time_zone,
             maintenance,
+            audiences,
             disabled,
             files: self.files,
             raw: Some(Box::new(raw)),

@@ -224,13 +224,21 @@ impl Notifiers {
     /// every notifier's queue, pending: nothing is attempted before
     /// `release`, which comes once the switch is saved.
     pub fn hold(&self, emails: &Emails, event: &Event) -> Held {
-        if self.running.is_empty() {
+        self.hold_for(emails, event, None)
+    }
+
+    /// Like `hold`, for the notifiers named in `only` (None: all): the
+    /// contacts of the instance say which.
+    pub(crate) fn hold_for(&self, emails: &Emails, event: &Event, only: Option<&[String]>) -> Held {
+        let told = |name: &String| only.map_or(true, |names| names.contains(name));
+        if !self.running.keys().any(told) {
             return Held { notes: Vec::new() };
         }
         let note = Note::new(emails, event);
         let notes = self
             .running
             .iter()
+            .filter(|(name, _)| told(name))
             .map(|(name, handle)| {
                 let path = handle.queue.as_ref().and_then(|q| {
                     q.save_pending(&note)

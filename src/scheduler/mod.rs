@@ -600,6 +600,11 @@ impl Daemon {
             now,
         );
         view.falling_behind = self.pace.behind();
+        for inst in &mut view.instances {
+            if let Some(audience) = self.config.audiences.get(&inst.instance) {
+                inst.told = audience.contacts.clone();
+            }
+        }
         view.maintenance =
             crate::maintenance::views(&self.config.maintenance, &self.config.time_zone, now);
         view

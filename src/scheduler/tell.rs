@@ -11,9 +11,10 @@ use super::*;
 use crate::digest::Outgoing;
 use crate::tell::{Flush, Quiet, Seen, Tell};
 
-/// A mail of a plan, composed and noted, with what to log once it is out.
+/// A mail of a plan, composed and noted, with what to log once it is out
+/// (no mail when its contacts have no mailbox, only notifiers).
 struct Told {
-    mail: Mail,
+    mail: Option<Mail>,
     notes: Vec<crate::notify::Held>,
     log: Log,
 }
@@ -72,6 +73,8 @@ impl Daemon {
             digest_over: self.config.emails.digest_over,
             waited: self.waited,
             now,
+            audiences: &self.config.audiences,
+            everyone: self.config.everyone(),
         });
         self.waiting = !plan.kept.is_empty();
         self.switched = plan.kept.into_iter().collect();
@@ -122,38 +125,50 @@ impl Daemon {
                     let Some(slot) = self.slots.get_mut(&event.id) else {
                         continue;
                     };
-                    let mail = Mail::reminder(
+                    let audience = self.config.audience(&event.id);
+                    let mut mail = Mail::reminder(
                         &self.config.emails,
                         &event,
                         after,
                         failed_runs,
                         slot.state.reminders,
                     );
+                    mail.to = audience.to.clone();
                     slot.state.note_reminded(now);
                     // Told to the notifiers as the Problem again: an
                     // Alertmanager refreshes the alert (its own
                     // repeat_interval decides when it notifies again).
-                    let notes = vec![self.notifiers.hold(&self.config.emails, &event)];
+                    let notes = vec![self.notifiers.hold_for(
+                        &self.config.emails,
+                        &event,
+                        Some(&audience.notify),
+                    )];
                     told.push(Told {
-                        mail,
+                        mail: addressed(mail, &audience),
                         notes,
                         log: Log::Reminder(event, after, failed_runs),
                     });
                 }
-                Tell::Mail(Outgoing::One(event)) => {
-                    let mail = Mail::alert(&self.config.emails, &event);
+                Tell::Mail(Outgoing::One(event), audience) => {
+                    let mut mail = Mail::alert(&self.config.emails, &event);
+                    mail.to = audience.to.clone();
                     if let Some(slot) = self.slots.get_mut(&event.id) {
                         slot.state.note_told(&event, None);
                     }
-                    let notes = vec![self.notifiers.hold(&self.config.emails, &event)];
+                    let notes = vec![self.notifiers.hold_for(
+                        &self.config.emails,
+                        &event,
+                        Some(&audience.notify),
+                    )];
                     told.push(Told {
-                        mail,
+                        mail: addressed(mail, &audience),
                         notes,
                         log: Log::Switch(event),
                     });
                 }
-                Tell::Mail(Outgoing::Digest(digest)) => {
-                    let mail = Mail::digest(&self.config.emails, &digest);
+                Tell::Mail(Outgoing::Digest(digest), audience) => {
+                    let mut mail = Mail::digest(&self.config.emails, &digest);
+                    mail.to = audience.to.clone();
                     // A Problem digest's Message-ID is what the OKs reply to.
                     let by = (!digest.recovered).then(|| mail.message_id.clone());
                     for event in &digest.events {
@@ -162,10 +177,13 @@ impl Daemon {
                         }
                     }
                     let notes = (digest.events.iter())
-                        .map(|e| self.notifiers.hold(&self.config.emails, e))
+                        .map(|e| {
+                            self.notifiers
+                                .hold_for(&self.config.emails, e, Some(&audience.notify))
+                        })
                         .collect();
                     told.push(Told {
-                        mail,
+                        mail: addressed(mail, &audience),
                         notes,
                         log: Log::Digest(digest),
                     });
@@ -185,7 +203,7 @@ impl Daemon {
         let slot = self.slots.get_mut(id)?;
         let state = &mut slot.state;
         let reply_to = crate::mail::open_thread(&self.config.emails.from, id, state);
-        let mail = Mail::flapping(
+        let mut mail = Mail::flapping(
             &self.config.emails,
             &slot.instance,
             state,
@@ -194,8 +212,10 @@ impl Daemon {
             now,
         );
         state.note_flapping(news, mail.message_id.clone(), now);
+        let audience = self.config.audience(id);
+        mail.to = audience.to.clone();
         Some(Told {
-            mail,
+            mail: addressed(mail, &audience),
             notes: Vec::new(),
             log: Log::Flap(id.to_string(), news, slot.instance.flap),
         })
@@ -210,12 +230,14 @@ impl Daemon {
         }
         let held: Vec<_> = told
             .into_iter()
-            .map(|t| (self.outbox.hold_mail(t.mail), t.notes, t.log))
+            .map(|t| (t.mail.map(|m| self.outbox.hold_mail(m)), t.notes, t.log))
             .collect();
         self.save = Save::Now;
         self.save_state();
         for (mail, notes, log) in held {
-            self.outbox.release(mail);
+            if let Some(mail) = mail {
+                self.outbox.release(mail);
+            }
             notes.into_iter().for_each(|n| self.notifiers.release(n));
             match log {
                 Log::Switch(event) => log_event(&event),
@@ -277,7 +299,10 @@ impl Daemon {
                     );
                     log_event(&event);
                 }
-                None => tells.push(Tell::Mail(Outgoing::One(Box::new(event)))),
+                None => {
+                    let audience = self.config.audience(&event.id);
+                    tells.push(Tell::Mail(Outgoing::One(Box::new(event)), audience));
+                }
             }
         }
         self.carry_out(tells, now);
@@ -304,6 +329,13 @@ impl Daemon {
             self.fresh = true;
         }
     }
+}
+
+/// The mail, unless its contacts have no mailbox (notifiers only). With
+/// no contacts and an empty `emails.to`, the outbox logs it unsent, as
+/// ever.
+fn addressed(mail: Mail, audience: &crate::config::Audience) -> Option<Mail> {
+    (audience.contacts.is_empty() || !mail.to.is_empty()).then_some(mail)
 }
 
 /// Every switch is logged, whether or not mail goes out.

@@ -89,6 +89,10 @@ pub(crate) struct InstanceView {
     /// `picomon ack` of the current outage: who, why, when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acked: Option<crate::state::Ack>,
+    /// The contacts told about it (`[contacts.NAME]`); empty: everyone
+    /// (`emails.to` and every notifier).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub told: Vec<String>,
     /// Reminders mailed for the current outage (`renotify_every`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reminders: u32,
@@ -149,6 +153,7 @@ impl View {
                 held_by: state.held_by.clone(),
                 flapping: state.flap.flapping,
                 acked: state.acked().cloned(),
+                told: Vec::new(),
                 reminders: state.reminders,
             })
             .collect();
@@ -235,6 +240,9 @@ impl View {
 /// The marks after an instance's line: held, flapping, silenced.
 fn marks(inst: &InstanceView) -> String {
     let mut out = String::new();
+    if !inst.told.is_empty() {
+        let _ = write!(out, " [told: {}]", inst.told.join(", "));
+    }
     if let Some(parent) = &inst.held_by {
         let _ = write!(out, " [held: {parent} failing]");
     }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::check::Instance;
+use crate::config::Audience;
 use crate::digest::Outgoing;
 use crate::flapping::News;
 use crate::state::{CheckState, Event, Late, Transition};
@@ -57,6 +58,17 @@ pub(crate) struct Flush<'a> {
     pub(crate) waited: u32,
     /// The wall clock now: reminders are due by it.
     pub(crate) now: SystemTime,
+    /// Who is told about the instances a contact covers (`[contacts]`).
+    pub(crate) audiences: &'a BTreeMap<String, Audience>,
+    /// Who is told about the others: `emails.to` and every notifier.
+    pub(crate) everyone: Audience,
+}
+
+impl Flush<'_> {
+    /// Who is told about instance `id`.
+    pub(crate) fn audience(&self, id: &str) -> &Audience {
+        self.audiences.get(id).unwrap_or(&self.everyone)
+    }
 }
 
 /// One thing to tell, or to note.
@@ -87,8 +99,9 @@ pub(crate) enum Tell {
         after: Duration,
         failed_runs: u32,
     },
-    /// A switch's own mail, or a digest.
-    Mail(Outgoing),
+    /// A switch's own mail, or a digest, and who it is told to: each
+    /// contact gets digests of its own instances only.
+    Mail(Outgoing, Audience),
 }
 
 /// What a flush tells.
@@ -203,11 +216,24 @@ pub(crate) fn plan(flush: &Flush) -> Plan {
         .into_iter()
         .partition(|e| matches!(e.late, Some(Late::Held { .. })));
     for events in [told_now, released] {
-        if events.is_empty() {
-            continue;
+        // By audience: instances told to the same contacts share digests.
+        let mut groups: BTreeMap<String, (Audience, Vec<Event>)> = BTreeMap::new();
+        for event in events {
+            let audience = flush.audience(&event.id);
+            groups
+                .entry(audience.key())
+                .or_insert_with(|| (audience.clone(), Vec::new()))
+                .1
+                .push(event);
         }
-        let outgoing = crate::digest::plan(events, flush.digest_over, flush.seen.len());
-        plan.tells.extend(outgoing.into_iter().map(Tell::Mail));
+        for (audience, events) in groups.into_values() {
+            let outgoing = crate::digest::plan(events, flush.digest_over, flush.seen.len());
+            plan.tells.extend(
+                outgoing
+                    .into_iter()
+                    .map(|o| Tell::Mail(o, audience.clone())),
+            );
+        }
     }
     plan
 }

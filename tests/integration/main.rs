@@ -18,6 +18,7 @@ mod checks_jabber;
 mod checks_openvpn;
 mod checks_ping;
 mod cli;
+mod contacts;
 mod daemon;
 mod docs;
 mod durability;
