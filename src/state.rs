@@ -322,7 +322,9 @@ impl CheckState {
         }
         let mailed = self.mailed?;
         let since = self.since?;
-        let told = self.last_told?;
+        // Told before picomon kept the time (an older state file): from
+        // the outage's start.
+        let told = self.last_told.unwrap_or(mailed);
         if now < told + every {
             return None;
         }

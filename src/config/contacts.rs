@@ -32,12 +32,13 @@ impl Audience {
 type Known = (Vec<String>, Vec<String>, Vec<Pattern>);
 
 impl Validator {
-    /// Each instance's audience, for those a contact covers.
+    /// Each instance's audience, for those a contact covers, and each
+    /// contact's mailboxes (for its report).
     pub(super) fn contacts(
         &mut self,
         raw: &RawConfig,
         instances: &[Arc<Instance>],
-    ) -> BTreeMap<String, Audience> {
+    ) -> (BTreeMap<String, Audience>, BTreeMap<String, Vec<String>>) {
         // Contact name → (to, notify, patterns).
         let mut known: BTreeMap<&str, Known> = BTreeMap::new();
         for (name, contact) in &raw.contacts {
@@ -125,6 +126,10 @@ impl Validator {
                 },
             );
         }
-        audiences
+        let mailboxes = known
+            .iter()
+            .map(|(name, (to, _, _))| (name.to_string(), to.clone()))
+            .collect();
+        (audiences, mailboxes)
     }
 }

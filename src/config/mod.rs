@@ -70,6 +70,8 @@ pub struct Config {
     /// Who is told about each instance a `[contacts.NAME]` covers; the
     /// others are told to `emails.to` and every notifier.
     pub(crate) audiences: BTreeMap<String, Audience>,
+    /// `[contacts.NAME] to`, by contact: where its report goes.
+    pub(crate) contacts: BTreeMap<String, Vec<String>>,
     /// Names of the checks switched off with `enabled = false`.
     pub disabled: Vec<String>,
     /// The files read, in the order they were merged.

@@ -218,7 +218,7 @@ impl Validator {
         let parents = self.depends(&raw, &instances, &disabled);
         let time_zone = self.time_zone(&raw);
         let maintenance = self.maintenance(&raw, &time_zone);
-        let audiences = self.contacts(&raw, &instances);
+        let (audiences, contacts) = self.contacts(&raw, &instances);
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -238,6 +238,7 @@ impl Validator {
             time_zone,
             maintenance,
             audiences,
+            contacts,
             disabled,
             files: self.files,
             raw: Some(Box::new(raw)),

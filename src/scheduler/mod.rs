@@ -651,7 +651,34 @@ impl Daemon {
         if !long_failing {
             return;
         }
-        self.outbox.report(self.view().render());
+        let view = self.view();
+        self.outbox.report(view.render());
+        self.report_contacts(&view, wall, every);
+    }
+
+    /// Each contact with a mailbox gets a report of its own checks, when
+    /// one of them has been failing for longer than a report's period.
+    fn report_contacts(&mut self, view: &crate::status::View, wall: SystemTime, every: Duration) {
+        for (name, to) in &self.config.contacts {
+            let mut own = view.clone();
+            own.instances.retain(|i| i.told.contains(name));
+            let long_failing = own.instances.iter().any(|i| {
+                i.standing == crate::status::Standing::Failing
+                    && i.since.is_some_and(|since| {
+                        let since = std::time::UNIX_EPOCH + Duration::from_secs(since);
+                        wall.duration_since(since).is_ok_and(|d| d > every)
+                    })
+            });
+            if to.is_empty() || !long_failing {
+                continue;
+            }
+            let emails = &self.config.emails;
+            let mut mail = Mail::new(emails, emails.report_subject.clone(), own.render(), wall);
+            mail.to = to.clone();
+            let held = self.outbox.hold_mail(mail);
+            self.outbox.release(held);
+            log::info!("report of contact {name} mailed to {}", to.join(", "));
+        }
     }
 
     fn print_status(&self) {

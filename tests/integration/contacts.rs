@@ -142,3 +142,63 @@ command = ["{pager}"]
         ["OK db1", "OK misc", "Problem db1", "Problem misc"]
     );
 }
+
+#[test]
+fn a_contact_gets_a_report_of_its_own_checks_only() {
+    let site = Site::new("");
+    let flag = site.flag_plugin();
+    let port = SmtpServer::free_port();
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.write(
+        "site.toml",
+        &format!(
+            r#"base_tick = 0.2
+default_retry = 0
+
+[emails]
+to = ["ops@example.org"]
+from = "Picomon <picomon@monitor.example.org>"
+smtp_host = "127.0.0.1:{port}"
+smtp_retry_timeout = 0.5
+
+[emails.report]
+every = 1
+subject = "[picomon] still broken"
+
+[contacts.web]
+to = ["web@example.org"]
+
+[checks.web1]
+type = "command"
+command = ["{flag}"]
+contacts = ["web"]
+
+[checks.misc]
+type = "command"
+command = ["{flag}"]
+"#
+        ),
+    );
+    site.down("FLAG CRITICAL - down");
+    let _daemon = site.daemon(&[]);
+    let report = |mails: &[Received], rcpt: &str| {
+        mails
+            .iter()
+            .find(|m| {
+                m.header("subject") == "[picomon] still broken" && m.header("x-rcptto") == rcpt
+            })
+            .map(|m| m.body.clone())
+    };
+    let mut web = None;
+    let mut ops = None;
+    crate::harness::wait_for("a report to web and one to ops", LONG, || {
+        let mails = smtp.messages();
+        web = report(&mails, "web@example.org");
+        ops = report(&mails, "ops@example.org");
+        web.is_some() && ops.is_some()
+    });
+    let (web, ops) = (web.unwrap_or_default(), ops.unwrap_or_default());
+    assert!(web.contains(" web1 ") && !web.contains(" misc "), "{web}");
+    assert!(web.contains("[told: web]"), "{web}");
+    assert!(ops.contains(" web1 ") && ops.contains(" misc "), "{ops}");
+}
