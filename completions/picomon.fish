@@ -40,7 +40,7 @@ complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l no-secr
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s h -l help -d 'Print help'
 complete -c picomon -n "__fish_picomon_using_subcommand status" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
-complete -c picomon -n "__fish_picomon_using_subcommand status" -l json -d 'Print the view as one JSON object (`instances`: `instance`, `name`, `target`, `standing`, `severity`, `since`, `failed_runs`, `last_run`, `output`, `silenced`; times in seconds since the epoch)'
+complete -c picomon -n "__fish_picomon_using_subcommand status" -l json -d 'Print the view as one JSON object (`instances`: `instance`, `name`, `target`, `standing`, `severity`, `since`, `failed_runs`, `last_run`, `output`, `silenced`, and when set `acked`, `told`, `reminders`; `maintenance`: each window with `until` and `next`; times in seconds since the epoch)'
 complete -c picomon -n "__fish_picomon_using_subcommand status" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and not __fish_seen_subcommand_from add list remove" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -175,8 +175,9 @@ pub enum Command {
     Status {
         /// Print the view as one JSON object (`instances`: `instance`,
         /// `name`, `target`, `standing`, `severity`, `since`, `failed_runs`,
-        /// `last_run`, `output`, `silenced`; times in seconds since the
-        /// epoch).
+        /// `last_run`, `output`, `silenced`, and when set `acked`, `told`,
+        /// `reminders`; `maintenance`: each window with `until` and `next`;
+        /// times in seconds since the epoch).
         #[arg(long)]
         json: bool,
 
