@@ -316,18 +316,11 @@ impl CheckState {
         every: Option<Duration>,
         now: SystemTime,
     ) -> Option<(Event, Duration)> {
-        let every = every.filter(|e| !e.is_zero())?;
-        if !self.failing || self.flap.flapping || self.acked().is_some() {
+        if self.next_reminder(every).map_or(true, |due| now < due) {
             return None;
         }
         let mailed = self.mailed?;
         let since = self.since?;
-        // Told before picomon kept the time (an older state file): from
-        // the outage's start.
-        let told = self.last_told.unwrap_or(mailed);
-        if now < told + every {
-            return None;
-        }
         let last = self.last.as_ref()?;
         let event = Event {
             id: instance.id.clone(),
@@ -341,6 +334,19 @@ impl CheckState {
             late: None,
         };
         Some((event, now.duration_since(since).unwrap_or_default()))
+    }
+
+    /// When the next reminder is due, every `every` (None or zero:
+    /// never): for an outage told, unacknowledged and not flapping.
+    pub fn next_reminder(&self, every: Option<Duration>) -> Option<SystemTime> {
+        let every = every.filter(|e| !e.is_zero())?;
+        if !self.failing || self.flap.flapping || self.acked().is_some() {
+            return None;
+        }
+        let mailed = self.mailed?;
+        // Told before picomon kept the time (an older state file): from
+        // the outage's start.
+        Some(self.last_told.unwrap_or(mailed) + every)
     }
 
     /// Remembers a reminder told at `now`.

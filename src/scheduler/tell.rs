@@ -47,8 +47,8 @@ impl Daemon {
                     || flap.is_some()
                     || slot
                         .state
-                        .reminder_due(&slot.instance, every, now)
-                        .is_some();
+                        .next_reminder(every)
+                        .is_some_and(|due| now >= due);
                 let silence = owes
                     .then(|| silences.silencing(id, now))
                     .flatten()
