@@ -16,6 +16,9 @@ _picomon() {
             ",$1")
                 cmd="picomon"
                 ;;
+            picomon,ack)
+                cmd="picomon__subcmd__ack"
+                ;;
             picomon,check-config)
                 cmd="picomon__subcmd__check__subcmd__config"
                 ;;
@@ -44,12 +47,38 @@ _picomon() {
 
     case "${cmd}" in
         picomon)
-            opts="-1 -c -D -h -V --one --json --config --debug --help --version check-config migrate status silence"
+            opts="-1 -c -D -h -V --one --json --config --debug --help --version check-config migrate status silence ack"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        picomon__subcmd__ack)
+            opts="-c -D -h --reason --config --debug --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

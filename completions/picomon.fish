@@ -34,6 +34,7 @@ complete -c picomon -n "__fish_picomon_needs_command" -f -a "check-config" -d 'L
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "migrate" -d 'Print a picomon.py configuration file (`config.py`) as picomon TOML, on standard output'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "status" -d 'Print the running daemon\'s live view: failing checks first (since when, severity, last output, silence), then the others with their last run'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "silence" -d 'Keep back the mail of matching checks for a while (maintenance): they go on running and keeping their state; when the silence ends, each one whose state differs from what was last mailed gets one mail'
+complete -c picomon -n "__fish_picomon_needs_command" -f -a "ack" -d 'Acknowledge the outage of the failing checks matching PATTERN: no more reminders (renotify_every) until each recovers; the recovery is still mailed'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l dump -d 'Print the merged configuration as TOML instead of the summary'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l no-secrets -d 'Do not read smtp_password_file and smtp_ca_file, nor require a password: for checking a configuration where it is built, before its secrets are there'
@@ -42,7 +43,7 @@ complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s h -l he
 complete -c picomon -n "__fish_picomon_using_subcommand migrate" -s D -l debug -d 'Log at DEBUG level'
 complete -c picomon -n "__fish_picomon_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c picomon -n "__fish_picomon_using_subcommand status" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
-complete -c picomon -n "__fish_picomon_using_subcommand status" -l json -d 'Print the view as one JSON object (`instances`: `instance`, `name`, `target`, `standing`, `severity`, `since`, `failed_runs`, `last_run`, `output`, `silenced`; times in seconds since the epoch)'
+complete -c picomon -n "__fish_picomon_using_subcommand status" -l json -d 'Print the view as one JSON object (`instances`: `instance`, `name`, `target`, `standing`, `severity`, `since`, `failed_runs`, `last_run`, `output`, `silenced`, and when set `acked`, `told`, `reminders`; `maintenance`: each window with `until` and `next`; times in seconds since the epoch)'
 complete -c picomon -n "__fish_picomon_using_subcommand status" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and not __fish_seen_subcommand_from add list remove" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -60,3 +61,7 @@ complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand silence; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c picomon -n "__fish_picomon_using_subcommand ack" -l reason -d 'Why, or who is on it (shown by status)' -r
+complete -c picomon -n "__fish_picomon_using_subcommand ack" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
+complete -c picomon -n "__fish_picomon_using_subcommand ack" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
+complete -c picomon -n "__fish_picomon_using_subcommand ack" -s h -l help -d 'Print help (see more with \'--help\')'

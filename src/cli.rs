@@ -187,8 +187,9 @@ pub enum Command {
     Status {
         /// Print the view as one JSON object (`instances`: `instance`,
         /// `name`, `target`, `standing`, `severity`, `since`, `failed_runs`,
-        /// `last_run`, `output`, `silenced`; times in seconds since the
-        /// epoch).
+        /// `last_run`, `output`, `silenced`, and when set `acked`, `told`,
+        /// `reminders`; `maintenance`: each window with `until` and `next`;
+        /// times in seconds since the epoch).
         #[arg(long)]
         json: bool,
 
@@ -203,6 +204,24 @@ pub enum Command {
     Silence {
         #[command(subcommand)]
         action: SilenceAction,
+    },
+    /// Acknowledge the outage of the failing checks matching PATTERN:
+    /// no more reminders (renotify_every) until each recovers; the
+    /// recovery is still mailed.
+    #[command(after_long_help = ACK_AFTER_HELP)]
+    Ack {
+        /// An instance id (NAME/HOST/FAMILY, or NAME for a check without
+        /// hosts), or a pattern of them where `*` matches any run of
+        /// characters, e.g. `homepage/*`.
+        #[arg(value_name = "ID-or-PATTERN", value_parser = parse_pattern)]
+        pattern: String,
+
+        /// Why, or who is on it (shown by status).
+        #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+        reason: String,
+
+        #[command(flatten)]
+        common: CommonArgs,
     },
     /// Write the man pages and shell completions into DIR/man and
     /// DIR/completions (for packaging).
@@ -337,6 +356,23 @@ Exit status:
   0   done
   1   the silences file cannot be read or written, or no silence has ID
   2   command-line usage error (a bad PATTERN, DURATION or TEXT)
+  78  invalid configuration, or no state_dir in it";
+
+const ACK_AFTER_HELP: &str = "\
+Acknowledgements:
+An acknowledgement stops the reminders (renotify_every) of the outage of
+each failing instance it matches, until that instance recovers; the OK
+mail is still sent, and the next outage is reminded again: an ack never
+outlives its outage. picomon status shows who acknowledged, when and
+why. The running daemon takes it over its status socket and keeps it in
+STATE_DIR/state.json, so it survives restarts; no daemon running is an
+error.
+
+Exit status:
+  0   acknowledged (the instances matched and not failing are listed)
+  1   nothing to acknowledge (no instance matches, none of them fails), or
+      no daemon answers
+  2   command-line usage error (a bad PATTERN or TEXT)
   78  invalid configuration, or no state_dir in it";
 
 /// The built-in plugins.

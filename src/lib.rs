@@ -17,6 +17,7 @@ pub mod host;
 pub mod human;
 mod logging;
 pub mod mail;
+mod maintenance;
 mod migrate;
 mod once;
 mod pace;
@@ -52,6 +53,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Plugin { plugin }) => Ok(plugin::run(plugin)),
         Some(Command::Status { json, common }) => status::command(&common.config, json),
+        Some(Command::Ack {
+            pattern,
+            reason,
+            common,
+        }) => status::ack::command(&common.config, &pattern, &reason),
         Some(Command::Silence { action }) => match action {
             SilenceAction::Add {
                 pattern,

@@ -9,6 +9,11 @@
 //! stamp once per tick and before each mail, so a silence reaches a
 //! running daemon without a signal, survives restarts and reloads, and
 //! costs one `stat` a tick.
+//!
+//! Maintenance windows (`[maintenance.NAME]`, see `maintenance.rs`) are
+//! silences that come back on a cron line: while one is in force it is
+//! looked up here beside the file's, so that the instances it covers
+//! behave exactly as silenced ones, its end included.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -25,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigError};
 use crate::files::{self, Access, Links, Refused};
 use crate::human::{human_duration, human_time};
+use crate::maintenance::Window;
+use jiff::tz::TimeZone;
 
 /// The longest silence: a silence must end, and a forgotten one must not
 /// hide an outage for more than a week.
@@ -49,6 +56,9 @@ pub(crate) struct Silence {
     pub reason: String,
     /// When it was added, in seconds since the epoch.
     pub created: u64,
+    /// The maintenance window it is an occurrence of; never in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 impl Silence {
@@ -59,6 +69,48 @@ impl Silence {
     fn active(&self, now: SystemTime) -> bool {
         self.until() > now
     }
+
+    /// What keeps the mail back, for a log line: `silence 4`, or
+    /// `maintenance window nightly`.
+    pub(crate) fn by(&self) -> String {
+        match &self.window {
+            Some(name) => format!("maintenance window {name}"),
+            None => format!("silence {}", self.id),
+        }
+    }
+}
+
+/// The maintenance windows of `windows` in force at `now`, as silences,
+/// and when that next changes (a window ends or starts).
+pub(crate) fn windows_in_force(
+    windows: &[Window],
+    tz: &TimeZone,
+    now: SystemTime,
+) -> (Vec<(Silence, Pattern)>, Option<SystemTime>) {
+    let mut in_force = Vec::new();
+    let mut change: Option<SystemTime> = None;
+    let mut sooner = |t: SystemTime| change = Some(change.map_or(t, |c| c.min(t)));
+    for w in windows {
+        if let Some(span) = crate::maintenance::in_force(w, tz, now) {
+            sooner(span.end);
+            in_force.push((
+                Silence {
+                    id: 0,
+                    pattern: w.pattern_text.clone(),
+                    // Rounded up: it ends at its end, not a second early.
+                    until: secs(span.end + Duration::from_nanos(999_999_999)),
+                    reason: w.reason.clone(),
+                    created: secs(span.start),
+                    window: Some(w.name.clone()),
+                },
+                w.pattern.clone(),
+            ));
+        }
+        if let Some(next) = crate::maintenance::next(w, tz, now) {
+            sooner(next.start);
+        }
+    }
+    (in_force, change)
 }
 
 /// A pattern compiled: `*` matches any run of characters (`/` too), all
@@ -152,6 +204,13 @@ pub(crate) struct Silences {
     /// The last problem logged, so that a bad file is logged once, not
     /// every tick.
     complaint: Option<String>,
+    /// The configuration's maintenance windows, and the zone they are in.
+    windows: Vec<Window>,
+    time_zone: TimeZone,
+    /// The windows in force, as silences, as of `windows_at`.
+    in_window: Vec<(Silence, Pattern)>,
+    /// When `in_window` was worked out, and until when it holds.
+    windows_at: Option<(SystemTime, Option<SystemTime>)>,
 }
 
 impl Silences {
@@ -163,6 +222,10 @@ impl Silences {
             active: Vec::new(),
             muted: BTreeSet::new(),
             complaint: None,
+            windows: Vec::new(),
+            time_zone: TimeZone::UTC,
+            in_window: Vec::new(),
+            windows_at: None,
         };
         silences.refresh(SystemTime::now());
         silences
@@ -175,9 +238,43 @@ impl Silences {
         }
     }
 
+    /// Takes the maintenance windows of a (re)loaded configuration.
+    pub(crate) fn set_windows(&mut self, windows: Vec<Window>, time_zone: TimeZone) {
+        self.windows = windows;
+        self.time_zone = time_zone;
+        self.windows_at = None;
+        self.refresh(SystemTime::now());
+    }
+
+    /// Works the windows in force out again when one may have started or
+    /// ended since (or the wall clock went back).
+    fn refresh_windows(&mut self, now: SystemTime) {
+        let holds = self
+            .windows_at
+            .is_some_and(|(at, until)| at <= now && until.map_or(true, |until| now < until));
+        if holds {
+            return;
+        }
+        let (in_window, until) = windows_in_force(&self.windows, &self.time_zone, now);
+        for (s, _) in &in_window {
+            if !self.in_window.iter().any(|(t, _)| t == s) {
+                log::info!(
+                    "maintenance window {} in force until {}: {} ({})",
+                    s.window.as_deref().unwrap_or(""),
+                    human_time(s.until()),
+                    s.pattern,
+                    s.reason
+                );
+            }
+        }
+        self.in_window = in_window;
+        self.windows_at = Some((now, until));
+    }
+
     /// Reads the file again if it changed since the last look; drops the
     /// silences that ended.
     pub(crate) fn refresh(&mut self, now: SystemTime) {
+        self.refresh_windows(now);
         self.active.retain(|(s, _)| s.active(now));
         let Some(path) = self.path.clone() else {
             return;
@@ -212,6 +309,7 @@ impl Silences {
     pub(crate) fn find(&self, id: &str, now: SystemTime) -> Option<&Silence> {
         self.active
             .iter()
+            .chain(&self.in_window)
             .filter(|(s, p)| s.active(now) && p.matches(id))
             .map(|(s, _)| s)
             .max_by_key(|s| s.until)
@@ -325,6 +423,7 @@ pub(crate) fn add(
             until,
             reason: reason.trim().to_string(),
             created: secs(now),
+            window: None,
         };
         file.next_id += 1;
         file.silences.push(silence.clone());
@@ -391,11 +490,15 @@ fn render_list(silences: &[Silence], now: SystemTime) -> String {
 
 /// `picomon silence list`.
 pub(crate) fn list(main: &Path) -> anyhow::Result<ExitCode> {
-    let (path, _) = silences_path(main)?;
+    let (path, config) = silences_path(main)?;
     let now = SystemTime::now();
     let mut silences = read(&path)?.silences;
     silences.retain(|s| s.active(now));
     print!("{}", render_list(&silences, now));
+    // The windows, worked out here from the configuration and the clock
+    // as the daemon does: no daemon need run.
+    let windows = crate::maintenance::views(&config.maintenance, &config.time_zone, now);
+    print!("{}", crate::maintenance::render(&windows, now));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -427,6 +530,7 @@ mod tests {
             until,
             reason: "test".into(),
             created: 0,
+            window: None,
         }
     }
 

@@ -39,6 +39,17 @@ pub struct CheckState {
     /// Recent switches, and whether it is flapping (no switch mails then).
     #[serde(skip_serializing_if = "crate::flapping::Flap::is_quiet")]
     pub flap: crate::flapping::Flap,
+    /// When the current outage was last told (its Problem, or its last
+    /// reminder): `renotify_every` counts from it, across restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_told: Option<SystemTime>,
+    /// Reminders told for the current outage.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reminders: u32,
+    /// `picomon ack`: who acknowledged the current outage, and why; no
+    /// reminders while it stands. Dropped when the outage ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack: Option<Ack>,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
@@ -57,6 +68,23 @@ pub struct CheckState {
     /// back, as of the last flush (`depends`); for the status view.
     #[serde(skip)]
     pub held_by: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// An acknowledgement of one outage (`picomon ack`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The user who ran `picomon ack`.
+    pub by: String,
+    pub reason: String,
+    /// When, in seconds since the epoch.
+    pub at: u64,
+    /// The `since` of the outage it acknowledges: it stands for that one
+    /// only.
+    pub since: SystemTime,
 }
 
 /// An outage that ended: when it began, how long it lasted, how many
@@ -148,6 +176,9 @@ impl CheckState {
             let since_mono = self.since_mono.take();
             self.failed_runs = 0;
             self.failing = false;
+            // An ack does not outlive its outage, nor do its reminders.
+            self.ack = None;
+            self.reminders = 0;
             match (was_failing, since) {
                 (true, Some(since)) => {
                     let after = match since_mono {
@@ -227,14 +258,101 @@ impl CheckState {
     }
 
     /// What a restart needs of this state; a change of it is worth a save.
-    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, Option<SystemTime>, bool) {
+    #[allow(clippy::type_complexity)]
+    pub fn durable(
+        &self,
+    ) -> (
+        u32,
+        Option<SystemTime>,
+        bool,
+        Option<SystemTime>,
+        bool,
+        Option<SystemTime>,
+        Option<Ack>,
+    ) {
         (
             self.failed_runs,
             self.since,
             self.failing,
             self.mailed,
             self.flap.flapping,
+            self.last_told,
+            self.ack.clone(),
         )
+    }
+
+    /// The acknowledgement of the current outage, if one stands.
+    pub fn acked(&self) -> Option<&Ack> {
+        self.ack
+            .as_ref()
+            .filter(|a| self.failing && Some(a.since) == self.since)
+    }
+
+    /// `picomon ack`: acknowledges the current outage; false when the
+    /// instance is not failing (nothing to acknowledge).
+    pub fn acknowledge(&mut self, by: &str, reason: &str, now: SystemTime) -> bool {
+        let (true, Some(since)) = (self.failing, self.since) else {
+            return false;
+        };
+        self.ack = Some(Ack {
+            by: by.to_string(),
+            reason: reason.to_string(),
+            at: now
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs(),
+            since,
+        });
+        true
+    }
+
+    /// The reminder due at `now` for an instance failing and told so,
+    /// every `every` (None or zero: never), unacknowledged and not
+    /// flapping: the Problem event again, in its thread, with how long
+    /// the outage has lasted. Pure: the clock is passed in.
+    pub fn reminder_due(
+        &self,
+        instance: &Instance,
+        every: Option<Duration>,
+        now: SystemTime,
+    ) -> Option<(Event, Duration)> {
+        if self.next_reminder(every).map_or(true, |due| now < due) {
+            return None;
+        }
+        let mailed = self.mailed?;
+        let since = self.since?;
+        let last = self.last.as_ref()?;
+        let event = Event {
+            id: instance.id.clone(),
+            check: instance.check.clone(),
+            dest: instance.dest.clone(),
+            transition: Transition::Failing,
+            since: mailed,
+            result: last.clone(),
+            reply_to: self.mailed_by.clone(),
+            held: Vec::new(),
+            late: None,
+        };
+        Some((event, now.duration_since(since).unwrap_or_default()))
+    }
+
+    /// When the next reminder is due, every `every` (None or zero:
+    /// never): for an outage told, unacknowledged and not flapping.
+    pub fn next_reminder(&self, every: Option<Duration>) -> Option<SystemTime> {
+        let every = every.filter(|e| !e.is_zero())?;
+        if !self.failing || self.flap.flapping || self.acked().is_some() {
+            return None;
+        }
+        let mailed = self.mailed?;
+        // Told before picomon kept the time (an older state file): from
+        // the outage's start.
+        Some(self.last_told.unwrap_or(mailed) + every)
+    }
+
+    /// Remembers a reminder told at `now`.
+    pub fn note_reminded(&mut self, now: SystemTime) {
+        self.last_told = Some(now);
+        self.reminders = self.reminders.saturating_add(1);
     }
 
     /// `event` as it is mailed: an OK (or "no longer monitored") mail
@@ -263,6 +381,10 @@ impl CheckState {
             Transition::Failing => (Some(event.since), by),
             Transition::Recovered { .. } | Transition::Unmonitored { .. } => (None, None),
         };
+        // Reminders count from the Problem's mail (its run is now, or the
+        // last run when it comes late).
+        self.last_told = self.mailed.map(|_| event.result.started);
+        self.reminders = 0;
     }
 
     /// Remembers the flapping mail `message_id`, sent at `now`: the
@@ -277,6 +399,7 @@ impl CheckState {
             (crate::flapping::News::Settled, false) => (None, None),
             _ => (Some(self.since.unwrap_or(now)), Some(message_id)),
         };
+        self.last_told = self.mailed.map(|_| now);
     }
 
     /// Marks the failing parent that holds this instance's mails back
@@ -390,6 +513,7 @@ mod tests {
             retry,
             timeout: Duration::from_secs(2),
             flap: crate::flapping::Limits::default(),
+            renotify_every: None,
             env: Vec::new(),
         }
     }

@@ -331,6 +331,47 @@ mod tests {
     }
 
     #[test]
+    fn an_ack_and_the_reminders_timing_survive_a_restart_and_older_files_load_without_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::open(dir.path()).expect("open");
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let mut state = CheckState {
+            failed_runs: 7,
+            since: Some(at(100)),
+            failing: true,
+            mailed: Some(at(100)),
+            ..CheckState::default()
+        };
+        state.note_reminded(at(500));
+        assert!(state.acknowledge("alice", "on it", at(600)));
+        store.save([("c/h/ipv4", &state)]).expect("save");
+        drop(store);
+        let store = StateStore::open(dir.path()).expect("open");
+        let loaded = store.load();
+        let back = loaded.get("c/h/ipv4").expect("kept");
+        assert_eq!(back.last_told, Some(at(500)));
+        assert_eq!(back.reminders, 1);
+        let ack = back.acked().expect("the ack");
+        assert_eq!(
+            (ack.by.as_str(), ack.reason.as_str(), ack.at),
+            ("alice", "on it", 600)
+        );
+        // A file of a picomon before reminders: none of it, and no error.
+        drop(store);
+        std::fs::remove_file(dir.path().join("state.json.backup")).ok();
+        std::fs::write(
+            dir.path().join("state.json"),
+            br#"{"version":1,"instances":{"c/h/ipv4":{"failed_runs":3,"since":{"secs_since_epoch":100,"nanos_since_epoch":0},"failing":true,"mailed":{"secs_since_epoch":100,"nanos_since_epoch":0}}}}"#,
+        )
+        .expect("write");
+        let store = StateStore::open(dir.path()).expect("open");
+        let loaded = store.load();
+        let old = loaded.get("c/h/ipv4").expect("kept");
+        assert!(old.failing && old.ack.is_none() && old.last_told.is_none());
+        assert_eq!(old.reminders, 0);
+    }
+
+    #[test]
     fn a_corrupt_state_file_is_set_aside_not_fatal() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("state.json"), b"{ not json").expect("write");

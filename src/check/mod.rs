@@ -119,6 +119,9 @@ pub struct Instance {
     pub timeout: Duration,
     /// When its switches count as flapping (`flap_switches`, `flap_window`).
     pub flap: crate::flapping::Limits,
+    /// `renotify_every`: a reminder while it stays failing, unacknowledged
+    /// (None: never).
+    pub renotify_every: Option<Duration>,
     /// Variables the operator set for this check's plugin (`env`), on top
     /// of the minimal environment every plugin gets.
     pub env: Vec<(OsString, OsString)>,
@@ -299,6 +302,7 @@ mod tests {
             retry: 0,
             timeout: Duration::from_secs(2),
             flap: crate::flapping::Limits::default(),
+            renotify_every: None,
             env: Vec::new(),
         }
     }

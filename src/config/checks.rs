@@ -142,6 +142,10 @@ impl Validator {
                 .flap_window
                 .unwrap_or(i64::from(self.defaults.flap.window)),
         );
+        let renotify_every = match check.renotify_every {
+            Some(v) => self.renotify(&format!("{at}.renotify_every"), v),
+            None => self.defaults.renotify_every,
+        };
         let env = self.plugin_env(&at, check.env.as_ref());
         let Some(probes) = self.probes(raw, hosts, name, check) else {
             return Vec::new();
@@ -162,6 +166,7 @@ impl Validator {
                     retry,
                     timeout,
                     flap,
+                    renotify_every,
                     env: env.clone(),
                 }));
             };

@@ -89,6 +89,11 @@ pub fn load_emails(main: &Path) -> Result<MailSettings, ConfigError> {
 }
 
 impl Validator {
+    /// A mailbox of `[contacts.NAME] to`.
+    pub(super) fn contact_mailbox(&mut self, key: &str, mailbox: &str) -> String {
+        self.mailbox(key, mailbox)
+    }
+
     fn mailbox(&mut self, key: &str, mailbox: &str) -> String {
         if let Err(e) = mailbox.parse::<lettre::message::Mailbox>() {
             self.bad(key, format!("{mailbox:?} is not an email address: {e}"));

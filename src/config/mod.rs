@@ -13,9 +13,11 @@
 //! without ever blocking on them.
 
 mod checks;
+mod contacts;
 mod emails;
 mod error;
 mod load;
+mod maintenance;
 mod notify;
 mod paths;
 pub(crate) mod raw;
@@ -33,6 +35,7 @@ pub use error::ENV_PREFIX;
 pub use load::fragment_dir;
 pub use notify::{Alertmanager, HttpAuth, Notifier, NotifierKind};
 // The built-in https check reads its ca_file as the loader checked it.
+pub(crate) use contacts::Audience;
 pub(crate) use paths::others_may_write;
 pub(crate) use paths::{read_small_file, CA_CAP};
 use raw::RawConfig;
@@ -60,6 +63,15 @@ pub struct Config {
     /// Each instance's parents (`depends`, resolved): while one of them is
     /// failing, the instance's mails are held back.
     pub parents: crate::depends::Parents,
+    /// `time_zone`, or the system's: cron lines are read in it.
+    pub time_zone: jiff::tz::TimeZone,
+    /// `[maintenance.NAME]`, by name.
+    pub(crate) maintenance: Vec<crate::maintenance::Window>,
+    /// Who is told about each instance a `[contacts.NAME]` covers; the
+    /// others are told to `emails.to` and every notifier.
+    pub(crate) audiences: BTreeMap<String, Audience>,
+    /// `[contacts.NAME] to`, by contact: where its report goes.
+    pub(crate) contacts: BTreeMap<String, Vec<String>>,
     /// Names of the checks switched off with `enabled = false`.
     pub disabled: Vec<String>,
     /// The files read, in the order they were merged.
@@ -71,6 +83,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// Who is told about instance `id`.
+    pub(crate) fn audience(&self, id: &str) -> Audience {
+        match self.audiences.get(id) {
+            Some(audience) => audience.clone(),
+            None => self.everyone(),
+        }
+    }
+
+    /// `emails.to` and every notifier: an instance no contact covers.
+    pub(crate) fn everyone(&self) -> Audience {
+        Audience {
+            contacts: Vec::new(),
+            to: self.emails.to.clone(),
+            notify: self.notifiers.iter().map(|n| n.name.clone()).collect(),
+        }
+    }
+
     /// Loads every layer for the main file `main`, then validates.
     pub fn load(main: &Path) -> Result<Config, ConfigError> {
         Config::load_with(main, true)

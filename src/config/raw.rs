@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     /// Flapping: more switches than this within `flap_window` runs.
     pub flap_switches: i64,
     pub flap_window: i64,
+    /// Seconds between reminders of an outage; 0: none.
+    pub renotify_every: f64,
     pub plugin_dir: PathBuf,
     pub log_level: LogLevel,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,6 +35,15 @@ pub(crate) struct RawConfig {
     /// Notifiers beyond email, by name (`[notify.NAME]`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub notify: BTreeMap<String, RawNotify>,
+    /// The IANA time zone cron lines are read in (else the system's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Recurring maintenance windows, by name (`[maintenance.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub maintenance: BTreeMap<String, RawMaintenance>,
+    /// Who is told about which checks, by name (`[contacts.NAME]`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub contacts: BTreeMap<String, RawContact>,
 }
 
 impl Default for RawConfig {
@@ -46,6 +57,7 @@ impl Default for RawConfig {
             max_parallel: 32,
             flap_switches: 4,
             flap_window: 10,
+            renotify_every: 0.0,
             plugin_dir: PathBuf::from("/usr/lib/nagios/plugins"),
             log_level: LogLevel::Info,
             state_dir: None,
@@ -53,8 +65,37 @@ impl Default for RawConfig {
             hosts: BTreeMap::new(),
             checks: BTreeMap::new(),
             notify: BTreeMap::new(),
+            time_zone: None,
+            maintenance: BTreeMap::new(),
+            contacts: BTreeMap::new(),
         }
     }
+}
+
+/// A `[contacts.NAME]` table: mailboxes and notifiers told about the
+/// checks that name it (or the instances its patterns match).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawContact {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<String>>,
+    /// Instance-id patterns (as silences) this contact is told about, on
+    /// top of the checks that name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<String>>,
+}
+
+/// A `[maintenance.NAME]` table: a silence that comes back on a cron line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawMaintenance {
+    pub pattern: String,
+    pub cron: String,
+    /// Seconds.
+    pub duration: f64,
+    pub reason: String,
 }
 
 /// A `[notify.NAME]` table: `type` says which of the other keys apply.
@@ -284,6 +325,11 @@ pub(crate) struct RawCheck {
     /// Checks (or instance ids) whose failure holds this one's mails back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub depends: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renotify_every: Option<f64>,
+    /// Names of `[contacts.NAME]` told about this check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Vec<String>>,
     // http, https
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,

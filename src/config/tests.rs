@@ -1606,3 +1606,66 @@ fn an_https_url_or_vhost_the_probe_cannot_send_is_refused_naming_the_key() {
     .load()
     .expect("a path and a DNS name are taken");
 }
+
+#[test]
+fn a_maintenance_window_that_cannot_work_is_an_error_naming_its_key() {
+    let window = |cron: &str, duration: &str| {
+        format!(
+            "[maintenance.nightly]\npattern = \"backup/*\"\ncron = \"{cron}\"\nduration = {duration}\nreason = \"backup\"\n"
+        )
+    };
+    let site = Site::new(&window("0 2 * * 8", "3600"));
+    assert_names(
+        &site.error(),
+        &["maintenance.nightly.cron", "0 2 * * 8", "site.toml"],
+    );
+    let site = Site::new(&window("0 0 2 * * 0", "3600"));
+    assert_names(&site.error(), &["maintenance.nightly.cron", "five fields"]);
+    // Every hour, for two: it would never end.
+    let site = Site::new(&window("0 * * * *", "7200"));
+    assert_names(
+        &site.error(),
+        &["maintenance.nightly.duration", "longer than the 1h 00m"],
+    );
+    let site = Site::new(&window("0 2 * * 0", "0"));
+    assert_names(&site.error(), &["maintenance.nightly.duration"]);
+    let site = Site::new("[maintenance.x]\ncron = \"0 2 * * 0\"\nduration = 60\nreason = \"r\"\n");
+    assert_names(&site.error(), &["maintenance.x.pattern", "empty"]);
+    let site = Site::new("[maintenance.x]\npattern = \"*\"\ncron = \"0 2 * * 0\"\nduration = 60\n");
+    assert_names(&site.error(), &["maintenance.x.reason"]);
+    let site = Site::new(&format!(
+        "time_zone = \"Mars/Olympus\"\n{}",
+        window("0 2 * * 0", "60")
+    ));
+    assert_names(&site.error(), &["time_zone", "Mars/Olympus"]);
+    let site = Site::new(&format!(
+        "time_zone = \"Europe/Berlin\"\n{}",
+        window("0 2 * * 0", "3600")
+    ));
+    let config = site.load().expect("a window that works");
+    assert_eq!(config.maintenance.len(), 1);
+    assert_eq!(config.maintenance[0].duration, Duration::from_secs(3600));
+}
+
+#[test]
+fn contacts_that_cannot_be_told_or_are_unknown_are_errors_naming_the_key() {
+    let site = Site::new("[contacts.web]\n");
+    assert_names(&site.error(), &["contacts.web", "needs `to`"]);
+    let site = Site::new("[contacts.web]\nnotify = [\"pager\"]\n");
+    assert_names(&site.error(), &["contacts.web.notify", "pager"]);
+    let site = Site::new("[contacts.web]\nto = [\"not an address\"]\n");
+    assert_names(&site.error(), &["contacts.web.to"]);
+    let site = Site::new(
+        "[contacts.web]\nto = [\"web@example.org\"]\n[checks.x]\ntype = \"command\"\ncommand = [\"/bin/true\"]\ncontacts = [\"wbe\"]\n",
+    );
+    assert_names(&site.error(), &["checks.x.contacts", "wbe", "site.toml"]);
+    let site = Site::new(
+        "[contacts.web]\nto = [\"web@example.org\"]\ninstances = [\"y*\"]\n[contacts.db]\nto = [\"db@example.org\"]\n[checks.x]\ntype = \"command\"\ncommand = [\"/bin/true\"]\ncontacts = [\"db\", \"web\"]\n[checks.y]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n[checks.z]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n",
+    );
+    let config = site.load().expect("contacts that work");
+    let x = config.audience("x");
+    assert_eq!(x.contacts, ["db", "web"]);
+    assert_eq!(x.to, ["db@example.org", "web@example.org"]);
+    assert_eq!(config.audience("y").to, ["web@example.org"]);
+    assert!(config.audience("z").contacts.is_empty());
+}

@@ -37,6 +37,11 @@ impl Seconds {
         max: 86_400.0,
         words: "one day",
     };
+    /// A maintenance window, as long as the longest silence.
+    pub(super) const WEEK: Seconds = Seconds {
+        max: 604_800.0,
+        words: "7 days",
+    };
     /// The error report's period: a weekly report must fit.
     pub(super) const YEAR: Seconds = Seconds {
         max: 31_622_400.0,
@@ -66,6 +71,7 @@ pub(super) struct Defaults {
     pub(super) retry: u32,
     pub(super) timeout: Duration,
     pub(super) flap: crate::flapping::Limits,
+    pub(super) renotify_every: Option<Duration>,
 }
 
 impl Validator {
@@ -81,8 +87,14 @@ impl Validator {
                 retry: 1,
                 timeout: Duration::from_secs(2),
                 flap: crate::flapping::Limits::default(),
+                renotify_every: None,
             },
         }
+    }
+
+    /// `renotify_every`: 0 for never, else seconds up to a week.
+    pub(super) fn renotify(&mut self, key: &str, value: f64) -> Option<Duration> {
+        (value != 0.0).then(|| self.secs(key, value, Seconds::WEEK))
     }
 
     /// The layers merged, to look up where a key came from. Merged anew:
@@ -172,6 +184,7 @@ impl Validator {
             retry: self.count("default_retry", raw.default_retry, 0, u32::MAX),
             timeout: self.secs("default_timeout", raw.default_timeout, Seconds::DAY),
             flap: crate::flapping::Limits::default(),
+            renotify_every: self.renotify("renotify_every", raw.renotify_every),
         };
         let flap = self.flap_limits("", raw.flap_switches, raw.flap_window);
         self.defaults.flap = flap;
@@ -209,6 +222,9 @@ impl Validator {
         }
         instances.sort_by(|a, b| a.id.cmp(&b.id));
         let parents = self.depends(&raw, &instances, &disabled);
+        let time_zone = self.time_zone(&raw);
+        let maintenance = self.maintenance(&raw, &time_zone);
+        let (audiences, contacts) = self.contacts(&raw, &instances);
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -225,6 +241,10 @@ impl Validator {
             hosts,
             instances,
             parents,
+            time_zone,
+            maintenance,
+            audiences,
+            contacts,
             disabled,
             files: self.files,
             raw: Some(Box::new(raw)),

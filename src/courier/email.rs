@@ -318,8 +318,11 @@ impl Outbox {
     /// Writes an alert (a switch, a digest, a flapping mail) to the spool,
     /// pending: nothing is sent before `release`, which comes once the
     /// switch is saved.
-    pub(crate) fn hold(&self, mail: Mail) -> HeldMail {
-        HeldMail(Outbox::addressed(&mail).then(|| self.courier.hold(mail)))
+    pub(crate) fn hold(&self, mail: Option<Mail>) -> HeldMail {
+        HeldMail(
+            mail.filter(Outbox::addressed)
+                .map(|mail| self.courier.hold(mail)),
+        )
     }
 
     /// Queues a held alert for delivery.

@@ -127,16 +127,19 @@ impl Notifiers {
     }
 
     /// Writes the notification of `event` (a switch about to be mailed) to
-    /// every notifier's queue, pending: nothing is attempted before
+    /// the queue of each notifier named in `only` (the instance's
+    /// contacts say which), pending: nothing is attempted before
     /// `release`, which comes once the switch is saved.
-    pub(crate) fn hold(&self, emails: &Emails, event: &Event) -> HeldNotes {
-        if self.running.is_empty() {
+    pub(crate) fn hold(&self, emails: &Emails, event: &Event, only: &[String]) -> HeldNotes {
+        let told = |name: &String| only.contains(name);
+        if !self.running.keys().any(told) {
             return HeldNotes(Vec::new());
         }
         let note = Note::new(emails, event);
         HeldNotes(
             self.running
                 .iter()
+                .filter(|(name, _)| told(name))
                 .map(|(name, r)| (name.clone(), r.courier.hold(note.clone())))
                 .collect(),
         )

@@ -53,14 +53,21 @@ impl Post {
         })
     }
 
-    /// Writes `mail` and the notification of each of `events` (the
-    /// switches it tells) to every queue, pending, until `release`.
-    pub(crate) fn hold(&self, emails: &Emails, mail: Mail, events: &[&Event]) -> Held {
+    /// Writes `mail` (None: its contacts have no mailbox) and the
+    /// notification of each of `events` (the switches it tells) to the
+    /// queues of the notifiers named in `notify`, pending, until `release`.
+    pub(crate) fn hold(
+        &self,
+        emails: &Emails,
+        mail: Option<Mail>,
+        events: &[&Event],
+        notify: &[String],
+    ) -> Held {
         Held {
             mail: self.outbox.hold(mail),
             notes: events
                 .iter()
-                .map(|event| self.notifiers.hold(emails, event))
+                .map(|event| self.notifiers.hold(emails, event, notify))
                 .collect(),
         }
     }
@@ -76,6 +83,11 @@ impl Post {
     /// The global report, by mail.
     pub(crate) fn report(&self, body: String) {
         self.outbox.report(body);
+    }
+
+    /// A mail that tells no switch (a contact's report): queued at once.
+    pub(crate) fn send(&self, mail: Mail) {
+        self.outbox.send(mail);
     }
 
     /// After a reload: every courier gets its new settings.

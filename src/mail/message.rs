@@ -6,7 +6,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
@@ -358,6 +358,51 @@ impl Mail {
                 mail.in_reply_to = Some(event.reply_to.clone().unwrap_or(thread))
             }
         }
+        mail
+    }
+
+    /// A reminder (`renotify_every`) of an outage told and still going,
+    /// in the thread of the mail that told it: "still failing after
+    /// 4h 00m, 240 failed runs".
+    pub fn reminder(
+        emails: &Emails,
+        event: &Event,
+        after: Duration,
+        failed_runs: u32,
+        reminders: u32,
+    ) -> Mail {
+        let result = &event.result;
+        let severity = result.state.as_str();
+        let name = named(&event.check, &event.dest);
+        let subject = render_subject(
+            &subject_template(&emails.subject_tpl, &event.check, &event.dest),
+            &[
+                ("state", "Still failing"),
+                ("check", &event.check),
+                ("dest", &event.dest),
+                ("severity", severity),
+            ],
+        );
+        let mut body = String::new();
+        let _ = writeln!(
+            body,
+            "{name} is still failing after {}, {}: {severity}.\n",
+            human_duration(after),
+            count(failed_runs as usize, "failed run", "failed runs")
+        );
+        let _ = writeln!(body, "Check:    {} ({})", event.check, event.id);
+        let _ = writeln!(body, "Target:   {}", event.dest);
+        let _ = writeln!(body, "State:    {severity}");
+        let _ = writeln!(body, "Since:    {}", human_time(event.since));
+        let _ = writeln!(body, "Reminder: {} (picomon ack stops them)", reminders + 1);
+        let _ = write!(body, "\nOutput:\n{}", indented_output(&result.output()));
+        let mut mail = Mail::new(emails, subject, body, result.started);
+        mail.in_reply_to = Some(
+            event
+                .reply_to
+                .clone()
+                .unwrap_or_else(|| thread_id(&emails.from, &event.id, event.since)),
+        );
         mail
     }
 

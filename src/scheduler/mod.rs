@@ -54,6 +54,11 @@ pub(crate) enum Msg {
     Signal(Signal),
     /// `picomon status` asks for the live view (see status/socket.rs).
     Status(Sender<crate::status::View>),
+    /// `picomon ack` (see status/ack.rs).
+    Ack(
+        crate::status::socket::AckRequest,
+        Sender<crate::status::socket::AckAnswer>,
+    ),
     /// A reload's configuration, loaded off the loop; `generation` tells
     /// a late answer to a refused reload from the current one.
     Loaded {
@@ -176,10 +181,12 @@ impl Daemon {
         let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
         // Without it the daemon still monitors and mails: logged, not fatal.
         let status_socket = store.as_ref().and_then(|store| {
-            let tx = tx.clone();
-            crate::status::socket::serve(store.dir(), move |reply| {
-                tx.send(Msg::Status(reply)).is_ok()
-            })
+            let (tx, ack_tx) = (tx.clone(), tx.clone());
+            crate::status::socket::serve(
+                store.dir(),
+                move |reply| tx.send(Msg::Status(reply)).is_ok(),
+                move |request, reply| ack_tx.send(Msg::Ack(request, reply)).is_ok(),
+            )
             .map_err(|e| {
                 log::error!(
                     "{}: cannot serve picomon status there: {e}",
@@ -189,6 +196,7 @@ impl Daemon {
             .ok()
         });
         let mut silences = Silences::new(config.state_dir.as_deref());
+        silences.set_windows(config.maintenance.clone(), config.time_zone.clone());
         // A state that differs from what was mailed was silenced before
         // the restart: its mail is due when no silence covers it now.
         for (id, state) in &saved {
@@ -378,6 +386,9 @@ impl Daemon {
                     // The asker may have given up: nothing to do then.
                     let _ = reply.send(self.view());
                 }
+                Ok(Msg::Ack(request, reply)) => {
+                    let _ = reply.send(self.acknowledge(&request));
+                }
                 Ok(Msg::Signal(Signal::Reload)) => self.start_reload(),
                 Ok(Msg::Loaded { generation, config }) => {
                     if self.reloading.is_some_and(|(g, _)| g == generation) {
@@ -536,6 +547,44 @@ impl Daemon {
         }
     }
 
+    /// `picomon ack`: acknowledges the outage of every failing instance
+    /// matching the request's pattern, and saves that at once, so that a
+    /// kill right after the answer keeps it.
+    fn acknowledge(
+        &mut self,
+        request: &crate::status::socket::AckRequest,
+    ) -> crate::status::socket::AckAnswer {
+        let pattern = crate::silence::Pattern::new(&request.pattern)?;
+        let now = SystemTime::now();
+        let mut reply = crate::status::socket::AckReply::default();
+        for (id, slot) in &mut self.slots {
+            if !pattern.matches(id) {
+                continue;
+            }
+            if slot.state.acknowledge(&request.by, &request.reason, now) {
+                log::info!(
+                    "{id}: acknowledged by {}: {}; no reminders until it recovers",
+                    request.by,
+                    request.reason
+                );
+                reply.acked.push(id.clone());
+            } else {
+                reply.not_failing.push(id.clone());
+            }
+        }
+        if reply.acked.is_empty() && reply.not_failing.is_empty() {
+            return Err(format!(
+                "{:?} matches no instance; instance ids are NAME/HOST/FAMILY, see picomon status",
+                request.pattern
+            ));
+        }
+        if !reply.acked.is_empty() {
+            self.save = Save::Now;
+            self.save_state();
+        }
+        Ok(reply)
+    }
+
     /// The live view, for SIGUSR1, the report and `picomon status`.
     fn view(&self) -> crate::status::View {
         let now = SystemTime::now();
@@ -550,6 +599,13 @@ impl Daemon {
             now,
         );
         view.falling_behind = self.pace.behind();
+        for inst in &mut view.instances {
+            if let Some(audience) = self.config.audiences.get(&inst.instance) {
+                inst.told = audience.contacts.clone();
+            }
+        }
+        view.maintenance =
+            crate::maintenance::views(&self.config.maintenance, &self.config.time_zone, now);
         view
     }
 
@@ -594,7 +650,33 @@ impl Daemon {
         if !long_failing {
             return;
         }
-        self.post.report(self.view().render());
+        let view = self.view();
+        self.post.report(view.render());
+        self.report_contacts(&view, wall, every);
+    }
+
+    /// Each contact with a mailbox gets a report of its own checks, when
+    /// one of them has been failing for longer than a report's period.
+    fn report_contacts(&mut self, view: &crate::status::View, wall: SystemTime, every: Duration) {
+        for (name, to) in &self.config.contacts {
+            let mut own = view.clone();
+            own.instances.retain(|i| i.told.contains(name));
+            let long_failing = own.instances.iter().any(|i| {
+                i.standing == crate::status::Standing::Failing
+                    && i.since.is_some_and(|since| {
+                        let since = std::time::UNIX_EPOCH + Duration::from_secs(since);
+                        wall.duration_since(since).is_ok_and(|d| d > every)
+                    })
+            });
+            if to.is_empty() || !long_failing {
+                continue;
+            }
+            let emails = &self.config.emails;
+            let mut mail = Mail::new(emails, emails.report_subject.clone(), own.render(), wall);
+            mail.to = to.clone();
+            self.post.send(mail);
+            log::info!("report of contact {name} mailed to {}", to.join(", "));
+        }
     }
 
     fn print_status(&self) {

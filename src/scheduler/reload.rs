@@ -69,6 +69,8 @@ impl Daemon {
                 .report_every
                 .map(|every| Instant::now() + every);
         }
+        self.silences
+            .set_windows(config.maintenance.clone(), config.time_zone.clone());
         self.config = Arc::new(config);
         self.install_instances();
         self.save_state();

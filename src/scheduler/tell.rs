@@ -11,9 +11,12 @@ use super::*;
 use crate::digest::Outgoing;
 use crate::tell::{Flush, Quiet, Seen, Tell};
 
-/// A mail of a plan, composed and noted, with what to log once it is out.
+/// A mail of a plan, composed and noted, with what to log once it is out
+/// (no mail when its contacts have no mailbox, only notifiers).
 struct Told {
-    mail: Mail,
+    mail: Option<Mail>,
+    /// The notifiers told of its switches (its contacts').
+    notify: Vec<String>,
     log: Log,
 }
 
@@ -22,13 +25,15 @@ enum Log {
     Switch(Box<Event>),
     Digest(crate::digest::Digest),
     Flap(String, crate::flapping::News, crate::flapping::Limits),
+    Reminder(Box<Event>, Duration, u32),
 }
 
 impl Log {
-    /// The switches the mail tells, each also told to every notifier.
+    /// The switches the mail tells, each also told to its notifiers (a
+    /// reminder tells the Problem again: an Alertmanager refreshes it).
     fn switches(&self) -> Vec<&Event> {
         match self {
-            Log::Switch(event) => vec![event],
+            Log::Switch(event) | Log::Reminder(event, ..) => vec![event],
             Log::Digest(digest) => digest.events.iter().collect(),
             Log::Flap(..) => Vec::new(),
         }
@@ -50,12 +55,18 @@ impl Daemon {
             .map(|(id, slot)| {
                 let flap = flaps.get(id).copied();
                 // The file is looked at only where a mail could be due.
-                let owes = slot.state.failing != slot.state.mailed.is_some() || flap.is_some();
+                let every = slot.instance.renotify_every;
+                let owes = slot.state.failing != slot.state.mailed.is_some()
+                    || flap.is_some()
+                    || slot
+                        .state
+                        .next_reminder(every)
+                        .is_some_and(|due| now >= due);
                 let silence = owes
                     .then(|| silences.silencing(id, now))
                     .flatten()
                     .map(|s| Quiet {
-                        id: s.id,
+                        by: s.by(),
                         until: s.until(),
                         reason: s.reason.clone(),
                     });
@@ -74,6 +85,9 @@ impl Daemon {
             parents: &self.config.parents,
             digest_over: self.config.emails.digest_over,
             waited: self.waited,
+            now,
+            audiences: &self.config.audiences,
+            everyone: self.config.everyone(),
         });
         self.waiting = !plan.kept.is_empty();
         self.switched = plan.kept.into_iter().collect();
@@ -104,9 +118,9 @@ impl Daemon {
                 ),
                 Tell::Silenced { id, silence, event } => {
                     log::info!(
-                        "{id}: silenced until {} by silence {} ({}): no mail",
+                        "{id}: silenced until {} by {} ({}): no mail",
                         crate::human::human_time(silence.until),
-                        silence.id,
+                        silence.by,
                         silence.reason
                     );
                     log_event(&event);
@@ -116,18 +130,48 @@ impl Daemon {
                         told.push(told_one);
                     }
                 }
-                Tell::Mail(Outgoing::One(event)) => {
-                    let mail = Mail::alert(&self.config.emails, &event);
+                Tell::Reminder {
+                    event,
+                    after,
+                    failed_runs,
+                } => {
+                    let Some(slot) = self.slots.get_mut(&event.id) else {
+                        continue;
+                    };
+                    let audience = self.config.audience(&event.id);
+                    let mut mail = Mail::reminder(
+                        &self.config.emails,
+                        &event,
+                        after,
+                        failed_runs,
+                        slot.state.reminders,
+                    );
+                    mail.to = audience.to.clone();
+                    slot.state.note_reminded(now);
+                    // Told to the notifiers as the Problem again: an
+                    // Alertmanager refreshes the alert (its own
+                    // repeat_interval decides when it notifies again).
+                    told.push(Told {
+                        mail: addressed(mail, &audience),
+                        notify: audience.notify.clone(),
+                        log: Log::Reminder(event, after, failed_runs),
+                    });
+                }
+                Tell::Mail(Outgoing::One(event), audience) => {
+                    let mut mail = Mail::alert(&self.config.emails, &event);
+                    mail.to = audience.to.clone();
                     if let Some(slot) = self.slots.get_mut(&event.id) {
                         slot.state.note_told(&event, None);
                     }
                     told.push(Told {
-                        mail,
+                        mail: addressed(mail, &audience),
+                        notify: audience.notify.clone(),
                         log: Log::Switch(event),
                     });
                 }
-                Tell::Mail(Outgoing::Digest(digest)) => {
-                    let mail = Mail::digest(&self.config.emails, &digest);
+                Tell::Mail(Outgoing::Digest(digest), audience) => {
+                    let mut mail = Mail::digest(&self.config.emails, &digest);
+                    mail.to = audience.to.clone();
                     // A Problem digest's Message-ID is what the OKs reply to.
                     let by = (!digest.recovered).then(|| mail.message_id.clone());
                     for event in &digest.events {
@@ -136,7 +180,8 @@ impl Daemon {
                         }
                     }
                     told.push(Told {
-                        mail,
+                        mail: addressed(mail, &audience),
+                        notify: audience.notify.clone(),
                         log: Log::Digest(digest),
                     });
                 }
@@ -155,7 +200,7 @@ impl Daemon {
         let slot = self.slots.get_mut(id)?;
         let state = &mut slot.state;
         let reply_to = crate::mail::open_thread(&self.config.emails.from, id, state);
-        let mail = Mail::flapping(
+        let mut mail = Mail::flapping(
             &self.config.emails,
             &slot.instance,
             state,
@@ -164,8 +209,11 @@ impl Daemon {
             now,
         );
         state.note_flapping(news, mail.message_id.clone(), now);
+        let audience = self.config.audience(id);
+        mail.to = audience.to.clone();
         Some(Told {
-            mail,
+            mail: addressed(mail, &audience),
+            notify: audience.notify.clone(),
             log: Log::Flap(id.to_string(), news, slot.instance.flap),
         })
     }
@@ -181,7 +229,7 @@ impl Daemon {
         let held: Vec<_> = told
             .into_iter()
             .map(|t| {
-                let held = self.post.hold(emails, t.mail, &t.log.switches());
+                let held = self.post.hold(emails, t.mail, &t.log.switches(), &t.notify);
                 (held, t.log)
             })
             .collect();
@@ -191,6 +239,12 @@ impl Daemon {
             self.post.release(held);
             match log {
                 Log::Switch(event) => log_event(&event),
+                Log::Reminder(event, after, failed_runs) => log::warn!(
+                    "{}: REMINDER still failing after {}, {failed_runs} failed runs: {}",
+                    event.id,
+                    crate::human::human_duration(after),
+                    event.result.summary
+                ),
                 Log::Digest(digest) => {
                     log::info!(
                         "{} {} told in one digest mail",
@@ -235,15 +289,18 @@ impl Daemon {
             match self.silences.silencing(&event.id, now) {
                 Some(silence) => {
                     log::info!(
-                        "{}: silenced until {} by silence {} ({}): no mail",
+                        "{}: silenced until {} by {} ({}): no mail",
                         event.id,
                         crate::human::human_time(silence.until()),
-                        silence.id,
+                        silence.by(),
                         silence.reason
                     );
                     log_event(&event);
                 }
-                None => tells.push(Tell::Mail(Outgoing::One(Box::new(event)))),
+                None => {
+                    let audience = self.config.audience(&event.id);
+                    tells.push(Tell::Mail(Outgoing::One(Box::new(event)), audience));
+                }
             }
         }
         self.carry_out(tells, now);
@@ -270,6 +327,13 @@ impl Daemon {
             self.fresh = true;
         }
     }
+}
+
+/// The mail, unless its contacts have no mailbox (notifiers only). With
+/// no contacts and an empty `emails.to`, the outbox logs it unsent, as
+/// ever.
+fn addressed(mail: Mail, audience: &crate::config::Audience) -> Option<Mail> {
+    (audience.contacts.is_empty() || !mail.to.is_empty()).then_some(mail)
 }
 
 /// Every switch is logged, whether or not mail goes out.

@@ -4,6 +4,7 @@
 //! the status socket, see `socket.rs`, and prints it as text or
 //! as that JSON).
 
+pub(crate) mod ack;
 pub(crate) mod socket;
 
 use std::fmt::Write as _;
@@ -39,6 +40,10 @@ pub(crate) struct View {
     /// Set when picomon fell behind in the last minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub falling_behind: Option<crate::pace::Behind>,
+    /// `[maintenance.NAME]`: each window, whether it is in force, and the
+    /// next one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<crate::maintenance::WindowView>,
 }
 
 /// Where an instance stands.
@@ -81,6 +86,20 @@ pub(crate) struct InstanceView {
     /// Flapping: no switch mails until it is stable again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flapping: bool,
+    /// `picomon ack` of the current outage: who, why, when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked: Option<crate::state::Ack>,
+    /// The contacts told about it (`[contacts.NAME]`); empty: everyone
+    /// (`emails.to` and every notifier).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub told: Vec<String>,
+    /// Reminders mailed for the current outage (`renotify_every`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reminders: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A silence, as the view shows it.
@@ -89,6 +108,9 @@ pub(crate) struct SilenceMark {
     pub id: u64,
     pub until: u64,
     pub reason: String,
+    /// The maintenance window silencing it (then `id` is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 fn secs(t: SystemTime) -> u64 {
@@ -126,9 +148,13 @@ impl View {
                     id: s.id,
                     until: s.until,
                     reason: s.reason.clone(),
+                    window: s.window.clone(),
                 }),
                 held_by: state.held_by.clone(),
                 flapping: state.flap.flapping,
+                acked: state.acked().cloned(),
+                told: Vec::new(),
+                reminders: state.reminders,
             })
             .collect();
         // Stable: the others keep the order they came in (by id).
@@ -142,6 +168,7 @@ impl View {
             at: secs(now),
             instances,
             falling_behind: None,
+            maintenance: Vec::new(),
         }
     }
 
@@ -205,6 +232,7 @@ impl View {
                 marks(inst)
             );
         }
+        out.push_str(&crate::maintenance::render(&self.maintenance, now));
         out
     }
 }
@@ -212,18 +240,35 @@ impl View {
 /// The marks after an instance's line: held, flapping, silenced.
 fn marks(inst: &InstanceView) -> String {
     let mut out = String::new();
+    if !inst.told.is_empty() {
+        let _ = write!(out, " [told: {}]", inst.told.join(", "));
+    }
     if let Some(parent) = &inst.held_by {
         let _ = write!(out, " [held: {parent} failing]");
     }
     if inst.flapping {
         out.push_str(" [flapping]");
     }
-    if let Some(s) = &inst.silenced {
+    if let Some(ack) = &inst.acked {
         let _ = write!(
             out,
-            " [silenced until {} by silence {}: {}]",
+            " [acknowledged by {} at {}: {}]",
+            escape_controls(&ack.by),
+            human_time(time(ack.at)),
+            escape_controls(&ack.reason)
+        );
+    } else if inst.reminders > 0 {
+        let _ = write!(out, " [{} reminders]", inst.reminders);
+    }
+    if let Some(s) = &inst.silenced {
+        let by = match &s.window {
+            Some(name) => format!("maintenance window {name}"),
+            None => format!("silence {}", s.id),
+        };
+        let _ = write!(
+            out,
+            " [silenced until {} by {by}: {}]",
             human_time(time(s.until)),
-            s.id,
             escape_controls(&s.reason)
         );
     }
@@ -302,6 +347,7 @@ mod tests {
             retry: 0,
             timeout: Duration::from_secs(2),
             flap: crate::flapping::Limits::default(),
+            renotify_every: None,
             env: Vec::new(),
         }
     }
@@ -343,6 +389,7 @@ mod tests {
             until: 4600,
             reason: "kernel upgrade".into(),
             created: 0,
+            window: None,
         };
         let view = View::new(
             [

@@ -21,6 +21,10 @@
 //! one runs that does not answer. The lock is looked up in /proc/locks,
 //! never taken: taking it, even for an instant, could make a daemon
 //! starting at that moment fail "state_dir is in use".
+//!
+//! `picomon ack` asks over the same socket (`ack {json}`): the daemon
+//! loop owns the states, so an acknowledgement is noted there, saved at
+//! once, and the answer says which instances it covers.
 
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -31,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use serde::{Deserialize, Serialize};
 
 use crate::human::fmt_secs;
 use crate::status::View;
@@ -39,8 +44,10 @@ const SOCKET_NAME: &str = "status.sock";
 /// How long a client has to send its request: one that connects and says
 /// nothing is cut then.
 const REQUEST_LIMIT: Duration = Duration::from_secs(1);
-/// The longest request read; `status` is all there is.
-const REQUEST_MAX: usize = 64;
+/// The longest request read: `status`, or an `ack` with its reason.
+const REQUEST_MAX: usize = 8192;
+/// How `picomon ack`'s request starts; JSON follows.
+const ACK_PREFIX: &str = "ack ";
 /// How long writing the answer to a client may take.
 const REPLY_LIMIT: Duration = Duration::from_secs(2);
 /// How long a client's thread waits for the daemon loop's view: less than
@@ -77,6 +84,7 @@ impl Drop for StatusSocket {
 pub(crate) fn serve(
     dir: &Path,
     ask: impl Fn(Sender<View>) -> bool + Send + Sync + 'static,
+    ack: impl Fn(AckRequest, Sender<AckAnswer>) -> bool + Send + Sync + 'static,
 ) -> io::Result<StatusSocket> {
     let path = dir.join(SOCKET_NAME);
     // `.NAME.tmp`: a leftover after a crash is cleared at the next start.
@@ -86,7 +94,7 @@ pub(crate) fn serve(
     crate::files::make_private(&tmp)?;
     // Over a stale socket of a picomon that died: it holds no lock any more.
     std::fs::rename(&tmp, &path)?;
-    let ask = Arc::new(ask);
+    let ask = Arc::new((ask, ack));
     let served = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("status".into())
@@ -117,9 +125,10 @@ impl Drop for Seat {
 
 /// Serves `conn` in a thread of its own, or tells it the daemon is busy
 /// when `MAX_CLIENTS` are being served already.
-fn admit<A>(conn: UnixStream, ask: &Arc<A>, served: &Arc<AtomicUsize>)
+fn admit<A, K>(conn: UnixStream, ask: &Arc<(A, K)>, served: &Arc<AtomicUsize>)
 where
     A: Fn(Sender<View>) -> bool + Send + Sync + 'static,
+    K: Fn(AckRequest, Sender<AckAnswer>) -> bool + Send + Sync + 'static,
 {
     let seat = Seat(Arc::clone(served));
     if served.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
@@ -137,7 +146,7 @@ where
         .name("status client".into())
         .spawn(move || {
             let _seat = seat;
-            answer(&conn, &*ask);
+            answer(&conn, &ask.0, &ask.1);
         });
     if let Err(e) = spawned {
         log::warn!("status socket: cannot start a thread for a client: {e}");
@@ -146,11 +155,34 @@ where
 
 /// Answers one client: reads its request line, writes the view as JSON;
 /// a client that has not asked by `REQUEST_LIMIT` is cut off unanswered.
-fn answer(conn: &UnixStream, ask: &impl Fn(Sender<View>) -> bool) {
+fn answer(
+    conn: &UnixStream,
+    ask: &impl Fn(Sender<View>) -> bool,
+    ack: &impl Fn(AckRequest, Sender<AckAnswer>) -> bool,
+) {
     let Ok(request) = read_request(conn, Instant::now() + REQUEST_LIMIT) else {
         return;
     };
-    let reply = if request == REQUEST {
+    let reply = if let Some(json) = request.strip_prefix(ACK_PREFIX) {
+        match serde_json::from_str::<AckRequest>(json) {
+            Ok(request) => {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                match ack(request, tx)
+                    .then(|| rx.recv_timeout(VIEW_LIMIT).ok())
+                    .flatten()
+                {
+                    Some(Ok(done)) => serde_json::to_string(&done)
+                        .unwrap_or_else(|e| error_reply(&format!("cannot encode: {e}"))),
+                    Some(Err(why)) => error_reply(&why),
+                    None => error_reply(&format!(
+                        "the daemon loop did not answer within {} s",
+                        fmt_secs(VIEW_LIMIT)
+                    )),
+                }
+            }
+            Err(e) => error_reply(&format!("a bad ack request: {e}")),
+        }
+    } else if request == REQUEST {
         let (tx, rx) = crossbeam_channel::bounded(1);
         // The loop gone (stopping) or late: the client is told so.
         match ask(tx).then(|| rx.recv_timeout(VIEW_LIMIT).ok()).flatten() {
@@ -303,13 +335,52 @@ impl std::fmt::Display for NoView {
     }
 }
 
-/// The view of the daemon running with `state_dir` `dir`.
-pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
+/// `picomon ack`: acknowledge the failing instances matching `pattern`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AckRequest {
+    pub pattern: String,
+    pub reason: String,
+    /// Who asks: the user running `picomon ack`.
+    pub by: String,
+}
+
+/// What an ack covered: the failing instances acknowledged, and those
+/// the pattern matched that were not failing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AckReply {
+    pub acked: Vec<String>,
+    pub not_failing: Vec<String>,
+}
+
+/// The daemon loop's answer to an ack: what it covered, or why not.
+pub(crate) type AckAnswer = Result<AckReply, String>;
+
+/// Asks the daemon running with `state_dir` `dir` to acknowledge.
+pub(crate) fn ack(dir: &Path, request: &AckRequest) -> Result<AckAnswer, NoView> {
+    let json = serde_json::to_string(request).map_err(|e| NoView::NoAnswer {
+        dir: dir.to_path_buf(),
+        pid: None,
+        why: format!("cannot encode the request: {e}"),
+    })?;
+    let reply = exchange(dir, &format!("{ACK_PREFIX}{json}"))?;
+    if let Ok(done) = serde_json::from_slice::<AckReply>(&reply) {
+        return Ok(Ok(done));
+    }
+    let why = serde_json::from_slice::<serde_json::Value>(&reply)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
+        .unwrap_or_else(|| "an answer that is not an ack's".to_string());
+    Ok(Err(why))
+}
+
+/// Sends `line` to the daemon running with `state_dir` `dir` and reads
+/// its answer, by one deadline.
+fn exchange(dir: &Path, line: &str) -> Result<Vec<u8>, NoView> {
     let socket = dir.join(SOCKET_NAME);
     let deadline = Instant::now() + QUERY_LIMIT;
     let ask = || -> io::Result<Vec<u8>> {
         let conn = connect_by(&socket, deadline)?;
-        write_by(&conn, format!("{REQUEST}\n").as_bytes(), deadline)?;
+        write_by(&conn, format!("{line}\n").as_bytes(), deadline)?;
         read_by(&conn, deadline)
     };
     let no_answer = |why: String| match lock_holder(dir) {
@@ -320,7 +391,7 @@ pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
         },
         None => NoView::NotRunning(dir.to_path_buf()),
     };
-    let reply = ask().map_err(|e| match e.kind() {
+    ask().map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => NoView::Denied {
             socket: socket.clone(),
             why: e,
@@ -331,7 +402,20 @@ pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
             after: QUERY_LIMIT,
         },
         _ => no_answer(e.to_string()),
-    })?;
+    })
+}
+
+/// The view of the daemon running with `state_dir` `dir`.
+pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
+    let reply = exchange(dir, REQUEST)?;
+    let no_answer = |why: String| match lock_holder(dir) {
+        Some(pid) => NoView::NoAnswer {
+            dir: dir.to_path_buf(),
+            pid: Some(pid).filter(|p| *p != 0),
+            why,
+        },
+        None => NoView::NotRunning(dir.to_path_buf()),
+    };
     match serde_json::from_slice::<View>(&reply) {
         Ok(view) => Ok(view),
         Err(e) => {

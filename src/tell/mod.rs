@@ -12,9 +12,10 @@
 //! whether a mail is late.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::check::Instance;
+use crate::config::Audience;
 use crate::digest::Outgoing;
 use crate::flapping::News;
 use crate::state::{CheckState, Event, Late, Transition};
@@ -36,10 +37,11 @@ pub(crate) struct Seen<'a> {
     pub(crate) silence: Option<Quiet>,
 }
 
-/// A silence, as the note about it names it.
+/// A silence (or a maintenance window), as the note about it names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Quiet {
-    pub(crate) id: u64,
+    /// `silence 4`, `maintenance window nightly`.
+    pub(crate) by: String,
     pub(crate) until: SystemTime,
     pub(crate) reason: String,
 }
@@ -54,6 +56,19 @@ pub(crate) struct Flush<'a> {
     pub(crate) digest_over: u32,
     /// Ticks the switches kept back so far have waited for their storm.
     pub(crate) waited: u32,
+    /// The wall clock now: reminders are due by it.
+    pub(crate) now: SystemTime,
+    /// Who is told about the instances a contact covers (`[contacts]`).
+    pub(crate) audiences: &'a BTreeMap<String, Audience>,
+    /// Who is told about the others: `emails.to` and every notifier.
+    pub(crate) everyone: Audience,
+}
+
+impl Flush<'_> {
+    /// Who is told about instance `id`.
+    pub(crate) fn audience(&self, id: &str) -> &Audience {
+        self.audiences.get(id).unwrap_or(&self.everyone)
+    }
 }
 
 /// One thing to tell, or to note.
@@ -76,8 +91,17 @@ pub(crate) enum Tell {
     },
     /// The instance started flapping, or settled: its one mail.
     Flapping { id: String, news: News },
-    /// A switch's own mail, or a digest.
-    Mail(Outgoing),
+    /// A reminder of an outage told and still going (`renotify_every`),
+    /// unacknowledged, neither silenced nor held back.
+    Reminder {
+        event: Box<Event>,
+        /// How long the outage has lasted.
+        after: Duration,
+        failed_runs: u32,
+    },
+    /// A switch's own mail, or a digest, and who it is told to: each
+    /// contact gets digests of its own instances only.
+    Mail(Outgoing, Audience),
 }
 
 /// What a flush tells.
@@ -119,6 +143,16 @@ pub(crate) fn plan(flush: &Flush) -> Plan {
             }
         }
         let Some(owed) = state.overdue(seen.instance) else {
+            if holder.is_none() && seen.silence.is_none() {
+                let every = seen.instance.renotify_every;
+                if let Some((event, after)) = state.reminder_due(seen.instance, every, flush.now) {
+                    plan.tells.push(Tell::Reminder {
+                        event: Box::new(event),
+                        after,
+                        failed_runs: state.failed_runs,
+                    });
+                }
+            }
             continue;
         };
         if state.flap.flapping {
@@ -182,11 +216,24 @@ pub(crate) fn plan(flush: &Flush) -> Plan {
         .into_iter()
         .partition(|e| matches!(e.late, Some(Late::Held { .. })));
     for events in [told_now, released] {
-        if events.is_empty() {
-            continue;
+        // By audience: instances told to the same contacts share digests.
+        let mut groups: BTreeMap<String, (Audience, Vec<Event>)> = BTreeMap::new();
+        for event in events {
+            let audience = flush.audience(&event.id);
+            groups
+                .entry(audience.key())
+                .or_insert_with(|| (audience.clone(), Vec::new()))
+                .1
+                .push(event);
         }
-        let outgoing = crate::digest::plan(events, flush.digest_over, flush.seen.len());
-        plan.tells.extend(outgoing.into_iter().map(Tell::Mail));
+        for (audience, events) in groups.into_values() {
+            let outgoing = crate::digest::plan(events, flush.digest_over, flush.seen.len());
+            plan.tells.extend(
+                outgoing
+                    .into_iter()
+                    .map(|o| Tell::Mail(o, audience.clone())),
+            );
+        }
     }
     plan
 }

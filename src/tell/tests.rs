@@ -18,6 +18,7 @@ struct World {
     flaps: BTreeMap<String, News>,
     silenced: BTreeSet<String>,
     waited: u32,
+    audiences: BTreeMap<String, crate::config::Audience>,
     clock: u64,
     mono: Instant,
 }
@@ -35,6 +36,7 @@ fn instance(id: &str, retry: u32) -> Instance {
         retry,
         timeout: Duration::from_secs(2),
         flap: crate::flapping::Limits::default(),
+        renotify_every: None,
         env: Vec::new(),
     }
 }
@@ -55,6 +57,7 @@ impl World {
             flaps: BTreeMap::new(),
             silenced: BTreeSet::new(),
             waited: 0,
+            audiences: BTreeMap::new(),
             clock: 1000,
             mono: Instant::now(),
         }
@@ -97,7 +100,7 @@ impl World {
                     fresh: self.switched.contains(id),
                     flap: flaps.get(id).copied(),
                     silence: self.silenced.contains(id).then(|| Quiet {
-                        id: 1,
+                        by: "silence 1".into(),
                         until: SystemTime::UNIX_EPOCH,
                         reason: "maintenance".into(),
                     }),
@@ -110,6 +113,13 @@ impl World {
             parents: &self.parents,
             digest_over: 5,
             waited: self.waited,
+            now: self.now(),
+            audiences: &self.audiences,
+            everyone: crate::config::Audience {
+                contacts: Vec::new(),
+                to: vec!["ops@example.org".into()],
+                notify: Vec::new(),
+            },
         });
         self.waited = match plan.kept.is_empty() {
             true => 0,
@@ -124,13 +134,13 @@ impl World {
                         .expect("held")
                         .hold(parent.as_deref());
                 }
-                Tell::Mail(Outgoing::One(event)) => {
+                Tell::Mail(Outgoing::One(event), _) => {
                     self.states
                         .get_mut(&event.id)
                         .expect("told")
                         .note_told(event, None);
                 }
-                Tell::Mail(Outgoing::Digest(digest)) => {
+                Tell::Mail(Outgoing::Digest(digest), _) => {
                     for event in &digest.events {
                         self.states
                             .get_mut(&event.id)
@@ -146,10 +156,27 @@ impl World {
                         now,
                     );
                 }
+                Tell::Reminder { event, .. } => {
+                    let now = self.now();
+                    self.states
+                        .get_mut(&event.id)
+                        .expect("reminded")
+                        .note_reminded(now);
+                }
                 Tell::Held { .. } | Tell::Silenced { .. } => {}
             }
         }
         plan.tells
+    }
+
+    /// The wall clock of the world: the last run's start.
+    fn now(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.clock)
+    }
+
+    /// Lets `secs` seconds pass without a run.
+    fn wait(&mut self, secs: u64) {
+        self.clock += secs;
     }
 }
 
@@ -171,7 +198,7 @@ fn mails(tells: &[Tell]) -> Vec<String> {
     tells
         .iter()
         .filter_map(|t| match t {
-            Tell::Mail(Outgoing::One(e)) => Some(format!(
+            Tell::Mail(Outgoing::One(e), _) => Some(format!(
                 "{} {}",
                 match e.transition {
                     Transition::Failing => "problem",
@@ -179,8 +206,11 @@ fn mails(tells: &[Tell]) -> Vec<String> {
                 },
                 e.id
             )),
-            Tell::Mail(Outgoing::Digest(d)) => Some(digest(d)),
+            Tell::Mail(Outgoing::Digest(d), _) => Some(digest(d)),
             Tell::Flapping { id, news } => Some(format!("{news:?} {id}").to_lowercase()),
+            Tell::Reminder {
+                event, failed_runs, ..
+            } => Some(format!("reminder {} {failed_runs}", event.id)),
             _ => None,
         })
         .collect()
@@ -296,8 +326,8 @@ fn children_held_for_their_parent_are_told_after_its_ok_as_held_not_blind() {
         .filter(|t| matches!(t, Tell::Held { .. }))
         .count();
     assert_eq!(held, 20, "each child's switch noted as held");
-    let Some(Tell::Mail(Outgoing::One(problem))) =
-        tells.iter().find(|t| matches!(t, Tell::Mail(_)))
+    let Some(Tell::Mail(Outgoing::One(problem), _)) =
+        tells.iter().find(|t| matches!(t, Tell::Mail(..)))
     else {
         panic!("the uplink's mail")
     };
@@ -307,7 +337,7 @@ fn children_held_for_their_parent_are_told_after_its_ok_as_held_not_blind() {
     w.run("uplink", true);
     let tells = w.flush();
     assert_eq!(mails(&tells), ["ok uplink", "problems 20"]);
-    let Some(Tell::Mail(Outgoing::Digest(digest))) = tells.last() else {
+    let Some(Tell::Mail(Outgoing::Digest(digest), _)) = tells.last() else {
         panic!("the children's digest")
     };
     assert!(digest.events.iter().all(|e| e.late
@@ -328,7 +358,7 @@ fn a_silenced_switch_is_noted_once_and_mailed_late_when_the_silence_ends() {
     assert!(w.flush().is_empty(), "noted once");
     w.silenced.clear();
     let tells = w.flush();
-    let [Tell::Mail(Outgoing::One(event))] = tells.as_slice() else {
+    let [Tell::Mail(Outgoing::One(event), _)] = tells.as_slice() else {
         panic!("the Problem, late: {tells:?}")
     };
     assert_eq!(event.late, Some(Late::Silenced));
@@ -371,4 +401,113 @@ fn an_outage_measured_on_the_monotonic_clock_ignores_a_wall_clock_step() {
     // Told later (a silence), it says the same.
     let owed = state.overdue(&inst).expect("its OK is owed");
     assert_eq!(owed.transition, ok.transition);
+}
+
+#[test]
+fn a_reminder_is_due_every_renotify_every_from_the_problem_mail_and_not_before() {
+    let mut w = World::new(&ids(1), 0);
+    w.instances.get_mut("c000").expect("c000").renotify_every = Some(Duration::from_secs(100));
+    w.run("c000", false);
+    assert_eq!(mails(&w.flush()), ["problem c000"]);
+    // Told at 1001: due at 1101, not a second before.
+    w.wait(98);
+    w.run("c000", false);
+    assert!(mails(&w.flush()).is_empty(), "a reminder before its time");
+    w.run("c000", false);
+    assert_eq!(mails(&w.flush()), ["reminder c000 3"]);
+    assert!(mails(&w.flush()).is_empty(), "one reminder per period");
+    // The next counts from the reminder.
+    w.wait(99);
+    assert!(mails(&w.flush()).is_empty());
+    w.wait(1);
+    assert_eq!(mails(&w.flush()), ["reminder c000 3"]);
+    assert_eq!(w.states["c000"].reminders, 2);
+    // The recovery is mailed; no reminder after it.
+    w.run("c000", true);
+    assert_eq!(mails(&w.flush()), ["ok c000"]);
+    w.wait(500);
+    assert!(mails(&w.flush()).is_empty());
+    assert_eq!(w.states["c000"].reminders, 0);
+}
+
+#[test]
+fn an_acknowledged_silenced_or_unconfigured_outage_gets_no_reminder_and_an_ack_ends_with_it() {
+    let all = ids(3);
+    let mut w = World::new(&all, 0);
+    for id in &all[..2] {
+        w.instances.get_mut(id).expect("instance").renotify_every = Some(Duration::from_secs(60));
+    }
+    all.iter().for_each(|id| w.run(id, false));
+    assert_eq!(
+        mails(&w.flush()),
+        ["problem c000", "problem c001", "problem c002"]
+    );
+    let now = w.now();
+    assert!(w
+        .states
+        .get_mut("c000")
+        .expect("c000")
+        .acknowledge("ops", "on it", now));
+    w.silenced.insert("c001".into());
+    w.wait(600);
+    // c000 acknowledged, c001 silenced, c002 without renotify_every.
+    assert!(mails(&w.flush()).is_empty());
+    // The ack ends with its outage: the next one is reminded again.
+    w.run("c000", true);
+    assert_eq!(mails(&w.flush()), ["ok c000"]);
+    assert!(w.states["c000"].ack.is_none());
+    assert!(!w
+        .states
+        .get_mut("c000")
+        .expect("c000")
+        .acknowledge("ops", "ok now", now));
+    w.run("c000", false);
+    assert_eq!(mails(&w.flush()), ["problem c000"]);
+    w.wait(60);
+    assert_eq!(mails(&w.flush()), ["reminder c000 1"]);
+}
+
+#[test]
+fn each_contact_gets_a_digest_of_its_own_instances_and_the_rest_go_to_everyone() {
+    let all = ids(16);
+    let mut w = World::new(&all, 0);
+    let web = crate::config::Audience {
+        contacts: vec!["web".into()],
+        to: vec!["web@example.org".into()],
+        notify: vec!["pager".into()],
+    };
+    for id in &all[..8] {
+        w.audiences.insert(id.clone(), web.clone());
+    }
+    // c008 alone for db.
+    let db = crate::config::Audience {
+        contacts: vec!["db".into()],
+        to: vec!["db@example.org".into()],
+        notify: Vec::new(),
+    };
+    w.audiences.insert("c008".into(), db);
+    all.iter().for_each(|id| w.run(id, false));
+    let tells = w.flush();
+    let told: Vec<(String, Vec<String>)> = tells
+        .iter()
+        .filter_map(|t| match t {
+            Tell::Mail(Outgoing::Digest(d), a) => {
+                Some((format!("digest {}", d.events.len()), a.to.clone()))
+            }
+            Tell::Mail(Outgoing::One(e), a) => Some((format!("one {}", e.id), a.to.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("digest 7".to_string(), vec!["ops@example.org".to_string()]),
+            ("one c008".to_string(), vec!["db@example.org".to_string()]),
+            ("digest 8".to_string(), vec!["web@example.org".to_string()]),
+        ]
+    );
+    let Some(Tell::Mail(_, web_told)) = tells.last() else {
+        panic!("no mail")
+    };
+    assert_eq!(web_told.notify, ["pager"]);
 }

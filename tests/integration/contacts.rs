@@ -1,0 +1,204 @@
+//! `[contacts.NAME]`: each check's mail goes to its contacts only, proved
+//! by the envelope recipients a real SMTP server records (aiosmtpd's
+//! `X-RcptTo`); each contact gets a digest of its own checks; a check
+//! without contacts goes to `emails.to`, as before; status shows who is
+//! told.
+
+use std::process::Output;
+use std::time::Duration;
+
+use crate::harness::Site;
+use crate::smtp::{Received, Security, SmtpServer};
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The mails sent to `rcpt` (envelope), by subject.
+#[track_caller]
+fn subjects_to(mails: &[Received], rcpt: &str) -> Vec<String> {
+    let mut subjects: Vec<String> = mails
+        .iter()
+        .filter(|m| m.header("x-rcptto") == rcpt)
+        .map(|m| m.header("subject").to_string())
+        .collect();
+    subjects.sort();
+    subjects
+}
+
+#[test]
+fn each_contact_gets_the_mail_of_its_own_checks_in_a_digest_of_its_own() {
+    let site = Site::new("");
+    let flag = site.flag_plugin();
+    let told = site.path("paged");
+    let pager = site.plugin(
+        "pager",
+        &format!(
+            "echo \"$NOTIFY_STATE $NOTIFY_INSTANCE\" >> {}",
+            told.display()
+        ),
+    );
+    let port = SmtpServer::free_port();
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let check = |name: &str, contacts: &str| {
+        format!("[checks.{name}]\ntype = \"command\"\ncommand = [\"{flag}\"]\n{contacts}\n")
+    };
+    site.write(
+        "site.toml",
+        &format!(
+            r#"base_tick = 0.2
+default_retry = 0
+state_dir = "{state}"
+
+[emails]
+to = ["ops@example.org"]
+from = "Picomon <picomon@monitor.example.org>"
+smtp_host = "127.0.0.1:{port}"
+smtp_retry_timeout = 0.5
+digest_over = 1
+
+[contacts.web]
+to = ["web@example.org"]
+
+[contacts.db]
+to = ["db@example.org", "dba@example.org"]
+notify = ["pager"]
+
+[notify.pager]
+type = "command"
+command = ["{pager}"]
+
+{web1}{web2}{db1}{misc}"#,
+            state = site.path("state").display(),
+            web1 = check("web1", "contacts = [\"web\"]"),
+            web2 = check("web2", "contacts = [\"web\"]"),
+            db1 = check("db1", "contacts = [\"db\"]"),
+            misc = check("misc", ""),
+        ),
+    );
+    let daemon = site.daemon(&["-D"]);
+    // What the notifier heard, sorted.
+    let paged = || {
+        let mut lines: Vec<String> = std::fs::read_to_string(&told)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    daemon.wait_log("misc: OK in", 1, LONG);
+    site.down("FLAG CRITICAL - down");
+    let mails = smtp.wait_messages(3, LONG);
+    assert_eq!(
+        subjects_to(&mails, "web@example.org"),
+        ["[picomon] Problem: 2 checks on 2 targets"],
+        "{mails:?}"
+    );
+    assert_eq!(
+        subjects_to(&mails, "db@example.org, dba@example.org"),
+        ["[picomon] Problem: db1"],
+        "{mails:?}"
+    );
+    assert_eq!(
+        subjects_to(&mails, "ops@example.org"),
+        ["[picomon] Problem: misc"],
+        "{mails:?}"
+    );
+
+    let status = site.run(&["status"]);
+    let shown = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    assert!(shown.contains("[told: web]"), "{shown}");
+    assert!(shown.contains("[told: db]"), "{shown}");
+
+    // The notifier of db hears of db1, and of misc (no contacts: every
+    // notifier), never of web's checks.
+    daemon.wait_log("notify.pager: delivered", 2, LONG);
+    assert_eq!(paged(), ["Problem db1", "Problem misc"]);
+
+    // The recoveries go the same way, each in its contact's thread.
+    site.up();
+    let mails = smtp.wait_messages(6, LONG);
+    let web = subjects_to(&mails, "web@example.org");
+    assert_eq!(web.len(), 2, "{mails:?}");
+    assert!(web[0].starts_with("[picomon] OK: 2 checks"), "{web:?}");
+    assert_eq!(subjects_to(&mails, "ops@example.org").len(), 2, "{mails:?}");
+    assert_eq!(
+        subjects_to(&mails, "db@example.org, dba@example.org").len(),
+        2
+    );
+    assert_eq!(mails.len(), 6, "{mails:?}");
+    daemon.wait_log("notify.pager: delivered", 4, LONG);
+    assert_eq!(
+        paged(),
+        ["OK db1", "OK misc", "Problem db1", "Problem misc"]
+    );
+}
+
+#[test]
+fn a_contact_gets_a_report_of_its_own_checks_only() {
+    let site = Site::new("");
+    let flag = site.flag_plugin();
+    let port = SmtpServer::free_port();
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    site.write(
+        "site.toml",
+        &format!(
+            r#"base_tick = 0.2
+default_retry = 0
+
+[emails]
+to = ["ops@example.org"]
+from = "Picomon <picomon@monitor.example.org>"
+smtp_host = "127.0.0.1:{port}"
+smtp_retry_timeout = 0.5
+
+[emails.report]
+every = 1
+subject = "[picomon] still broken"
+
+[contacts.web]
+to = ["web@example.org"]
+
+[checks.web1]
+type = "command"
+command = ["{flag}"]
+contacts = ["web"]
+
+[checks.misc]
+type = "command"
+command = ["{flag}"]
+"#
+        ),
+    );
+    site.down("FLAG CRITICAL - down");
+    let _daemon = site.daemon(&[]);
+    let report = |mails: &[Received], rcpt: &str| {
+        mails
+            .iter()
+            .find(|m| {
+                m.header("subject") == "[picomon] still broken" && m.header("x-rcptto") == rcpt
+            })
+            .map(|m| m.body.clone())
+    };
+    let mut web = None;
+    let mut ops = None;
+    crate::harness::wait_for("a report to web and one to ops", LONG, || {
+        let mails = smtp.messages();
+        web = report(&mails, "web@example.org");
+        ops = report(&mails, "ops@example.org");
+        web.is_some() && ops.is_some()
+    });
+    let (web, ops) = (web.unwrap_or_default(), ops.unwrap_or_default());
+    assert!(web.contains(" web1 ") && !web.contains(" misc "), "{web}");
+    assert!(web.contains("[told: web]"), "{web}");
+    assert!(ops.contains(" web1 ") && ops.contains(" misc "), "{ops}");
+}
