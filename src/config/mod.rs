@@ -19,6 +19,7 @@ mod load;
 mod notify;
 mod paths;
 pub(crate) mod raw;
+mod sections;
 mod validate;
 
 use std::collections::BTreeMap;
