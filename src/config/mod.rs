@@ -77,6 +77,15 @@ impl Config {
         Config::load_with(main, true)
     }
 
+    /// Like `load`, for the daemon: without what `dump` needs, which is
+    /// let go of check by check as they are validated.
+    pub fn load_for_daemon(main: &Path) -> Result<Config, ConfigError> {
+        let layers = load::load(main)?;
+        let mut validator = Validator::new(layers.files);
+        validator.keep_source = false;
+        validator.config(layers.raw)
+    }
+
     /// Like `load`; with `read_secrets` false, the password file and the
     /// CA file are not read, no password is required and `state_dir` is
     /// only checked as text: for validating a configuration where it is
