@@ -10,6 +10,7 @@
 //! the loop. Plugins are children of these threads, the only ones with
 //! SIGCHLD unblocked (see `Runner::new`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -36,6 +37,7 @@ impl<T: Launch> Spawners<T> {
     pub(super) fn new(
         runner: &Arc<Runner>,
         epoll: &Arc<sys::Epoll>,
+        unstarted: &Arc<AtomicUsize>,
         count: usize,
     ) -> std::io::Result<Spawners<T>> {
         let (orders, queue) = crossbeam_channel::unbounded::<Order<T>>();
@@ -43,9 +45,10 @@ impl<T: Launch> Spawners<T> {
         let bell = Arc::new(sys::Waker::new()?);
         let mut threads = Vec::with_capacity(count);
         for n in 0..count.max(1) {
-            let (runner, epoll, queue, done, bell) = (
+            let (runner, epoll, unstarted, queue, done, bell) = (
                 Arc::clone(runner),
                 Arc::clone(epoll),
+                Arc::clone(unstarted),
                 queue.clone(),
                 done.clone(),
                 Arc::clone(&bell),
@@ -56,7 +59,7 @@ impl<T: Launch> Spawners<T> {
                 std::thread::Builder::new()
                     .name(format!("spawner {n}"))
                     .stack_size(128 * 1024)
-                    .spawn(move || spawn_loop(&runner, &epoll, &queue, &done, &bell))?,
+                    .spawn(move || spawn_loop(&runner, &epoll, &unstarted, &queue, &done, &bell))?,
             );
         }
         Ok(Spawners {
@@ -96,12 +99,14 @@ impl<T> Spawners<T> {
 fn spawn_loop<T: Launch>(
     runner: &Runner,
     epoll: &sys::Epoll,
+    unstarted: &AtomicUsize,
     queue: &Receiver<Order<T>>,
     done: &Sender<Spawned<T>>,
     bell: &sys::Waker,
 ) {
     for order in queue.iter() {
         let run = order.launch(runner, epoll);
+        unstarted.fetch_sub(1, Ordering::Relaxed);
         let started = run.is_ok();
         if let Err(lost) = done.send((order, run)) {
             if let (_, Ok(run)) = lost.into_inner() {

@@ -9,6 +9,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -207,6 +208,9 @@ pub struct Watch<T> {
     spawners: Option<Spawners<T>>,
     /// Runs ordered and not back yet.
     spawning: usize,
+    /// Runs ordered from the spawners that have not started yet: kept by
+    /// the spawners as they go, for whoever asks how far behind they are.
+    unstarted: Arc<AtomicUsize>,
 }
 
 impl<T: Launch> Watch<T> {
@@ -214,7 +218,7 @@ impl<T: Launch> Watch<T> {
     /// the thread that turns it only watches.
     pub fn with_spawners(runner: Arc<Runner>, count: usize) -> io::Result<Watch<T>> {
         let mut watch = Watch::new(Arc::clone(&runner))?;
-        let spawners = Spawners::new(&runner, &watch.epoll, count)?;
+        let spawners = Spawners::new(&runner, &watch.epoll, &watch.unstarted, count)?;
         watch.epoll.add(spawners.bell.as_raw_fd(), KEY_SPAWNED)?;
         watch.spawners = Some(spawners);
         Ok(watch)
@@ -235,6 +239,7 @@ impl<T: Launch> Watch<T> {
             waker: None,
             spawners: None,
             spawning: 0,
+            unstarted: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -256,7 +261,13 @@ impl<T: Launch> Watch<T> {
 
     /// Runs ordered from the spawners that have not started yet.
     pub fn spawning(&self) -> usize {
-        self.spawning
+        self.unstarted.load(Ordering::Relaxed)
+    }
+
+    /// The count of `spawning`, kept up to date as the spawners go (the
+    /// thread that turns the watch may be asleep meanwhile).
+    pub fn unstarted(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.unstarted)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -285,11 +296,18 @@ impl<T: Launch> Watch<T> {
             payload,
         };
         let order = match &self.spawners {
-            Some(spawners) => match spawners.order(order) {
-                Ok(()) => return,
-                // The threads are gone: spawned here then.
-                Err(order) => order,
-            },
+            Some(spawners) => {
+                // Counted before the spawner can count it down.
+                self.unstarted.fetch_add(1, Ordering::Relaxed);
+                match spawners.order(order) {
+                    Ok(()) => return,
+                    // The threads are gone: spawned here then.
+                    Err(order) => {
+                        self.unstarted.fetch_sub(1, Ordering::Relaxed);
+                        order
+                    }
+                }
+            }
             None => order,
         };
         let run = order.launch(&self.runner, &self.epoll);
