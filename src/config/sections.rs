@@ -54,10 +54,14 @@ pub(super) fn read(text: &str) -> Option<RawConfig> {
     Some(raw)
 }
 
+/// The text without its check tables, and each check's name with the
+/// range of its tables.
+type Split = (String, Vec<(String, Range<usize>)>);
+
 /// The text without its check tables, and each check's tables: the range
 /// from its first header to the next table of another check or of
 /// something else.
-fn split(text: &str) -> Option<(String, Vec<(String, Range<usize>)>)> {
+fn split(text: &str) -> Option<Split> {
     let b = text.as_bytes();
     // Where each table starts, and what it opens.
     let mut headers: Vec<(usize, Header)> = Vec::new();

@@ -141,6 +141,9 @@ impl<T: Launch> Order<T> {
 
 /// What a slot holds: a run ordered and not back from its spawner yet,
 /// with the events that came before it, or a run being watched.
+// Unboxed: a slot is used run after run, and a box would be an
+// allocation per run.
+#[allow(clippy::large_enum_variant)]
 enum Entry<T> {
     Spawning {
         serial: u32,
