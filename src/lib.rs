@@ -99,7 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .transpose()?;
-            let mut config = Config::load(&cli.run.common.config)?;
+            let mut config = Config::load_for_daemon(&cli.run.common.config)?;
             set_log_level(config.log_level);
             let runner = Arc::new(runner::Runner::new());
             if cli.run.one {

@@ -186,16 +186,17 @@ impl Validator {
 
     /// Every check's `depends`, resolved to parent instances; unknown
     /// names and cycles are problems of `checks.NAME.depends`.
+    /// `depends`: each check's that has one; `names`: every check's.
     pub(super) fn depends(
         &mut self,
-        raw: &RawConfig,
+        depends: &BTreeMap<String, Vec<String>>,
+        names: &BTreeSet<String>,
         instances: &[Arc<Instance>],
         disabled: &[String],
     ) -> Parents {
-        let depends: BTreeMap<&str, &[String]> = raw
-            .checks
+        let depends: BTreeMap<&str, &[String]> = depends
             .iter()
-            .filter_map(|(name, c)| c.depends.as_deref().map(|d| (name.as_str(), d)))
+            .map(|(name, d)| (name.as_str(), d.as_slice()))
             .collect();
         // With other problems, instances may be missing: no guessing.
         if depends.is_empty() || !self.problems.is_empty() {
@@ -205,7 +206,7 @@ impl Validator {
             .iter()
             .map(|i| (i.id.as_str(), i.check.as_str()))
             .collect();
-        let checks: BTreeSet<&str> = raw.checks.keys().map(String::as_str).collect();
+        let checks: BTreeSet<&str> = names.iter().map(String::as_str).collect();
         let disabled: BTreeSet<&str> = disabled.iter().map(String::as_str).collect();
         match resolve(&list, &depends, &checks, &disabled) {
             Ok(parents) => parents,

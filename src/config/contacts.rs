@@ -37,6 +37,7 @@ impl Validator {
     pub(super) fn contacts(
         &mut self,
         raw: &RawConfig,
+        named: &BTreeMap<String, Vec<String>>,
         instances: &[Arc<Instance>],
     ) -> (BTreeMap<String, Audience>, BTreeMap<String, Vec<String>>) {
         // Contact name → (to, notify, patterns).
@@ -71,8 +72,8 @@ impl Validator {
             }
             known.insert(name, (to, notify, patterns));
         }
-        for (check, raw_check) in &raw.checks {
-            for name in raw_check.contacts.iter().flatten() {
+        for (check, names) in named {
+            for name in names {
                 if !known.contains_key(name.as_str()) {
                     self.bad(
                         &format!("checks.{check}.contacts"),
@@ -83,11 +84,7 @@ impl Validator {
         }
         let mut audiences = BTreeMap::new();
         for instance in instances {
-            let named = raw
-                .checks
-                .get(&instance.check)
-                .and_then(|c| c.contacts.clone())
-                .unwrap_or_default();
+            let named = named.get(&instance.check).map_or(&[][..], Vec::as_slice);
             let mut contacts: Vec<String> = known
                 .iter()
                 .filter(|(name, (_, _, patterns))| {

@@ -78,7 +78,7 @@ fn nesting(text: &str) -> usize {
 /// Where the string opened by `quote` at `start` ends (just past it): a
 /// basic string ("…", with backslash escapes) or a literal one ('…'),
 /// each on one line or, tripled, over several.
-fn string_end(b: &[u8], start: usize, quote: u8) -> usize {
+pub(super) fn string_end(b: &[u8], start: usize, quote: u8) -> usize {
     let triple = b[start..].starts_with(&[quote; 3]);
     let mut i = start + if triple { 3 } else { 1 };
     while i < b.len() {
@@ -320,9 +320,10 @@ fn extract_one_file(files: &[PathBuf]) -> Option<RawConfig> {
         return None;
     }
     let text = std::fs::read_to_string(main).ok()?;
-    // Through the format figment reads with, so that its nesting bound
-    // holds on this path too.
-    <Toml as Format>::from_str(&text).ok()
+    // One check at a time (`sections`), else the whole text at once;
+    // either way through the format figment reads with, so that its
+    // nesting bound holds on this path too.
+    super::sections::read(&text).or_else(|| <Toml as Format>::from_str(&text).ok())
 }
 
 #[cfg(test)]

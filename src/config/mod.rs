@@ -21,6 +21,7 @@ mod maintenance;
 mod notify;
 mod paths;
 pub(crate) mod raw;
+mod sections;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,15 @@ impl Config {
     /// Loads every layer for the main file `main`, then validates.
     pub fn load(main: &Path) -> Result<Config, ConfigError> {
         Config::load_with(main, true)
+    }
+
+    /// Like `load`, for the daemon: without what `dump` needs, which is
+    /// let go of check by check as they are validated.
+    pub fn load_for_daemon(main: &Path) -> Result<Config, ConfigError> {
+        let layers = load::load(main)?;
+        let mut validator = Validator::new(layers.files);
+        validator.keep_source = false;
+        validator.config(layers.raw)
     }
 
     /// Like `load`; with `read_secrets` false, the password file and the

@@ -3,7 +3,7 @@
 //! that one `check-config` run shows them all. The sections are validated
 //! by `emails` and `checks`; the shared helpers (bounds, names) live here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,6 +60,10 @@ pub(super) struct Validator {
     /// False when validating where the configuration is built, not where
     /// it runs: secrets and `state_dir` are not looked at on this machine.
     pub(super) on_this_machine: bool,
+    /// False for the daemon, which never prints the configuration back:
+    /// each raw check is dropped as soon as it is validated, rather than
+    /// all of them kept beside the instances made from them.
+    pub(super) keep_source: bool,
     pub(super) defaults: Defaults,
 }
 
@@ -81,6 +85,7 @@ impl Validator {
             figment: std::cell::OnceCell::new(),
             problems: Vec::new(),
             on_this_machine: true,
+            keep_source: true,
             defaults: Defaults {
                 every: 1,
                 error_every: None,
@@ -173,7 +178,7 @@ impl Validator {
     }
 
     /// The configuration of `raw`, read from the validator's files.
-    pub(super) fn config(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
+    pub(super) fn config(mut self, mut raw: RawConfig) -> Result<Config, ConfigError> {
         let base_tick = self.secs("base_tick", raw.base_tick, Seconds::DAY);
         let max_parallel = self.count("max_parallel", raw.max_parallel, 1, MAX_PARALLEL) as usize;
         self.defaults = Defaults {
@@ -213,18 +218,38 @@ impl Validator {
         }
         let mut instances = Vec::new();
         let mut disabled = Vec::new();
-        for (name, check) in &raw.checks {
+        // Taken out, so that each can go once validated (`keep_source`).
+        let checks = std::mem::take(&mut raw.checks);
+        let depends: BTreeMap<String, Vec<String>> = checks
+            .iter()
+            .filter_map(|(name, c)| c.depends.clone().map(|d| (name.clone(), d)))
+            .collect();
+        // Which contacts each check names, kept for the same reason.
+        let named_contacts: BTreeMap<String, Vec<String>> = checks
+            .iter()
+            .filter_map(|(name, c)| c.contacts.clone().map(|n| (name.clone(), n)))
+            .collect();
+        let names: BTreeSet<String> = match depends.is_empty() {
+            true => BTreeSet::new(),
+            false => checks.keys().cloned().collect(),
+        };
+        let mut kept = BTreeMap::new();
+        for (name, check) in checks {
             if check.enabled == Some(false) {
                 disabled.push(name.clone());
-                continue;
+            } else {
+                instances.extend(self.check(&raw, &hosts, &name, &check));
             }
-            instances.extend(self.check(&raw, &hosts, name, check));
+            if self.keep_source {
+                kept.insert(name, check);
+            }
         }
+        raw.checks = kept;
         instances.sort_by(|a, b| a.id.cmp(&b.id));
-        let parents = self.depends(&raw, &instances, &disabled);
+        let parents = self.depends(&depends, &names, &instances, &disabled);
         let time_zone = self.time_zone(&raw);
         let maintenance = self.maintenance(&raw, &time_zone);
-        let (audiences, contacts) = self.contacts(&raw, &instances);
+        let (audiences, contacts) = self.contacts(&raw, &named_contacts, &instances);
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -247,7 +272,7 @@ impl Validator {
             contacts,
             disabled,
             files: self.files,
-            raw: Some(Box::new(raw)),
+            raw: self.keep_source.then(|| Box::new(raw)),
         })
     }
 }

@@ -1,11 +1,15 @@
 //! The watch loop: every plugin run in progress in one thread, watched
 //! with one epoll over their pidfds and pipes, with the clock for their
 //! timeouts, so that a run costs neither a thread of its own nor hand-offs
-//! between threads.
+//! between threads. A run has its slot from the moment it is ordered:
+//! whoever spawns it adds its descriptors under that slot's key, so that
+//! an event that comes before the run itself (from a spawner thread) is
+//! kept in the slot until it does.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,6 +108,75 @@ impl Running {
     }
 }
 
+/// A run to start, with the slot and serial its descriptors are added
+/// to the epoll under.
+pub(super) struct Order<T> {
+    slot: usize,
+    serial: u32,
+    payload: T,
+}
+
+impl<T: Launch> Order<T> {
+    /// Starts the run and adds its descriptors to `epoll`.
+    pub(super) fn launch(&self, runner: &Runner, epoll: &sys::Epoll) -> Result<Running, RunError> {
+        let p = &self.payload;
+        let run = runner.start(p.argv(), p.timeout(), p.env())?;
+        let mut fds = [
+            (run.pidfd.as_ref().map(AsRawFd::as_raw_fd), KEY_PIDFD),
+            (run.out.fd.as_ref().map(AsRawFd::as_raw_fd), KEY_STDOUT),
+            (run.err.fd.as_ref().map(AsRawFd::as_raw_fd), KEY_STDERR),
+        ]
+        .into_iter();
+        let added = fds.try_for_each(|(fd, which)| match fd {
+            Some(fd) => epoll.add_edge_triggered(fd, key(self.serial, self.slot, which)),
+            None => Ok(()),
+        });
+        match added {
+            Ok(()) => Ok(run),
+            // Its descriptors close with it, which takes them out of epoll.
+            Err(e) => Err(give_up(runner, run.pid, &run.handle, e)),
+        }
+    }
+}
+
+/// What a slot holds: a run ordered and not back from its spawner yet,
+/// with the events that came before it, or a run being watched.
+// Unboxed: a slot is used run after run, and a box would be an
+// allocation per run.
+#[allow(clippy::large_enum_variant)]
+enum Entry<T> {
+    Spawning {
+        serial: u32,
+        /// By when the run times out at the latest, as far as the loop
+        /// knows: it wakes then to take the run, should no event come.
+        deadline: Instant,
+        early: Early,
+    },
+    Running {
+        serial: u32,
+        run: Running,
+        payload: T,
+    },
+}
+
+/// Events for a run that was not back from its spawner yet.
+#[derive(Default, Clone, Copy)]
+struct Early {
+    exited: bool,
+    /// Output came (true: and every writer is gone).
+    out: Option<bool>,
+    err: Option<bool>,
+}
+
+impl Early {
+    fn any(&self) -> bool {
+        self.exited || self.out.is_some() || self.err.is_some()
+    }
+}
+
+/// How soon the loop looks again for a run whose event came before it.
+const EARLY_RECHECK: Duration = Duration::from_millis(1);
+
 /// Where an epoll key points: a run's slot, the start count that tells
 /// this run from a later one in the same slot, and which descriptor.
 const KEY_PIDFD: u64 = 0;
@@ -123,8 +196,8 @@ fn key(serial: u32, slot: usize, which: u64) -> u64 {
 /// event, so the thread that turns it does nothing else.
 pub(crate) struct Watch<T> {
     runner: Arc<Runner>,
-    epoll: sys::Epoll,
-    slots: Vec<Option<(u32, Running, T)>>,
+    epoll: Arc<sys::Epoll>,
+    slots: Vec<Option<Entry<T>>>,
     free: Vec<usize>,
     serial: u32,
     running: usize,
@@ -136,8 +209,11 @@ pub(crate) struct Watch<T> {
     waker: Option<Arc<sys::Waker>>,
     /// None: runs are spawned by the thread that turns the watch.
     spawners: Option<Spawners<T>>,
-    /// Runs ordered from the spawners and not back yet.
+    /// Runs ordered and not back yet.
     spawning: usize,
+    /// Runs ordered from the spawners that have not started yet: kept by
+    /// the spawners as they go, for whoever asks how far behind they are.
+    unstarted: Arc<AtomicUsize>,
 }
 
 impl<T: Launch> Watch<T> {
@@ -145,7 +221,7 @@ impl<T: Launch> Watch<T> {
     /// the thread that turns it only watches.
     pub(crate) fn with_spawners(runner: Arc<Runner>, count: usize) -> io::Result<Watch<T>> {
         let mut watch = Watch::new(Arc::clone(&runner))?;
-        let spawners = Spawners::new(&runner, count)?;
+        let spawners = Spawners::new(&runner, &watch.epoll, &watch.unstarted, count)?;
         watch.epoll.add(spawners.bell.as_raw_fd(), KEY_SPAWNED)?;
         watch.spawners = Some(spawners);
         Ok(watch)
@@ -155,7 +231,7 @@ impl<T: Launch> Watch<T> {
     pub(crate) fn new(runner: Arc<Runner>) -> io::Result<Watch<T>> {
         Ok(Watch {
             runner,
-            epoll: sys::Epoll::new()?,
+            epoll: Arc::new(sys::Epoll::new()?),
             slots: Vec::new(),
             free: Vec::new(),
             serial: 0,
@@ -166,6 +242,7 @@ impl<T: Launch> Watch<T> {
             waker: None,
             spawners: None,
             spawning: 0,
+            unstarted: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -185,9 +262,11 @@ impl<T: Launch> Watch<T> {
         self.running + self.spawning + self.failed.len()
     }
 
-    /// Runs ordered from the spawners that have not started yet.
-    pub(crate) fn spawning(&self) -> usize {
-        self.spawning
+    /// The count of runs ordered from the spawners and not started yet,
+    /// kept up to date as the spawners go (the
+    /// thread that turns the watch may be asleep meanwhile).
+    pub(crate) fn unstarted(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.unstarted)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -198,67 +277,94 @@ impl<T: Launch> Watch<T> {
     /// back from a later `turn`, with `payload`, also when it could not
     /// start.
     pub(crate) fn start(&mut self, payload: T) {
-        let payload = match &self.spawners {
-            Some(spawners) => match spawners.order(payload) {
-                Ok(()) => {
-                    self.spawning += 1;
-                    return;
-                }
-                // The threads are gone: spawned here then.
-                Err(payload) => payload,
-            },
-            None => payload,
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        self.serial = self.serial.wrapping_add(1);
+        let serial = self.serial;
+        self.slots[slot] = Some(Entry::Spawning {
+            serial,
+            deadline: Instant::now() + payload.timeout(),
+            early: Early::default(),
+        });
+        self.spawning += 1;
+        let order = Order {
+            slot,
+            serial,
+            payload,
         };
-        let run = self
-            .runner
-            .start(payload.argv(), payload.timeout(), payload.env());
-        self.watch(payload, run);
+        let order = match &self.spawners {
+            Some(spawners) => {
+                // Counted before the spawner can count it down.
+                self.unstarted.fetch_add(1, Ordering::Relaxed);
+                match spawners.order(order) {
+                    Ok(()) => return,
+                    // The threads are gone: spawned here then.
+                    Err(order) => {
+                        self.unstarted.fetch_sub(1, Ordering::Relaxed);
+                        order
+                    }
+                }
+            }
+            None => order,
+        };
+        let run = order.launch(&self.runner, &self.epoll);
+        self.arrive(order, run, Instant::now());
     }
 
     /// Takes the runs the spawners started since the last look.
-    fn take_spawned(&mut self) {
+    fn take_spawned(&mut self, rung: bool, now: Instant) {
         let Some(spawners) = &self.spawners else {
             return;
         };
-        spawners.bell.clear();
+        if rung {
+            spawners.bell.clear();
+        }
         let spawned: Vec<_> = spawners.spawned.try_iter().collect();
-        for (payload, run) in spawned {
-            self.spawning -= 1;
-            self.watch(payload, run);
+        for (order, run) in spawned {
+            self.arrive(order, run, now);
         }
     }
 
-    /// Adds a run just started to the epoll set.
-    fn watch(&mut self, payload: T, run: Result<Running, RunError>) {
-        let run = match run {
-            Ok(run) => run,
-            Err(e) => return self.failed.push((payload, e)),
+    /// A run back from its spawner, its descriptors already in the epoll
+    /// set: the events that came before it are applied.
+    fn arrive(&mut self, order: Order<T>, run: Result<Running, RunError>, now: Instant) {
+        let Order {
+            slot,
+            serial,
+            payload,
+        } = order;
+        self.spawning -= 1;
+        let early = match self.slots.get(slot) {
+            Some(Some(Entry::Spawning {
+                serial: s, early, ..
+            })) if *s == serial => *early,
+            // Not expected: every order keeps its slot until it is back.
+            _ => Early::default(),
         };
-        let slot = self.free.pop().unwrap_or(self.slots.len());
-        self.serial = self.serial.wrapping_add(1);
-        let serial = self.serial;
-        let mut fds = [
-            (run.pidfd.as_ref().map(AsRawFd::as_raw_fd), KEY_PIDFD),
-            (run.out.fd.as_ref().map(AsRawFd::as_raw_fd), KEY_STDOUT),
-            (run.err.fd.as_ref().map(AsRawFd::as_raw_fd), KEY_STDERR),
-        ]
-        .into_iter();
-        let added = fds.try_for_each(|(fd, which)| match fd {
-            Some(fd) => self.epoll.add_edge_triggered(fd, key(serial, slot, which)),
-            None => Ok(()),
-        });
-        if let Err(e) = added {
-            if slot < self.slots.len() {
+        let mut run = match run {
+            Ok(run) => run,
+            Err(e) => {
+                self.slots[slot] = None;
                 self.free.push(slot);
+                return self.failed.push((payload, e));
             }
-            // Its descriptors close with it, which takes them out of epoll.
-            let e = give_up(&self.runner, run.pid, &run.handle, e);
-            return self.failed.push((payload, e));
+        };
+        if early.exited {
+            run.exited(now);
         }
-        if slot == self.slots.len() {
-            self.slots.push(None);
+        if let Some(hung_up) = early.out {
+            run.out.drain(&mut self.buf, hung_up);
         }
-        self.slots[slot] = Some((serial, run, payload));
+        if let Some(hung_up) = early.err {
+            run.err.drain(&mut self.buf, hung_up);
+        }
+        self.slots[slot] = Some(Entry::Running {
+            serial,
+            run,
+            payload,
+        });
         self.running += 1;
     }
 
@@ -276,7 +382,11 @@ impl<T: Launch> Watch<T> {
                 .slots
                 .iter()
                 .flatten()
-                .filter_map(|(_, run, _)| run.next_timer())
+                .filter_map(|entry| match entry {
+                    Entry::Running { run, .. } => run.next_timer(),
+                    Entry::Spawning { early, .. } if early.any() => Some(now + EARLY_RECHECK),
+                    Entry::Spawning { deadline, .. } => Some(*deadline),
+                })
                 .min()
                 .map(|at| at.saturating_duration_since(now)),
         };
@@ -295,30 +405,39 @@ impl<T: Launch> Watch<T> {
             }
             let serial = (ready.key >> 32) as u32;
             let slot = ((ready.key & 0xffff_ffff) >> 2) as usize;
+            let hung_up = ready.flags & (libc::EPOLLHUP as u32) != 0;
             // A descriptor that a forking thread still held for a moment
             // may report once more after its run ended: the serial tells.
-            let Some(Some((s, run, _))) = self.slots.get_mut(slot) else {
-                continue;
-            };
-            if *s != serial {
-                continue;
-            }
-            let hung_up = ready.flags & (libc::EPOLLHUP as u32) != 0;
-            match ready.key & 3 {
-                KEY_PIDFD => run.exited(now),
-                KEY_STDOUT => run.out.drain(&mut self.buf, hung_up),
-                _ => run.err.drain(&mut self.buf, hung_up),
+            match self.slots.get_mut(slot) {
+                Some(Some(Entry::Running { serial: s, run, .. })) if *s == serial => {
+                    match ready.key & 3 {
+                        KEY_PIDFD => run.exited(now),
+                        KEY_STDOUT => run.out.drain(&mut self.buf, hung_up),
+                        _ => run.err.drain(&mut self.buf, hung_up),
+                    }
+                }
+                Some(Some(Entry::Spawning {
+                    serial: s, early, ..
+                })) if *s == serial => match ready.key & 3 {
+                    KEY_PIDFD => early.exited = true,
+                    KEY_STDOUT => early.out = Some(early.out.unwrap_or(false) | hung_up),
+                    _ => early.err = Some(early.err.unwrap_or(false) | hung_up),
+                },
+                _ => {}
             }
         }
+        self.take_spawned(spawned, now);
         let first = done.len();
         let mut leaders = Vec::new();
         for (slot, entry) in self.slots.iter_mut().enumerate() {
-            let Some((_, run, _)) = entry else { continue };
+            let Some(Entry::Running { run, .. }) = entry else {
+                continue;
+            };
             run.on_clock(now);
             if !run.is_done() {
                 continue;
             }
-            let Some((_, run, payload)) = entry.take() else {
+            let Some(Entry::Running { run, payload, .. }) = entry.take() else {
                 continue;
             };
             self.free.push(slot);
@@ -337,9 +456,6 @@ impl<T: Launch> Watch<T> {
                     finished.escaped = escaped;
                 }
             }
-        }
-        if spawned {
-            self.take_spawned();
         }
         done.extend(self.failed.drain(..).map(|(payload, e)| (payload, Err(e))));
         Ok(woken)
@@ -361,7 +477,10 @@ impl<T> Drop for Watch<T> {
                 }
             }
         }
-        for (_, run, _) in self.slots.iter_mut().filter_map(Option::take) {
+        for entry in self.slots.iter_mut().filter_map(Option::take) {
+            let Entry::Running { run, .. } = entry else {
+                continue;
+            };
             give_up(
                 &self.runner,
                 run.pid,

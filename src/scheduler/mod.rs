@@ -26,10 +26,12 @@ use crate::state_store::StateStore;
 mod pool;
 mod reload;
 mod schedule;
+mod slots;
 mod tell;
 
 pub(crate) use pool::{run_once, Leftovers, Plugins, Pool};
 use schedule::Schedule;
+use slots::Slots;
 
 /// How long a stopping daemon waits for killed plugins to be reaped.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -96,7 +98,7 @@ pub(crate) struct Daemon {
     runner: Arc<Runner>,
     /// Where plugins run: the plugin loop, or a script in unit tests.
     pool: Box<dyn Plugins>,
-    slots: BTreeMap<String, Slot>,
+    slots: Slots,
     /// States of the instances of checks switched off (`enabled = false`):
     /// kept, so that switching one on again continues its thread.
     dormant: BTreeMap<String, CheckState>,
@@ -228,7 +230,7 @@ impl Daemon {
             main_file,
             runner,
             pool,
-            slots: BTreeMap::new(),
+            slots: Slots::default(),
             // What was saved is looked up like the states of switched-off
             // checks: whatever the configuration no longer has is closed.
             dormant: saved,
@@ -265,9 +267,19 @@ impl Daemon {
     /// check gone for good that was failing gets one mail closing its
     /// thread ("no longer monitored").
     fn install_instances(&mut self) {
-        let mut old = std::mem::take(&mut self.slots);
+        // Both in id order: the old slots are walked beside the new
+        // instances.
+        let mut old = std::mem::take(&mut self.slots)
+            .into_vec()
+            .into_iter()
+            .peekable();
+        let mut gone = Vec::new();
+        let mut slots = Vec::with_capacity(self.config.instances.len());
         for instance in &self.config.instances {
-            let slot = match old.remove(&instance.id) {
+            while let Some(before) = old.next_if(|s| s.instance.id < instance.id) {
+                gone.push(before);
+            }
+            let slot = match old.next_if(|s| s.instance.id == instance.id) {
                 Some(mut slot) => {
                     slot.instance = Arc::clone(instance);
                     slot
@@ -286,13 +298,16 @@ impl Daemon {
                     }
                 }
             };
-            self.slots.insert(instance.id.clone(), slot);
+            slots.push(slot);
         }
+        gone.extend(old);
+        self.slots = Slots::new(slots);
         let disabled = |id: &str| {
             let check = id.split('/').next().unwrap_or(id);
             self.config.disabled.iter().any(|d| d == check)
         };
-        for (id, slot) in old {
+        for slot in gone {
+            let id = slot.instance.id.clone();
             if disabled(&id) {
                 log::info!("{id}: check switched off (enabled = false), its state kept");
             }
@@ -557,8 +572,9 @@ impl Daemon {
         let pattern = crate::silence::Pattern::new(&request.pattern)?;
         let now = SystemTime::now();
         let mut reply = crate::status::socket::AckReply::default();
-        for (id, slot) in &mut self.slots {
-            if !pattern.matches(id) {
+        for slot in self.slots.values_mut() {
+            let id = slot.instance.id.clone();
+            if !pattern.matches(&id) {
                 continue;
             }
             if slot.state.acknowledge(&request.by, &request.reason, now) {
@@ -567,9 +583,9 @@ impl Daemon {
                     request.by,
                     request.reason
                 );
-                reply.acked.push(id.clone());
+                reply.acked.push(id);
             } else {
-                reply.not_failing.push(id.clone());
+                reply.not_failing.push(id);
             }
         }
         if reply.acked.is_empty() && reply.not_failing.is_empty() {

@@ -58,15 +58,14 @@ pub(crate) struct Pool {
     waker: Arc<sys::Waker>,
     runner: Arc<Runner>,
     /// Runs submitted and not started yet: counted down by the loop as it
-    /// hands them to the spawners, and those the spawners have not
-    /// started yet, as of the loop's last turn.
+    /// hands them to the spawners, and by the spawners as they start them.
     queued: Arc<Queued>,
 }
 
-#[derive(Default)]
 struct Queued {
     waiting: AtomicUsize,
-    spawning: AtomicUsize,
+    /// Kept by the spawners themselves (`Watch::unstarted`).
+    spawning: Arc<AtomicUsize>,
 }
 
 /// What the daemon loop runs plugins through: the plugin loop (`Pool`),
@@ -91,7 +90,10 @@ impl Pool {
         let waker = watch.waker()?;
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let loop_waker = Arc::clone(&waker);
-        let queued = Arc::new(Queued::default());
+        let queued = Arc::new(Queued {
+            waiting: AtomicUsize::new(0),
+            spawning: watch.unstarted(),
+        });
         let loop_queued = Arc::clone(&queued);
         std::thread::Builder::new()
             .name("plugins".into())
@@ -174,7 +176,6 @@ fn plugin_loop(
             queued.waiting.fetch_sub(1, Ordering::Relaxed);
             watch.start(job);
         }
-        queued.spawning.store(watch.spawning(), Ordering::Relaxed);
         if !open && waiting.is_empty() && watch.is_empty() {
             return;
         }

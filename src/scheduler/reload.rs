@@ -16,10 +16,7 @@ impl Daemon {
         let spawned = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                let config = Box::new(Config::load(&main_file).map(|mut config| {
-                    config.forget_source();
-                    config
-                }));
+                let config = Box::new(Config::load_for_daemon(&main_file));
                 let _ = tx.send(Msg::Loaded { generation, config });
             });
         if let Err(e) = spawned {
