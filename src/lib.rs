@@ -7,6 +7,7 @@ mod ca_certs;
 pub mod check;
 pub mod cli;
 pub mod config;
+mod dead_mans_switch;
 mod depends;
 mod digest;
 pub mod files;
@@ -20,6 +21,7 @@ pub mod notify;
 mod once;
 mod pace;
 mod plugin;
+mod push;
 mod queue_dir;
 pub mod runner;
 mod scheduler;
@@ -52,6 +54,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Plugin { plugin }) => Ok(plugin::run(plugin)),
         Some(Command::Status { json, common }) => status::command(&common.config, json),
+        Some(Command::Push {
+            name,
+            exit,
+            output,
+            command,
+            common,
+        }) => push::client::command(&common.config, &name, exit, &output, &command),
         Some(Command::Silence { action }) => match action {
             SilenceAction::Add {
                 pattern,

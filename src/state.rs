@@ -39,6 +39,10 @@ pub struct CheckState {
     /// Recent switches, and whether it is flapping (no switch mails then).
     #[serde(skip_serializing_if = "crate::flapping::Flap::is_quiet")]
     pub flap: crate::flapping::Flap,
+    /// A push check's pushes (the last one, a run going on); state files
+    /// of picomons without push checks have none, and load as before.
+    #[serde(skip_serializing_if = "crate::state::is_unpushed")]
+    pub push: crate::push::Pushed,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
@@ -227,13 +231,23 @@ impl CheckState {
     }
 
     /// What a restart needs of this state; a change of it is worth a save.
-    pub fn durable(&self) -> (u32, Option<SystemTime>, bool, Option<SystemTime>, bool) {
+    pub fn durable(
+        &self,
+    ) -> (
+        u32,
+        Option<SystemTime>,
+        bool,
+        Option<SystemTime>,
+        bool,
+        crate::push::Pushed,
+    ) {
         (
             self.failed_runs,
             self.since,
             self.failing,
             self.mailed,
             self.flap.flapping,
+            self.push.clone(),
         )
     }
 
@@ -338,6 +352,11 @@ impl CheckState {
             instance.every
         }
     }
+}
+
+/// True for every check that is not pushed to: nothing to save of it.
+pub(crate) fn is_unpushed(push: &crate::push::Pushed) -> bool {
+    *push == crate::push::Pushed::default()
 }
 
 /// The failing instances of `states`, each with the start of its outage:

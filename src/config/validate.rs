@@ -203,6 +203,9 @@ impl Validator {
         }
         instances.sort_by(|a, b| a.id.cmp(&b.id));
         let parents = self.depends(&raw, &instances, &disabled);
+        let push_checks = self.push_rules(&raw);
+        let push_listen = self.push_listen(raw.push.as_ref());
+        let heartbeat = self.heartbeat(raw.heartbeat.as_ref());
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -220,6 +223,9 @@ impl Validator {
             instances,
             parents,
             disabled,
+            push_checks,
+            push_listen,
+            heartbeat,
             files: self.files,
             raw: Some(Box::new(raw)),
         })

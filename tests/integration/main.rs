@@ -28,6 +28,7 @@ mod netns;
 mod notify;
 mod package;
 mod plugins;
+mod push;
 mod runaway;
 mod silence;
 mod status;
