@@ -52,12 +52,7 @@ impl Heartbeat {
     /// the rest of a ping URL is often its secret.
     pub(crate) fn summary(&self) -> String {
         let to = match &self.ping {
-            Ping::Url(url) => {
-                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-                let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-                let host = host.rsplit('@').next().unwrap_or(host);
-                format!("GET {host}")
-            }
+            Ping::Url(url) => format!("GET {}", host_of(url)),
             Ping::Command(argv) => argv.first().cloned().unwrap_or_default(),
         };
         format!(
@@ -120,6 +115,7 @@ impl Switch {
             .spawn(move || {
                 let mut throttle = Throttle::new(Duration::from_secs(60));
                 for settings in rx {
+                    log::debug!("heartbeat: pinging");
                     if let Err(why) = send(&settings, &runner) {
                         if let Some(note) = throttle.admit("heartbeat", Instant::now()) {
                             log::warn!("heartbeat not taken: {why}{note}");
@@ -218,7 +214,7 @@ fn get(url: &str, limit: Duration) -> Result<(), String> {
     }
     let agent: ureq::Agent = config.build().into();
     // The URL is not logged whole: its path is often the check's secret.
-    let shown = url.split(['?', '#']).next().unwrap_or(url);
+    let shown = shown_url(url);
     let mut response = agent.get(url).call().map_err(|e| format!("{shown}: {e}"))?;
     let status = response.status();
     let _ = response
@@ -230,6 +226,19 @@ fn get(url: &str, limit: Duration) -> Result<(), String> {
         true => Ok(()),
         false => Err(format!("{shown}: HTTP {status}")),
     }
+}
+
+/// The host (and port) of `url`, without user, path or query.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    host.rsplit('@').next().unwrap_or(host)
+}
+
+/// `url` as logged: its scheme and host, the rest elided.
+fn shown_url(url: &str) -> String {
+    let scheme = url.split_once("://").map_or("http", |(s, _)| s);
+    format!("{scheme}://{}/…", host_of(url))
 }
 
 /// The system's trusted CAs (`crate::ca_certs`), read once per process.

@@ -22,6 +22,7 @@ mod daemon;
 mod docs;
 mod durability;
 mod fuzz;
+mod heartbeat;
 mod mail;
 #[allow(dead_code)]
 mod netns;
