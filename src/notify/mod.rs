@@ -355,7 +355,7 @@ impl Worker {
         loop {
             let retry = (!self.queued.is_empty()).then_some(self.next_try);
             let resend = match &self.notifier.kind {
-                NotifierKind::Alertmanager(_) => self.firing.next_resend(),
+                NotifierKind::Alertmanager(settings) => self.firing.next_resend(settings),
                 NotifierKind::Command { .. } => None,
             };
             let order = match retry.into_iter().chain(resend).min() {
