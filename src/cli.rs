@@ -320,7 +320,7 @@ depends, notifiers and picomon status apply; the last push is kept in
 STATE_DIR/state.json across restarts.
 
   picomon push backup --exit 2 --output \"BACKUP CRITICAL - disk full\"
-  picomon push backup -- /usr/local/bin/backup --all     (a cron line)
+  picomon push backup -- /usr/local/bin/backup       (a cron line)
 
 With -- COMMAND, picomon push tells the daemon when the run starts (a run
 still going is not missed, one going for longer than period is), passes
