@@ -151,7 +151,9 @@ impl Switch {
             }
             return;
         }
-        self.next = now + self.settings.every;
+        // Half a tick early: the tick `every` from now starts a little
+        // before `now + every`, and must not wait for the one after.
+        self.next = now + self.settings.every.saturating_sub(health.tick / 2);
         match self.pings.try_send(self.settings.clone()) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
