@@ -73,23 +73,26 @@ pub(crate) struct Health {
     pub(crate) late: Duration,
     /// The tick's length.
     pub(crate) tick: Duration,
-    /// Runs handed to the plugin loop and not yet started.
-    pub(crate) queued: usize,
+    /// Runs handed to the plugin loop that have not ended: waiting for
+    /// it or running.
+    pub(crate) in_flight: usize,
     /// How long ago the plugin loop last answered (a run ended); None
     /// when no run has ended yet.
     pub(crate) last_answer: Option<Duration>,
+    /// The longest a run may take (the longest check timeout): a loop
+    /// that answers ends every run by then.
+    pub(crate) longest_run: Duration,
 }
 
 /// Whether a ping is due at `now`: its time came (`next`), and picomon is
 /// healthy, i.e. this tick started within one tick of its time (a frozen
-/// or starved loop starts them late) and the plugin loop answers (it has
-/// nothing waiting, or a run ended within the last `every`).
+/// or starved loop starts them late) and the plugin loop answers: it has
+/// no run in hand, or one ended within `every` and the longest a run may
+/// take (a hung loop holds its runs for ever, and ends none).
 pub(crate) fn due(next: Instant, now: Instant, every: Duration, health: Health) -> bool {
     let on_time = health.late <= health.tick;
-    let answering = health.queued == 0
-        || health
-            .last_answer
-            .is_some_and(|ago| ago <= every.max(health.tick));
+    let within = every.max(health.tick) + health.longest_run;
+    let answering = health.in_flight == 0 || health.last_answer.is_some_and(|ago| ago <= within);
     now >= next && on_time && answering
 }
 
@@ -144,9 +147,12 @@ impl Switch {
         if !due(self.next, now, self.settings.every, health) {
             if let Some(note) = self.throttle.admit("unhealthy", now) {
                 log::warn!(
-                    "heartbeat held back: picomon is not healthy (tick {} late, {} runs waiting for the plugin loop){note}",
+                    "heartbeat held back: picomon is not healthy (tick {} late, {} runs in the plugin loop, the last ended {} ago){note}",
                     crate::human::human_duration(health.late),
-                    health.queued
+                    health.in_flight,
+                    health
+                        .last_answer
+                        .map_or("never".to_string(), crate::human::human_duration)
                 );
             }
             return;
@@ -264,12 +270,13 @@ fn system_roots() -> &'static Option<ureq::tls::RootCerts> {
 mod tests {
     use super::*;
 
-    fn health(late: u64, queued: usize, last_answer: Option<u64>) -> Health {
+    fn health(late: u64, in_flight: usize, last_answer: Option<u64>) -> Health {
         Health {
             late: Duration::from_secs(late),
             tick: Duration::from_secs(1),
-            queued,
+            in_flight,
             last_answer: last_answer.map(Duration::from_secs),
+            longest_run: Duration::from_secs(10),
         }
     }
 
@@ -283,7 +290,8 @@ mod tests {
         assert!(!due(t0, t0, every, health(5, 0, None)));
         // Runs waiting and none ended for longer than `every`: the plugin
         // loop does not answer.
-        assert!(!due(t0, t0, every, health(0, 3, Some(61))));
+        assert!(due(t0, t0, every, health(0, 3, Some(70))));
+        assert!(!due(t0, t0, every, health(0, 3, Some(71))));
         assert!(!due(t0, t0, every, health(0, 3, None)));
         // Behind but answering is healthy.
         assert!(due(t0, t0, every, health(0, 3, Some(2))));

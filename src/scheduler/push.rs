@@ -102,11 +102,20 @@ impl Daemon {
         let Some(switch) = &mut self.dead_mans_switch else {
             return;
         };
+        let running = self.slots.values().filter(|s| s.running).count();
+        let longest_run = self
+            .config
+            .instances
+            .iter()
+            .map(|i| i.timeout)
+            .max()
+            .unwrap_or_default();
         let health = crate::dead_mans_switch::Health {
             late,
             tick: self.config.base_tick,
-            queued: self.pool.queued(),
+            in_flight: running.max(self.pool.queued()),
             last_answer: self.last_answer.map(|at| now.saturating_duration_since(at)),
+            longest_run,
         };
         switch.tick(Instant::now(), health);
     }
