@@ -295,7 +295,9 @@ impl Daemon {
             pace: crate::pace::Pace::new(Instant::now()),
             ended: 0,
             starting: Vec::new(),
-            last_answer: None,
+            // Counted from the start: the first tick's runs have not
+            // answered yet, and that is no hang.
+            last_answer: Some(Instant::now()),
             dead_mans_switch,
             push_listener,
         };

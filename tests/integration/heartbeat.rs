@@ -74,6 +74,11 @@ fn a_healthy_picomon_pings_the_switch_and_a_frozen_one_sends_none() {
     );
     let daemon = site.daemon(&["-D"]);
     wait_for("two pings", LONG, || switch.hits() >= 2);
+    assert!(
+        !daemon.stderr().contains("heartbeat held back"),
+        "a healthy start held a ping back: {}",
+        daemon.stderr()
+    );
 
     daemon.signal(libc::SIGSTOP);
     // A ping already on its way may still land.
