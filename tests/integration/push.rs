@@ -325,3 +325,33 @@ fn push_configuration_errors_name_their_key_and_exit_78() {
         "{said}"
     );
 }
+
+#[test]
+fn a_missed_push_goes_through_retry_and_the_notifiers_as_any_failure() {
+    let (site, smtp) = push_site(1.0, None);
+    let told = site.path("told");
+    let config = std::fs::read_to_string(site.config()).expect("config");
+    site.write(
+        "site.toml",
+        &format!(
+            "{config}retry = 2\n[notify.log]\ntype = \"command\"\ncommand = [\"sh\", \"-c\", \"echo $NOTIFY_STATE $NOTIFY_CHECK >> {}\"]\n",
+            told.display()
+        ),
+    );
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("picomon started", 1, LONG);
+    push(&site, &["--output", "BACKUP OK"]);
+    let mails = smtp.wait_messages(1, LONG);
+    // retry = 2: the third missed evaluation is the Problem.
+    let log = daemon.stderr();
+    let problem = log.find("backup: PROBLEM").expect("a PROBLEM line");
+    assert_eq!(
+        log[..problem].matches("backup: CRITICAL in").count(),
+        3,
+        "{log}"
+    );
+    assert!(mails[0].body.contains("no push for"), "{}", mails[0].body);
+    wait_for("the notifier told", LONG, || {
+        std::fs::read_to_string(&told).unwrap_or_default() == "Problem backup\n"
+    });
+}
