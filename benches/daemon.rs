@@ -359,6 +359,148 @@ fn tick_deviation(dir: &Path) {
     );
 }
 
+/// CPU of every thread of `pid`, in seconds, to the nanosecond
+/// (schedstat), where /proc/PID/stat counts clock ticks of 10 ms: a push
+/// costs well below one.
+fn cpu_ns_of(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 1e9
+}
+
+/// A loopback HTTP server answering 200 to every request, counting them:
+/// the dead man's switch of the heartbeat figure.
+fn counting_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK");
+        }
+    });
+    (port, hits)
+}
+
+/// What a push (over the status socket, over HTTP) and a heartbeat cost
+/// the daemon: its CPU (every thread) per push or ping, beyond what it
+/// spends idle. Each push is saved to state.json at once (fsync), which
+/// is most of it.
+fn push_cost(dir: &Path, floor: f64) {
+    use std::io::{Read, Write};
+    let pushes = if quick() { 100 } else { 500 };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let state = dir.join("push-state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let token = write(dir, "push.token", "bench-token\n");
+    let config = write(
+        dir,
+        "push.toml",
+        &format!(
+            "base_tick = 1\nstate_dir = {state:?}\n[push]\nlisten = \"127.0.0.1:{port}\"\n[checks.job]\ntype = \"push\"\nperiod = 86400\ntoken_file = {token:?}\n"
+        ),
+    );
+    let child = picomon()
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start picomon");
+    let pid = child.id();
+    let _guard = Guard(vec![child]);
+    let socket = state.join("status.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !socket.exists() {
+        assert!(Instant::now() < deadline, "the push daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let per = |f: &mut dyn FnMut()| {
+        let before = cpu_ns_of(pid);
+        for _ in 0..pushes {
+            f();
+        }
+        (cpu_ns_of(pid) - before) / pushes as f64
+    };
+    let over_socket = per(&mut || {
+        let mut conn = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+        let _ = conn.write_all(
+            b"push {\"check\":\"job\",\"report\":{\"kind\":\"done\",\"exit\":0,\"output\":\"JOB OK\"}}\n",
+        );
+        let _ = conn.read_to_end(&mut Vec::new());
+    });
+    let over_http = per(&mut || {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let _ = conn.write_all(
+            b"POST /push/job HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench-token\r\nContent-Length: 6\r\n\r\nJOB OK",
+        );
+        let _ = conn.read_to_end(&mut Vec::new());
+    });
+    println!(
+        "a push: {:.0} µs of daemon CPU over the status socket, {:.0} µs over HTTP ({} each; saved to state.json at once), {:.2}× and {:.2}× the capture floor",
+        over_socket * 1e6,
+        over_http * 1e6,
+        pushes,
+        over_socket / floor,
+        over_http / floor
+    );
+
+    // The heartbeat: the same idle daemon with and without it.
+    let window = if quick() {
+        Duration::from_secs(4)
+    } else {
+        Duration::from_secs(15)
+    };
+    let (hb_port, hits) = counting_server();
+    let idle = |heartbeat: &str| {
+        let config = write(dir, "hb.toml", &format!("base_tick = 1\n{heartbeat}"));
+        let child = picomon()
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start picomon");
+        let pid = child.id();
+        let _guard = Guard(vec![child]);
+        std::thread::sleep(Duration::from_secs(1));
+        let (before, hits_before) = (
+            cpu_ns_of(pid),
+            hits.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        std::thread::sleep(window);
+        (
+            cpu_ns_of(pid) - before,
+            hits.load(std::sync::atomic::Ordering::Relaxed) - hits_before,
+        )
+    };
+    let (quiet, _) = idle("");
+    let (beating, pings) = idle(&format!(
+        "[heartbeat]\nurl = \"http://127.0.0.1:{hb_port}/ping/bench\"\nevery = 1\n"
+    ));
+    println!(
+        "a heartbeat (GET over loopback, every 1 s): {:.0} µs of daemon CPU per ping ({pings} pings in {:.0} s, idle daemon {:.0} µs/s beside)",
+        (beating - quiet) / pings.max(1) as f64 * 1e6,
+        window.as_secs_f64(),
+        quiet / window.as_secs_f64() * 1e6
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; a filter argument is not supported.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -368,6 +510,13 @@ fn main() {
         true => (1000, Duration::from_secs(2), Duration::from_secs(3)),
         false => (3000, Duration::from_secs(3), Duration::from_secs(10)),
     };
+    // BENCH_ONLY=push: the floor and the push and heartbeat figures only.
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "push") {
+        let floor = tools.floor(dir, floor_runs);
+        println!("capture floor: {:.0} µs per run", floor * 1e6);
+        push_cost(dir, floor);
+        return;
+    }
     let scenario = |checks, state_dir| Scenario {
         checks,
         warmup,
@@ -405,6 +554,7 @@ fn main() {
         floors[1] * 1e6,
         floors[2] * 1e6
     );
+    push_cost(dir, floor);
     for (label, m) in [
         ("without state_dir", &without),
         ("with state_dir   ", &with),

@@ -35,6 +35,7 @@ complete -c picomon -n "__fish_picomon_needs_command" -f -a "migrate" -d 'Print 
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "status" -d 'Print the running daemon\'s live view: failing checks first (since when, severity, last output, silence), then the others with their last run'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "silence" -d 'Keep back the mail of matching checks for a while (maintenance): they go on running and keeping their state; when the silence ends, each one whose state differs from what was last mailed gets one mail'
 complete -c picomon -n "__fish_picomon_needs_command" -f -a "ack" -d 'Acknowledge the outage of the failing checks matching PATTERN: no more reminders (renotify_every) until each recovers; the recovery is still mailed'
+complete -c picomon -n "__fish_picomon_needs_command" -f -a "push" -d 'Tell the running daemon a push check\'s result (`type = "push"`), or run COMMAND and tell it when the run starts and how it ended'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l dump -d 'Print the merged configuration as TOML instead of the summary'
 complete -c picomon -n "__fish_picomon_using_subcommand check-config" -l no-secrets -d 'Do not read smtp_password_file and smtp_ca_file, nor require a password: for checking a configuration where it is built, before its secrets are there'
@@ -65,3 +66,8 @@ complete -c picomon -n "__fish_picomon_using_subcommand ack" -l reason -d 'Why, 
 complete -c picomon -n "__fish_picomon_using_subcommand ack" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
 complete -c picomon -n "__fish_picomon_using_subcommand ack" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
 complete -c picomon -n "__fish_picomon_using_subcommand ack" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c picomon -n "__fish_picomon_using_subcommand push" -l exit -d 'The result as a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, any other CRITICAL' -r
+complete -c picomon -n "__fish_picomon_using_subcommand push" -l output -d 'The output to record (its first line is the summary a mail shows)' -r
+complete -c picomon -n "__fish_picomon_using_subcommand push" -s c -l config -d 'Main configuration file; fragments are read from the directory of the same name with `.d` instead of `.toml`' -r -F
+complete -c picomon -n "__fish_picomon_using_subcommand push" -s D -l debug -d 'Log at DEBUG level, whatever `log_level` says'
+complete -c picomon -n "__fish_picomon_using_subcommand push" -s h -l help -d 'Print help (see more with \'--help\')'

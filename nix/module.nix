@@ -91,7 +91,8 @@ in
         give passwords with `environmentFile` or in files outside the
         store, named by `emails.smtp_password_file`,
         `notify.<name>.password_file`, `notify.<name>.bearer_token_file`,
-        `checks.<name>.tls_auth` or `checks.<name>.tls_crypt` as strings
+        `checks.<name>.tls_auth`, `checks.<name>.tls_crypt` or
+        `checks.<name>.token_file` (a push check's token) as strings
         such as `"/run/secrets/smtp"` (a path literal such as `./secret`
         would copy the secret into the store, and is refused). Each such
         file may be readable by root only: it is passed to the service as

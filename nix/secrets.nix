@@ -19,6 +19,7 @@ let
     checks = [
       "tls_auth"
       "tls_crypt"
+      "token_file"
     ];
   };
 

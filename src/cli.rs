@@ -223,6 +223,43 @@ pub enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Tell the running daemon a push check's result (`type = "push"`),
+    /// or run COMMAND and tell it when the run starts and how it ended.
+    #[command(after_long_help = PUSH_AFTER_HELP)]
+    Push {
+        /// The push check's name (`[checks.NAME]`, type = "push").
+        #[arg(value_name = "NAME")]
+        name: String,
+
+        /// The result as a Nagios exit code: 0 OK, 1 WARNING, 2 CRITICAL,
+        /// 3 UNKNOWN, any other CRITICAL.
+        #[arg(
+            long = "exit",
+            value_name = "CODE",
+            default_value_t = 0,
+            allow_negative_numbers = true,
+            conflicts_with = "command"
+        )]
+        exit: i32,
+
+        /// The output to record (its first line is the summary a mail
+        /// shows).
+        #[arg(
+            long,
+            value_name = "TEXT",
+            default_value = "",
+            conflicts_with = "command"
+        )]
+        output: String,
+
+        /// Run this command (no shell), record its exit code and the tail
+        /// of its output, and exit with its status.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Write the man pages and shell completions into DIR/man and
     /// DIR/completions (for packaging).
     #[command(hide = true)]
@@ -337,6 +374,35 @@ Exit status:
   1   python3 is missing (the message names it), or CONFIG.py could not be
       evaluated: it raised (its traceback's last lines are shown), took
       longer than 10 s, or is not a readable file";
+const PUSH_AFTER_HELP: &str = "\
+Push checks:
+A check of type = \"push\" runs nothing: it is told its results, and fails
+with \"no push for 1d 1h (last at ...)\" when none came for period + grace
+(grace defaults to a tenth of period). A missed push is a failed run like
+any other: retry (0 by default for push checks), digests, silences,
+depends, notifiers and picomon status apply; the last push is kept in
+STATE_DIR/state.json across restarts.
+
+  picomon push backup --exit 2 --output \"BACKUP CRITICAL - disk full\"
+  picomon push backup -- /usr/local/bin/backup       (a cron line)
+
+With -- COMMAND, picomon push tells the daemon when the run starts (a run
+still going is not missed, one going for longer than period is), passes
+its output (standard error merged) to standard output, records its exit
+code and the last 16 KiB of its output, and exits with its status (128+N
+when killed by signal N). A daemon that cannot be told is a warning on
+standard error; the command runs anyway.
+
+picomon push talks to the daemon over STATE_DIR/status.sock, so only
+picomon's user and root may push. Other machines push over HTTP when
+[push] listen is set: POST /push/NAME[?exit=N] with the output as body and
+Authorization: Bearer TOKEN, the token in the check's token_file (see
+picomon.toml(5)).
+
+Exit status (without COMMAND):
+  0   recorded
+  1   not recorded: no daemon answers, or it has no push check NAME
+  78  invalid configuration, or no state_dir in it";
 
 const SILENCE_AFTER_HELP: &str = "\
 Silences:

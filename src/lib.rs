@@ -8,6 +8,7 @@ mod check;
 pub mod cli;
 pub mod config;
 pub mod courier;
+mod dead_mans_switch;
 mod depends;
 mod digest;
 pub mod files;
@@ -22,6 +23,7 @@ mod migrate;
 mod once;
 mod pace;
 mod plugin;
+mod push;
 mod runner;
 mod scheduler;
 pub mod signals;
@@ -58,6 +60,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reason,
             common,
         }) => status::ack::command(&common.config, &pattern, &reason),
+        Some(Command::Push {
+            name,
+            exit,
+            output,
+            command,
+            common,
+        }) => push::client::command(&common.config, &name, exit, &output, &command),
         Some(Command::Silence { action }) => match action {
             SilenceAction::Add {
                 pattern,

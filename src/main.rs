@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some(picomon::cli::Command::CheckConfig { common, .. }) => common.debug,
         Some(picomon::cli::Command::Status { common, .. }) => common.debug,
         Some(picomon::cli::Command::Ack { common, .. }) => common.debug,
+        Some(picomon::cli::Command::Push { common, .. }) => common.debug,
         Some(picomon::cli::Command::Silence { action }) => match action {
             picomon::cli::SilenceAction::Add { common, .. }
             | picomon::cli::SilenceAction::List { common }

@@ -50,6 +50,10 @@ pub struct CheckState {
     /// reminders while it stands. Dropped when the outage ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<Ack>,
+    /// A push check's pushes (the last one, a run going on); state files
+    /// of picomons without push checks have none, and load as before.
+    #[serde(skip_serializing_if = "crate::state::is_unpushed")]
+    pub push: crate::push::Pushed,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
@@ -269,6 +273,7 @@ impl CheckState {
         bool,
         Option<SystemTime>,
         Option<Ack>,
+        crate::push::Pushed,
     ) {
         (
             self.failed_runs,
@@ -278,6 +283,7 @@ impl CheckState {
             self.flap.flapping,
             self.last_told,
             self.ack.clone(),
+            self.push.clone(),
         )
     }
 
@@ -461,6 +467,11 @@ impl CheckState {
             instance.every
         }
     }
+}
+
+/// True for every check that is not pushed to: nothing to save of it.
+pub(crate) fn is_unpushed(push: &crate::push::Pushed) -> bool {
+    *push == crate::push::Pushed::default()
 }
 
 /// The failing instances of `states`, each with the start of its outage:

@@ -299,6 +299,33 @@ mod tests {
     }
 
     #[test]
+    fn a_push_checks_last_push_is_saved_alone_and_files_without_pushes_load_unpushed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A file of a picomon without push checks: every state unpushed.
+        std::fs::write(
+            dir.path().join("state.json"),
+            br#"{"version":1,"instances":{"c/h/ipv4":{"failed_runs":1,"since":{"secs_since_epoch":100,"nanos_since_epoch":0},"failing":false}}}"#,
+        )
+        .expect("write");
+        let store = StateStore::open(dir.path()).expect("open");
+        let loaded = store.load();
+        assert_eq!(loaded["c/h/ipv4"].push, crate::push::Pushed::default());
+        // An OK push check with nothing but its last push is still saved:
+        // a restart must not forget when the last push came.
+        let pushed = CheckState {
+            push: crate::push::Pushed {
+                last: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(500)),
+                ..crate::push::Pushed::default()
+            },
+            ..CheckState::default()
+        };
+        store.save([("backup", &pushed)]).expect("save");
+        drop(store);
+        let store = StateStore::open(dir.path()).expect("open again");
+        assert_eq!(store.load().get("backup"), Some(&pushed));
+    }
+
+    #[test]
     fn a_crash_inside_a_save_leaves_nothing_after_the_next_start_and_the_lock_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");

@@ -362,6 +362,11 @@ let
       "vpn"
       "tls_crypt"
     ]
+    [
+      "checks"
+      "backup"
+      "token_file"
+    ]
   ];
   secretSettings = lib.recursiveUpdate settings {
     notify.am = {
@@ -371,6 +376,10 @@ let
     checks.vpn = {
       type = "openvpn";
       hosts = [ "web" ];
+    };
+    checks.backup = {
+      type = "push";
+      period = 86400;
     };
   };
   withSecret =

@@ -49,6 +49,8 @@ pub(crate) enum Probe {
     Command {
         argv: Vec<String>,
     },
+    /// Nothing runs: results are pushed (`crate::push`).
+    Push,
 }
 
 /// How an https check judges the certificate (`picomon plugin https`).
@@ -291,6 +293,7 @@ impl Probe {
                 }
                 push_port(&mut push, *port);
             }
+            Probe::Push => {}
             Probe::Command { argv: words } => {
                 let host = target.map(|t| t.host.as_str()).unwrap_or_default();
                 for word in words {

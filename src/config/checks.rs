@@ -113,6 +113,9 @@ impl Validator {
         };
         let retry = match check.retry {
             Some(v) => self.count(&format!("{at}.retry"), v, 0, u32::MAX),
+            // A push is a rare event (a nightly job): its first failure,
+            // or its first missed period, is the one to mail.
+            None if kind == CheckType::Push => 0,
             None => d_retry,
         };
         let timeout = match check.timeout {
@@ -244,6 +247,7 @@ impl Validator {
             },
         };
         match check.kind {
+            CheckType::Push => one(Probe::Push),
             CheckType::Ping => one(Probe::Ping),
             CheckType::Jabber => one(Probe::Jabber { port }),
             CheckType::Http | CheckType::Https => {
@@ -435,7 +439,19 @@ impl Validator {
         check: &RawCheck,
     ) -> Option<Vec<(Target, String)>> {
         let at = format!("checks.{name}");
-        let needs_hosts = !matches!(check.kind, CheckType::Command | CheckType::DnsZone);
+        let needs_hosts = !matches!(
+            check.kind,
+            CheckType::Command | CheckType::DnsZone | CheckType::Push
+        );
+        if check.kind == CheckType::Push {
+            if check.hosts.is_some() {
+                self.bad(
+                    &format!("{at}.hosts"),
+                    "a push check has no hosts: it is told its results (picomon push NAME)",
+                );
+            }
+            return None;
+        }
         let Some(keys) = &check.hosts else {
             if needs_hosts {
                 self.bad(

@@ -20,6 +20,7 @@ mod load;
 mod maintenance;
 mod notify;
 mod paths;
+mod push;
 pub(crate) mod raw;
 mod sections;
 mod validate;
@@ -75,6 +76,12 @@ pub struct Config {
     pub(crate) contacts: BTreeMap<String, Vec<String>>,
     /// Names of the checks switched off with `enabled = false`.
     pub disabled: Vec<String>,
+    /// The enabled push checks (`type = "push"`), by name.
+    pub(crate) push_checks: BTreeMap<String, crate::push::Rule>,
+    /// `[push] listen`: where pushes over HTTP are taken (None: nowhere).
+    pub(crate) push_listen: Option<std::net::SocketAddr>,
+    /// `[heartbeat]`: the dead man's switch picomon pings while healthy.
+    pub(crate) heartbeat: Option<crate::dead_mans_switch::Heartbeat>,
     /// The files read, in the order they were merged.
     pub files: Vec<PathBuf>,
     /// The merged layers as read, for `check-config --dump`; the daemon
@@ -167,6 +174,15 @@ impl Config {
         );
         if !self.disabled.is_empty() {
             s.push_str(&format!(", {} disabled", self.disabled.len()));
+        }
+        if !self.push_checks.is_empty() {
+            s.push_str(&format!(", {} push", self.push_checks.len()));
+            if let Some(listen) = self.push_listen {
+                s.push_str(&format!(" (HTTP on {listen})"));
+            }
+        }
+        if let Some(heartbeat) = &self.heartbeat {
+            s.push_str(&format!(", {}", heartbeat.summary()));
         }
         s.push_str(&format!(" from: {}", files.join(", ")));
         s

@@ -31,6 +31,7 @@ const ALERTMANAGER_KEYS: &[&str] = &[
     "password_file",
     "bearer_token_file",
     "ca_file",
+    "watchdog",
 ];
 
 /// The labels picomon sets on every Alertmanager alert; `labels` cannot
@@ -74,6 +75,9 @@ pub struct Alertmanager {
     pub auth: Option<HttpAuth>,
     /// Extra CA certificates (PEM) for `https` URLs.
     pub ca_pem: Option<Vec<u8>>,
+    /// An always-firing `PicomonWatchdog` alert, sent every
+    /// `resend_every`: a dead man's switch receiver pages when it stops.
+    pub watchdog: bool,
 }
 
 /// How picomon authenticates to Alertmanager (or the proxy before it);
@@ -237,6 +241,7 @@ impl Validator {
             timeout,
             auth,
             ca_pem,
+            watchdog: raw.watchdog.unwrap_or(false),
         }
     }
 }

@@ -44,6 +44,32 @@ pub(crate) struct RawConfig {
     /// Who is told about which checks, by name (`[contacts.NAME]`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub contacts: BTreeMap<String, RawContact>,
+    /// `[push]`: the HTTP listener for push checks (off without `listen`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<RawPush>,
+    /// `[heartbeat]`: what picomon pings while healthy (a dead man's switch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<RawHeartbeat>,
+}
+
+/// The `[push]` table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPush {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// The `[heartbeat]` table: `url` or `command`, and `every`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeartbeat {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every: Option<f64>,
 }
 
 impl Default for RawConfig {
@@ -68,6 +94,8 @@ impl Default for RawConfig {
             time_zone: None,
             maintenance: BTreeMap::new(),
             contacts: BTreeMap::new(),
+            push: None,
+            heartbeat: None,
         }
     }
 }
@@ -124,6 +152,9 @@ pub(crate) struct RawNotify {
     pub bearer_token_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// alertmanager: an always-firing PicomonWatchdog alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +280,8 @@ pub(crate) enum CheckType {
     Jabber,
     #[serde(rename = "command")]
     Command,
+    #[serde(rename = "push")]
+    Push,
 }
 
 impl CheckType {
@@ -264,6 +297,7 @@ impl CheckType {
             CheckType::Openvpn => "openvpn",
             CheckType::Jabber => "jabber",
             CheckType::Command => "command",
+            CheckType::Push => "push",
         }
     }
 
@@ -288,6 +322,7 @@ impl CheckType {
             CheckType::DnsZone => &["zones", "ip_version"],
             CheckType::Openvpn => &["port", "tls_auth", "key_direction", "tls_crypt"],
             CheckType::Command => &["command"],
+            CheckType::Push => &["period", "grace", "token_file"],
         }
     }
 }
@@ -371,6 +406,13 @@ pub(crate) struct RawCheck {
     pub key_direction: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_crypt: Option<PathBuf>,
+    // push
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `command` is an argv list for `type = "command"` and an SMTP command
@@ -403,6 +445,9 @@ impl RawCheck {
             ("tls_auth", self.tls_auth.is_some()),
             ("key_direction", self.key_direction.is_some()),
             ("tls_crypt", self.tls_crypt.is_some()),
+            ("period", self.period.is_some()),
+            ("grace", self.grace.is_some()),
+            ("token_file", self.token_file.is_some()),
         ];
         set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
     }

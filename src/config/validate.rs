@@ -219,6 +219,8 @@ impl Validator {
         let mut instances = Vec::new();
         let mut disabled = Vec::new();
         // Taken out, so that each can go once validated (`keep_source`).
+        // Push checks' rules read their tables before they go.
+        let push_checks = self.push_rules(&raw);
         let checks = std::mem::take(&mut raw.checks);
         let depends: BTreeMap<String, Vec<String>> = checks
             .iter()
@@ -250,6 +252,8 @@ impl Validator {
         let time_zone = self.time_zone(&raw);
         let maintenance = self.maintenance(&raw, &time_zone);
         let (audiences, contacts) = self.contacts(&raw, &named_contacts, &instances);
+        let push_listen = self.push_listen(raw.push.as_ref());
+        let heartbeat = self.heartbeat(raw.heartbeat.as_ref());
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 problems: self.problems,
@@ -271,6 +275,9 @@ impl Validator {
             audiences,
             contacts,
             disabled,
+            push_checks,
+            push_listen,
+            heartbeat,
             files: self.files,
             raw: self.keep_source.then(|| Box::new(raw)),
         })

@@ -56,7 +56,7 @@ impl Channel for Alertmanager {
     }
 
     fn wake_at(&self) -> Option<Instant> {
-        self.firing.next_resend()
+        self.firing.next_resend(&self.settings)
     }
 
     fn wake(&mut self, _now: Instant) {
@@ -130,9 +130,10 @@ impl Firing {
         }
     }
 
-    /// When the firing alerts go again, if any is firing.
-    pub(crate) fn next_resend(&self) -> Option<Instant> {
-        (!self.open.is_empty()).then_some(self.next_resend)
+    /// When the firing alerts go again, if any is firing (the watchdog
+    /// alert always is).
+    pub(crate) fn next_resend(&self, settings: &Settings) -> Option<Instant> {
+        (settings.watchdog || !self.open.is_empty()).then_some(self.next_resend)
     }
 
     fn save(&self) {
@@ -150,10 +151,16 @@ impl Firing {
 
     /// Sends every firing alert again to every peer, when it is time.
     pub(crate) fn resend(&mut self, name: &str, settings: &Settings) {
-        if !self.next_resend().is_some_and(|at| Instant::now() >= at) {
+        if !self
+            .next_resend(settings)
+            .is_some_and(|at| Instant::now() >= at)
+        {
             return;
         }
-        let alerts: Vec<Alert> = self.open.values().map(|o| o.alert.clone()).collect();
+        let mut alerts: Vec<Alert> = self.open.values().map(|o| o.alert.clone()).collect();
+        if settings.watchdog {
+            alerts.push(Alert::watchdog(settings));
+        }
         if let Err(why) = post_all(settings, &alerts) {
             log::warn!(
                 "notify.{name}: the {} firing alerts not sent again: {why}",
@@ -204,6 +211,23 @@ impl Firing {
 }
 
 impl Alert {
+    /// `alertname="PicomonWatchdog"`, always firing while picomon runs,
+    /// with the site's labels: the Prometheus convention that a dead
+    /// man's switch receiver watches.
+    fn watchdog(settings: &Settings) -> Alert {
+        static STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+        let mut labels = settings.labels.clone();
+        labels.insert("alertname".into(), "PicomonWatchdog".into());
+        labels.insert("severity".into(), "none".into());
+        let summary = "picomon is running: this alert always fires, and its end means picomon, its machine or its network is down";
+        Alert {
+            labels,
+            annotations: BTreeMap::from([("summary".to_string(), summary.to_string())]),
+            starts_at: rfc3339(*STARTED.get_or_init(SystemTime::now)),
+            ends_at: None,
+        }
+    }
+
     fn firing(settings: &Settings, note: &Note) -> Alert {
         let mut labels = settings.labels.clone();
         for (label, var) in [
@@ -365,9 +389,23 @@ mod tests {
             id == "web" && since == UNIX_EPOCH + Duration::from_secs(100)
         });
         assert_eq!(firing.open.keys().collect::<Vec<_>>(), ["web"]);
-        assert!(firing.next_resend().is_some_and(|at| at <= Instant::now()));
-        // Nothing saved, or nothing firing: nothing to send again.
+        let mut settings = Settings {
+            urls: vec!["http://127.0.0.1:9".into()],
+            labels: BTreeMap::new(),
+            resend_every: Duration::from_secs(60),
+            timeout: Duration::from_secs(1),
+            auth: None,
+            ca_pem: None,
+            watchdog: false,
+        };
+        assert!(firing
+            .next_resend(&settings)
+            .is_some_and(|at| at <= Instant::now()));
+        // Nothing saved, or nothing firing: nothing to send again, but
+        // for the watchdog alert, which always fires.
         let none = Firing::load(Some(&dir.path().join("none")), |_, _| true);
-        assert!(none.next_resend().is_none());
+        assert!(none.next_resend(&settings).is_none());
+        settings.watchdog = true;
+        assert!(none.next_resend(&settings).is_some());
     }
 }

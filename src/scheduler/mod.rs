@@ -24,6 +24,7 @@ use crate::state::{CheckState, Event, Transition};
 use crate::state_store::StateStore;
 
 mod pool;
+mod push;
 mod reload;
 mod schedule;
 mod slots;
@@ -61,6 +62,13 @@ pub(crate) enum Msg {
         crate::status::socket::AckRequest,
         Sender<crate::status::socket::AckAnswer>,
     ),
+    /// A push check's report (`picomon push`, `POST /push/NAME`); the
+    /// answer says what was recorded, or why nothing was.
+    Push {
+        check: String,
+        report: crate::push::Report,
+        reply: Sender<Result<String, String>>,
+    },
     /// A reload's configuration, loaded off the loop; `generation` tells
     /// a late answer to a refused reload from the current one.
     Loaded {
@@ -143,6 +151,12 @@ pub(crate) struct Daemon {
     ended: u64,
     /// The runs a tick starts, kept to reuse its memory.
     starting: Vec<(u64, Arc<Instance>)>,
+    /// When the plugin loop last answered (a run ended), for `[heartbeat]`.
+    last_answer: Option<Instant>,
+    /// `[heartbeat]`: pings the dead man's switch while healthy.
+    dead_mans_switch: Option<crate::dead_mans_switch::Switch>,
+    /// `[push] listen`: takes pushes over HTTP.
+    push_listener: Option<crate::push::listen::Listener>,
 }
 
 impl Daemon {
@@ -183,11 +197,20 @@ impl Daemon {
         let saved = store.as_ref().map(StateStore::load).unwrap_or_default();
         // Without it the daemon still monitors and mails: logged, not fatal.
         let status_socket = store.as_ref().and_then(|store| {
-            let (tx, ack_tx) = (tx.clone(), tx.clone());
+            let (tx, ack_tx, push_tx) = (tx.clone(), tx.clone(), tx.clone());
             crate::status::socket::serve(
                 store.dir(),
                 move |reply| tx.send(Msg::Status(reply)).is_ok(),
                 move |request, reply| ack_tx.send(Msg::Ack(request, reply)).is_ok(),
+                move |check, report, reply| {
+                    push_tx
+                        .send(Msg::Push {
+                            check,
+                            report,
+                            reply,
+                        })
+                        .is_ok()
+                },
             )
             .map_err(|e| {
                 log::error!(
@@ -225,6 +248,30 @@ impl Daemon {
             .emails
             .report_every
             .map(|every| Instant::now() + every);
+        let push_listener = match config.push_listen {
+            Some(addr) => {
+                let tx = tx.clone();
+                Some(crate::push::listen::Listener::start(
+                    addr,
+                    &config.push_checks,
+                    move |check, report, reply| {
+                        tx.send(Msg::Push {
+                            check,
+                            report,
+                            reply,
+                        })
+                        .is_ok()
+                    },
+                )?)
+            }
+            None => None,
+        };
+        let dead_mans_switch = config
+            .heartbeat
+            .clone()
+            .map(|settings| crate::dead_mans_switch::Switch::start(settings, &runner))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("cannot start the heartbeat's thread: {e}"))?;
         let mut daemon = Daemon {
             config: Arc::new(config),
             main_file,
@@ -255,6 +302,11 @@ impl Daemon {
             pace: crate::pace::Pace::new(Instant::now()),
             ended: 0,
             starting: Vec::new(),
+            // Counted from the start: the first tick's runs have not
+            // answered yet, and that is no hang.
+            last_answer: Some(Instant::now()),
+            dead_mans_switch,
+            push_listener,
         };
         daemon.install_instances();
         daemon.save_state();
@@ -302,6 +354,7 @@ impl Daemon {
         }
         gone.extend(old);
         self.slots = Slots::new(slots);
+        self.watch_pushes();
         let disabled = |id: &str| {
             let check = id.split('/').next().unwrap_or(id);
             self.config.disabled.iter().any(|d| d == check)
@@ -395,6 +448,14 @@ impl Daemon {
                     self.print_status();
                     schedule = Schedule::new(Instant::now(), self.config.base_tick);
                 }
+                Ok(Msg::Push {
+                    check,
+                    report,
+                    reply,
+                }) => {
+                    // The pusher may have given up: nothing to do then.
+                    let _ = reply.send(self.pushed(&check, report));
+                }
                 Ok(Msg::Status(reply)) => {
                     // A silence just added shows at once.
                     self.silences.refresh(SystemTime::now());
@@ -430,6 +491,7 @@ impl Daemon {
                     );
                     self.end_silences();
                     self.tick();
+                    self.ping_switch(now, now.saturating_duration_since(due));
                     self.maybe_report();
                     self.check_reload_deadline(now);
                     if self.save == Save::Soon && now.duration_since(self.last_save) >= TRICKLE {
@@ -475,7 +537,11 @@ impl Daemon {
         // and a skipped run says so about the daemon, not the check.
         let backlog = self.pool.queued() > 0;
         let mut starting = std::mem::take(&mut self.starting);
+        let pushes = &self.config.push_checks;
         for slot in self.slots.values_mut() {
+            if pushes.contains_key(&slot.instance.check) {
+                continue;
+            }
             // 0 before the count down: owed since a tick that found it
             // still waiting (or never run).
             let owed = slot.due_in == 0;
@@ -516,6 +582,7 @@ impl Daemon {
             self.pool.submit(instance, &self.tx);
         }
         self.starting = starting;
+        self.push_tick();
     }
 
     /// A run's result: record → (on a switch) mail and save → log.
@@ -527,6 +594,17 @@ impl Daemon {
         slot.running = false;
         self.ended += 1;
         slot.ended = self.ended;
+        self.last_answer = Some(Instant::now());
+        self.log_leftovers(id, leftovers);
+        self.record(id, result);
+    }
+
+    /// A result (a run's, a push's, a missed push's): record → (on a
+    /// switch) mail and save.
+    fn record(&mut self, id: &str, result: RunResult) {
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
         self.pace.ran();
         log::debug!(
             "{id}: {} in {:.3} s: {}",
@@ -554,7 +632,6 @@ impl Daemon {
             self.switched.insert(id.to_string());
             self.fresh = true;
         }
-        self.log_leftovers(id, leftovers);
         // The flush point: once every run of the tick has answered (else
         // at the next tick), so that switches of one tick go out together.
         if self.fresh && !self.slots.values().any(|s| s.running) {

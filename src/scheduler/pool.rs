@@ -220,12 +220,18 @@ pub(crate) fn run_once(
         runner,
     )?;
     let (tx, rx) = crossbeam_channel::unbounded();
-    for instance in &config.instances {
+    // Push checks run nothing: only the daemon, told their results, has one.
+    let run: Vec<&Arc<Instance>> = config
+        .instances
+        .iter()
+        .filter(|i| !config.push_checks.contains_key(&i.check))
+        .collect();
+    for instance in &run {
         pool.submit(Arc::clone(instance), &tx);
     }
     drop(tx);
     let mut results: BTreeMap<String, RunResult> = BTreeMap::new();
-    for msg in rx.iter().take(config.instances.len()) {
+    for msg in rx.iter().take(run.len()) {
         if let Msg::Done { id, result, .. } = msg {
             results.insert(id, result);
         }

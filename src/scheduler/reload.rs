@@ -68,7 +68,13 @@ impl Daemon {
         }
         self.silences
             .set_windows(config.maintenance.clone(), config.time_zone.clone());
+        if config.push_listen != self.config.push_listen {
+            log::warn!(
+                "[push] listen changed: picomon keeps taking pushes where it did until it is restarted"
+            );
+        }
         self.config = Arc::new(config);
+        self.reconfigure_switch();
         self.install_instances();
         self.save_state();
         // The previous configuration and the loading thread's garbage.

@@ -158,3 +158,59 @@ every = {every}
         "uneven: {runs:?}"
     );
 }
+
+#[test]
+fn a_push_check_never_reaches_the_plugin_loop_and_a_missed_period_is_a_failed_run() {
+    let mut s = Scripted::new(
+        "base_tick = 1\n[checks.a]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n\
+         [checks.backup]\ntype = \"push\"\nperiod = 3600\n",
+    );
+    assert_eq!(s.tick(), ["a"]);
+    s.ok("a");
+    assert!(s
+        .daemon
+        .slots
+        .get("backup")
+        .expect("the backup slot")
+        .state
+        .push
+        .watched
+        .is_some());
+    // Watched an hour and a half ago, never pushed: missed at its next
+    // evaluation, failing at once (retry 0 for push checks).
+    let long_ago = SystemTime::now() - Duration::from_secs(5400);
+    if let Some(slot) = s.daemon.slots.get_mut("backup") {
+        slot.state.push.watched = Some(long_ago);
+    }
+    assert_eq!(s.tick(), ["a"]);
+    let state = &s.daemon.slots.get("backup").expect("the backup slot").state;
+    assert!(state.failing, "{state:?}");
+    let said = state.last.as_ref().map(|r| r.summary.clone());
+    assert!(
+        said.as_deref()
+            .is_some_and(|t| t.starts_with("no push for 1h 30m (none since")),
+        "{said:?}"
+    );
+    // A push recovers it; a push for another name is refused.
+    let got = s.daemon.pushed(
+        "backup",
+        crate::push::Report::Done {
+            exit: 0,
+            output: "BACKUP OK".into(),
+        },
+    );
+    assert_eq!(got, Ok("OK recorded: BACKUP OK".to_string()));
+    assert!(
+        !s.daemon
+            .slots
+            .get("backup")
+            .expect("the backup slot")
+            .state
+            .failing
+    );
+    assert!(s.daemon.pushed("a", crate::push::Report::Start).is_err());
+    assert!(s
+        .daemon
+        .pushed("nightly", crate::push::Report::Start)
+        .is_err());
+}

@@ -38,14 +38,17 @@ use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
 use crate::human::fmt_secs;
+use crate::push::Report;
 use crate::status::View;
 
 const SOCKET_NAME: &str = "status.sock";
 /// How long a client has to send its request: one that connects and says
 /// nothing is cut then.
 const REQUEST_LIMIT: Duration = Duration::from_secs(1);
-/// The longest request read: `status`, or an `ack` with its reason.
-const REQUEST_MAX: usize = 8192;
+/// The longest request read: `status`, an `ack` with its reason, or
+/// `push` with a report whose output is at most `push::OUTPUT_CAP` bytes,
+/// JSON-escaped.
+const REQUEST_MAX: usize = 8 * crate::push::OUTPUT_CAP;
 /// How `picomon ack`'s request starts; JSON follows.
 const ACK_PREFIX: &str = "ack ";
 /// How long writing the answer to a client may take.
@@ -62,8 +65,29 @@ const REPLY_MAX: u64 = 256 << 20;
 /// Clients served at once; one more is told at once that the daemon is
 /// busy, rather than queued behind idle ones.
 const MAX_CLIENTS: usize = 64;
-/// The only request there is; anything else is refused.
+/// The status request; anything else but a push is refused.
 const REQUEST: &str = "status";
+/// A push check's report: `push ` and a `PushRequest` as JSON, one line.
+const PUSH: &str = "push ";
+
+/// What `picomon push` sends after `PUSH`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PushRequest {
+    check: String,
+    report: Report,
+}
+
+/// How the socket thread hands requests to the daemon loop: each sends
+/// the loop a channel to answer on (false: the loop is gone).
+pub(crate) struct Asks {
+    status: Box<dyn Fn(Sender<View>) -> bool + Send + Sync>,
+    ack: Box<AckAsk>,
+    push: Box<PushAsk>,
+}
+
+type AckAsk = dyn Fn(AckRequest, Sender<AckAnswer>) -> bool + Send + Sync;
+
+type PushAsk = dyn Fn(String, Report, Sender<Result<String, String>>) -> bool + Send + Sync;
 
 /// The listening socket; its file is removed when this is dropped, which
 /// the daemon does before it lets go of the lock of `state_dir`.
@@ -85,6 +109,7 @@ pub(crate) fn serve(
     dir: &Path,
     ask: impl Fn(Sender<View>) -> bool + Send + Sync + 'static,
     ack: impl Fn(AckRequest, Sender<AckAnswer>) -> bool + Send + Sync + 'static,
+    push: impl Fn(String, Report, Sender<Result<String, String>>) -> bool + Send + Sync + 'static,
 ) -> io::Result<StatusSocket> {
     let path = dir.join(SOCKET_NAME);
     // `.NAME.tmp`: a leftover after a crash is cleared at the next start.
@@ -94,7 +119,11 @@ pub(crate) fn serve(
     crate::files::make_private(&tmp)?;
     // Over a stale socket of a picomon that died: it holds no lock any more.
     std::fs::rename(&tmp, &path)?;
-    let ask = Arc::new((ask, ack));
+    let ask = Arc::new(Asks {
+        status: Box::new(ask),
+        ack: Box::new(ack),
+        push: Box::new(push),
+    });
     let served = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("status".into())
@@ -125,11 +154,7 @@ impl Drop for Seat {
 
 /// Serves `conn` in a thread of its own, or tells it the daemon is busy
 /// when `MAX_CLIENTS` are being served already.
-fn admit<A, K>(conn: UnixStream, ask: &Arc<(A, K)>, served: &Arc<AtomicUsize>)
-where
-    A: Fn(Sender<View>) -> bool + Send + Sync + 'static,
-    K: Fn(AckRequest, Sender<AckAnswer>) -> bool + Send + Sync + 'static,
-{
+fn admit(conn: UnixStream, ask: &Arc<Asks>, served: &Arc<AtomicUsize>) {
     let seat = Seat(Arc::clone(served));
     if served.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
         drop(seat);
@@ -146,7 +171,7 @@ where
         .name("status client".into())
         .spawn(move || {
             let _seat = seat;
-            answer(&conn, &ask.0, &ask.1);
+            answer(&conn, &ask);
         });
     if let Err(e) = spawned {
         log::warn!("status socket: cannot start a thread for a client: {e}");
@@ -155,19 +180,17 @@ where
 
 /// Answers one client: reads its request line, writes the view as JSON;
 /// a client that has not asked by `REQUEST_LIMIT` is cut off unanswered.
-fn answer(
-    conn: &UnixStream,
-    ask: &impl Fn(Sender<View>) -> bool,
-    ack: &impl Fn(AckRequest, Sender<AckAnswer>) -> bool,
-) {
+fn answer(conn: &UnixStream, ask: &Asks) {
     let Ok(request) = read_request(conn, Instant::now() + REQUEST_LIMIT) else {
         return;
     };
-    let reply = if let Some(json) = request.strip_prefix(ACK_PREFIX) {
+    let reply = if let Some(push) = request.strip_prefix(PUSH) {
+        answer_push(push, ask)
+    } else if let Some(json) = request.strip_prefix(ACK_PREFIX) {
         match serde_json::from_str::<AckRequest>(json) {
             Ok(request) => {
                 let (tx, rx) = crossbeam_channel::bounded(1);
-                match ack(request, tx)
+                match (ask.ack)(request, tx)
                     .then(|| rx.recv_timeout(VIEW_LIMIT).ok())
                     .flatten()
                 {
@@ -185,7 +208,10 @@ fn answer(
     } else if request == REQUEST {
         let (tx, rx) = crossbeam_channel::bounded(1);
         // The loop gone (stopping) or late: the client is told so.
-        match ask(tx).then(|| rx.recv_timeout(VIEW_LIMIT).ok()).flatten() {
+        match (ask.status)(tx)
+            .then(|| rx.recv_timeout(VIEW_LIMIT).ok())
+            .flatten()
+        {
             Some(view) => serde_json::to_string(&view)
                 .unwrap_or_else(|e| error_reply(&format!("cannot encode the view: {e}"))),
             None => error_reply(&format!(
@@ -203,11 +229,31 @@ fn answer(
     );
 }
 
+/// The answer to a push: what the loop recorded, or why nothing was.
+fn answer_push(json: &str, ask: &Asks) -> String {
+    let request: PushRequest = match serde_json::from_str(json) {
+        Ok(r) => r,
+        Err(e) => return error_reply(&format!("not a push request: {e}")),
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    match (ask.push)(request.check, request.report, tx)
+        .then(|| rx.recv_timeout(VIEW_LIMIT).ok())
+        .flatten()
+    {
+        Some(Ok(said)) => serde_json::json!({ "recorded": said }).to_string(),
+        Some(Err(why)) => error_reply(&why),
+        None => error_reply(&format!(
+            "the daemon loop did not answer within {} s",
+            fmt_secs(VIEW_LIMIT)
+        )),
+    }
+}
+
 /// The first line a client sends (at most `REQUEST_MAX` bytes), read by
 /// `deadline`.
 fn read_request(mut conn: &UnixStream, deadline: Instant) -> io::Result<String> {
     let mut got = Vec::new();
-    let mut chunk = [0u8; REQUEST_MAX];
+    let mut chunk = [0u8; 4096];
     while !got.contains(&b'\n') && got.len() < REQUEST_MAX {
         conn.set_read_timeout(Some(left(deadline)?))?;
         match conn.read(&mut chunk) {
@@ -425,6 +471,71 @@ pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
                 .unwrap_or_else(|| format!("an answer that is not a status view: {e}"));
             Err(no_answer(why))
         }
+    }
+}
+
+/// Why a push was not recorded.
+#[derive(Debug)]
+pub(crate) enum NotPushed {
+    /// No daemon answered (as for `picomon status`).
+    NoAnswer(NoView),
+    /// The daemon answered, and refused it (an unknown check).
+    Refused(String),
+}
+
+impl std::fmt::Display for NotPushed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotPushed::NoAnswer(e) => e.fmt(f),
+            NotPushed::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Tells the daemon running with `state_dir` `dir` a push check's report;
+/// its answer says what it recorded.
+pub(crate) fn push(dir: &Path, check: &str, report: Report) -> Result<String, NotPushed> {
+    let socket = dir.join(SOCKET_NAME);
+    let deadline = Instant::now() + QUERY_LIMIT;
+    let request = serde_json::to_string(&PushRequest {
+        check: check.to_string(),
+        report,
+    })
+    .map_err(|e| NotPushed::Refused(format!("cannot encode the push: {e}")))?;
+    let ask = || -> io::Result<Vec<u8>> {
+        let conn = connect_by(&socket, deadline)?;
+        write_by(&conn, format!("{PUSH}{request}\n").as_bytes(), deadline)?;
+        read_by(&conn, deadline)
+    };
+    let reply = ask().map_err(|e| {
+        NotPushed::NoAnswer(match e.kind() {
+            io::ErrorKind::PermissionDenied => NoView::Denied {
+                socket: socket.clone(),
+                why: e,
+            },
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => NoView::TimedOut {
+                socket: socket.clone(),
+                pid: lock_holder(dir).filter(|p| *p != 0),
+                after: QUERY_LIMIT,
+            },
+            _ => match lock_holder(dir) {
+                Some(pid) => NoView::NoAnswer {
+                    dir: dir.to_path_buf(),
+                    pid: Some(pid).filter(|p| *p != 0),
+                    why: e.to_string(),
+                },
+                None => NoView::NotRunning(dir.to_path_buf()),
+            },
+        })
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&reply)
+        .map_err(|e| NotPushed::Refused(format!("an answer that is not a push's: {e}")))?;
+    match (value.get("recorded"), value.get("error")) {
+        (Some(said), _) => Ok(said.as_str().unwrap_or_default().to_string()),
+        (None, Some(why)) => Err(NotPushed::Refused(
+            why.as_str().unwrap_or_default().to_string(),
+        )),
+        (None, None) => Err(NotPushed::Refused("an empty answer".into())),
     }
 }
 

@@ -557,3 +557,44 @@ fn an_alertmanager_behind_https_and_auth_gets_the_alert_with_the_system_trust_st
         access()
     );
 }
+
+#[test]
+fn watchdog_true_keeps_an_always_firing_picomon_watchdog_alert_resent_every_resend_every() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .expect("write alertmanager.yml");
+    let am = Am::alone(dir.path(), "am", &config);
+    wait_for("Alertmanager up", LONG, || am.active().is_some());
+    let site = Site::new("");
+    let plugin = site.flag_plugin();
+    site.write(
+        "site.toml",
+        &format!(
+            "base_tick = 0.2\n[checks.flag]\ntype = \"command\"\ncommand = [\"{plugin}\"]\n\
+             [notify.am]\ntype = \"alertmanager\"\nurls = [\"{}\"]\nresend_every = 1\nwatchdog = true\nlabels = {{ site = \"paris\" }}\n",
+            am.url(),
+        ),
+    );
+    let _daemon = site.daemon(&["-D"]);
+    let watchdog = vec![(
+        "PicomonWatchdog".to_string(),
+        String::new(),
+        "paris".to_string(),
+    )];
+    wait_for("the watchdog alert firing", LONG, || {
+        am.active() == Some(watchdog.clone())
+    });
+    let updated = |am: &Am| {
+        am.get("/api/v2/alerts")
+            .and_then(|a| a[0]["updatedAt"].as_str().map(String::from))
+    };
+    let first = updated(&am);
+    wait_for("the watchdog alert sent again", LONG, || {
+        updated(&am) != first
+    });
+    assert_eq!(am.active(), Some(watchdog), "nothing else fires");
+}
