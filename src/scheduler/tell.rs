@@ -338,27 +338,91 @@ fn addressed(mail: Mail, audience: &crate::config::Audience) -> Option<Mail> {
 
 /// Every switch is logged, whether or not mail goes out.
 pub(super) fn log_event(event: &Event) {
+    let (level, line) = event_line(event);
+    log::log!(level, "{line}");
+}
+
+/// The log line of a switch. " on TARGET" only when the target is not
+/// already the instance's id (a check without hosts is its own target:
+/// "flag: PROBLEM", not "flag: PROBLEM on flag").
+fn event_line(event: &Event) -> (log::Level, String) {
+    let on = match event.id == event.dest {
+        true => String::new(),
+        false => format!(" on {}", event.dest),
+    };
+    let id = &event.id;
     match &event.transition {
-        Transition::Failing => log::warn!(
-            "{}: PROBLEM {} on {}: {} (failing since {})",
-            event.id,
-            event.result.state,
-            event.dest,
-            event.result.summary,
-            crate::human::human_time(event.since)
+        Transition::Failing => (
+            log::Level::Warn,
+            format!(
+                "{id}: PROBLEM {}{on}: {} (failing since {})",
+                event.result.state,
+                event.result.summary,
+                crate::human::human_time(event.since)
+            ),
         ),
-        Transition::Recovered { after, failed_runs } => log::info!(
-            "{}: RECOVERED on {} after {} ({failed_runs} failed runs): {}",
-            event.id,
-            event.dest,
-            crate::human::human_duration(*after),
-            event.result.summary
+        Transition::Recovered { after, failed_runs } => (
+            log::Level::Info,
+            format!(
+                "{id}: RECOVERED{on} after {} ({failed_runs} failed runs): {}",
+                crate::human::human_duration(*after),
+                event.result.summary
+            ),
         ),
-        Transition::Unmonitored { after } => log::warn!(
-            "{}: NO LONGER MONITORED on {}: removed from the configuration while failing, after {}",
-            event.id,
-            event.dest,
-            crate::human::human_duration(*after)
+        Transition::Unmonitored { after } => (
+            log::Level::Warn,
+            format!(
+                "{id}: NO LONGER MONITORED{on}: removed from the configuration while failing, after {}",
+                crate::human::human_duration(*after)
+            ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn switch(id: &str, dest: &str, transition: Transition) -> Event {
+        let since = UNIX_EPOCH + Duration::from_secs(1000);
+        Event {
+            id: id.into(),
+            check: id.split('/').next().unwrap_or(id).into(),
+            dest: dest.into(),
+            transition,
+            since,
+            result: crate::check::RunResult {
+                state: crate::check::State::Critical,
+                exit_code: Some(2),
+                summary: "down".into(),
+                perfdata: String::new(),
+                details: String::new(),
+                duration: Duration::ZERO,
+                started: since,
+            },
+            reply_to: None,
+            held: Vec::new(),
+            late: None,
+        }
+    }
+
+    #[test]
+    fn a_check_that_is_its_own_target_is_named_once_in_the_log() {
+        let (level, line) = event_line(&switch("flag", "flag", Transition::Failing));
+        assert_eq!(level, log::Level::Warn);
+        assert!(line.starts_with("flag: PROBLEM CRITICAL: down"), "{line}");
+        let recovered = Transition::Recovered {
+            after: Duration::from_secs(90),
+            failed_runs: 3,
+        };
+        let (level, line) = event_line(&switch("flag", "flag", recovered));
+        assert_eq!(level, log::Level::Info);
+        assert!(line.starts_with("flag: RECOVERED after 1m 30s"), "{line}");
+        let (_, line) = event_line(&switch("web/srv/4", "srv", Transition::Failing));
+        assert!(
+            line.starts_with("web/srv/4: PROBLEM CRITICAL on srv: down"),
+            "{line}"
+        );
     }
 }

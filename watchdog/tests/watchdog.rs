@@ -421,7 +421,7 @@ fn under_journald_picomons_problem_lines_and_errors_reach_the_journal_with_their
             .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"))
     };
     assert!(
-        line("flag: PROBLEM CRITICAL").starts_with("<4>WARN  flag: PROBLEM CRITICAL on"),
+        line("flag: PROBLEM CRITICAL").starts_with("<4>WARN  flag: PROBLEM CRITICAL: "),
         "{log}"
     );
     assert!(
