@@ -623,7 +623,7 @@ fn parse_silence_duration(s: &str) -> Result<Duration, String> {
 
 /// A usage error (exit 2) like a bad DURATION, not a failure to silence.
 fn parse_pattern(s: &str) -> Result<String, String> {
-    crate::silence::Pattern::new(s).map(|_| s.to_string())
+    crate::pattern::Pattern::new(s).map(|_| s.to_string())
 }
 
 fn parse_reason(s: &str) -> Result<String, String> {

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::logging::Throttle;
 use crate::runner::{RunError, Runner};
+use crate::throttle::Throttle;
 
 /// The longest one ping may take; a shorter `every` bounds it further.
 const PING_LIMIT: Duration = Duration::from_secs(10);

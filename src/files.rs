@@ -290,6 +290,25 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// A small secret or certificate file, read whole: only a regular file
+/// (a link to one is followed: the operator's files may be links), at
+/// most `cap` bytes, and never a blocking read. A FIFO used to block
+/// `check-config` forever (and a reload, the daemon), `/dev/zero` to eat
+/// memory until the machine ran out. Returns the bytes and the file's
+/// permission bits.
+pub(crate) fn read_small_file(path: &Path, cap: u64) -> Result<(Vec<u8>, u32), String> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    let read = read_regular(path, cap, Links::Follow).and_then(|(bytes, file)| {
+        let meta = file.metadata().map_err(Refused::Io)?;
+        Ok((bytes, meta.mode() & 0o7777))
+    });
+    read.map_err(|e| match e {
+        Refused::NotRegular(_) | Refused::TooLarge(_) => format!("{shown} is {e}"),
+        _ => format!("cannot read {shown}: {e}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ mod maintenance;
 mod migrate;
 mod once;
 mod pace;
+mod pattern;
 mod plugin;
 mod push;
 mod runner;
@@ -33,6 +34,7 @@ mod state_store;
 mod status;
 pub mod sys;
 mod tell;
+mod throttle;
 
 pub use logging::{
     init_logging, logs_to_journal, passed_on, readable_line, report_error, set_log_level, EX_CONFIG,
@@ -66,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             command,
             common,
-        }) => push::client::command(&common.config, &name, exit, &output, &command),
+        }) => status::push::command(&common.config, &name, exit, &output, &command),
         Some(Command::Silence { action }) => match action {
             SilenceAction::Add {
                 pattern,

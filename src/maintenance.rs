@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::human::{escape_controls, human_duration, human_time};
 
-use crate::silence::Pattern;
+use crate::pattern::Pattern;
 
 /// Occurrences looked at when checking that a window ends before the
 /// next one starts: a few years of a daily or weekly line (DST changes

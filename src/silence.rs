@@ -24,13 +24,13 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::files::{self, Access, Links, Refused};
 use crate::human::{human_duration, human_time};
 use crate::maintenance::Window;
+use crate::pattern::Pattern;
 use jiff::tz::TimeZone;
 
 /// The longest silence: a silence must end, and a forgotten one must not
@@ -111,30 +111,6 @@ pub(crate) fn windows_in_force(
         }
     }
     (in_force, change)
-}
-
-/// A pattern compiled: `*` matches any run of characters (`/` too), all
-/// else itself, and the whole id must match.
-#[derive(Debug, Clone)]
-pub(crate) struct Pattern(Regex);
-
-impl Pattern {
-    pub(crate) fn new(pattern: &str) -> Result<Pattern, String> {
-        if pattern.is_empty() {
-            return Err("the pattern is empty; `*` silences every check".into());
-        }
-        if pattern.chars().any(char::is_control) {
-            return Err(format!("{pattern:?} holds a control character"));
-        }
-        let parts: Vec<String> = pattern.split('*').map(regex::escape).collect();
-        Regex::new(&format!("^{}$", parts.join(".*")))
-            .map(Pattern)
-            .map_err(|e| format!("{pattern:?}: {e}"))
-    }
-
-    pub(crate) fn matches(&self, id: &str) -> bool {
-        self.0.is_match(id)
-    }
 }
 
 /// The file as written.
@@ -536,21 +512,6 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
-    }
-
-    #[test]
-    fn a_star_matches_any_run_of_characters_and_the_rest_itself() {
-        let p = Pattern::new("web*/ipv4").expect("pattern");
-        assert!(p.matches("web/front/ipv4"));
-        assert!(p.matches("webmail/mx/ipv4"));
-        assert!(!p.matches("web/front/ipv6"));
-        assert!(!p.matches("oldweb/front/ipv4"));
-        let dots = Pattern::new("a.b/*").expect("pattern");
-        assert!(dots.matches("a.b/h/ipv4"));
-        assert!(!dots.matches("axb/h/ipv4"), "a dot is a dot");
-        assert!(Pattern::new("*").expect("all").matches("anything/at/all"));
-        assert!(Pattern::new("").is_err());
-        assert!(Pattern::new("a\nb").is_err());
     }
 
     fn daemon_view(dir: &Path, silences: Vec<Silence>) -> Silences {

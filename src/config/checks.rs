@@ -579,7 +579,7 @@ impl Validator {
         // elsewhere (a NixOS build) does not see the machine's files.
         if let Some(file) = check.ca_file.as_ref().filter(|_| self.on_this_machine) {
             // Never a plain open: a FIFO would block it for ever.
-            if let Err(e) = paths::read_small_file(file, paths::CA_CAP) {
+            if let Err(e) = crate::files::read_small_file(file, paths::CA_CAP) {
                 self.bad(&format!("{at}.ca_file"), e);
             }
         }
@@ -636,7 +636,7 @@ impl Validator {
         };
         if self.on_this_machine {
             // A FIFO or /dev/zero must be refused before the key is parsed.
-            if let Err(e) = paths::read_small_file(file, paths::PASSWORD_CAP) {
+            if let Err(e) = crate::files::read_small_file(file, paths::PASSWORD_CAP) {
                 self.bad(&format!("{at}.{name}"), e);
             } else if let Err(e) = crate::check::static_key::read_static_key(file) {
                 self.bad(

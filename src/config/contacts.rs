@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::raw::RawConfig;
 use super::validate::Validator;
 use crate::check::Instance;
-use crate::silence::Pattern;
+use crate::pattern::Pattern;
 
 /// Who is told about an instance: the contacts (by name; empty for
 /// everyone), their mailboxes, and the names of their notifiers.

@@ -205,7 +205,7 @@ impl Validator {
     /// The secret in a password or token file (`key`): its first line,
     /// from a small regular file.
     pub(super) fn password_file(&mut self, key: &str, file: &Path) -> Option<String> {
-        let (bytes, mode) = match paths::read_small_file(file, paths::PASSWORD_CAP) {
+        let (bytes, mode) = match crate::files::read_small_file(file, paths::PASSWORD_CAP) {
             Ok(read) => read,
             Err(e) => {
                 self.bad(key, e);
@@ -237,7 +237,7 @@ impl Validator {
 
     /// The extra CA certificates of a CA file (`key`), checked to be PEM.
     pub(super) fn ca_file(&mut self, key: &str, file: &Path) -> Option<Vec<u8>> {
-        let pem = match paths::read_small_file(file, paths::CA_CAP) {
+        let pem = match crate::files::read_small_file(file, paths::CA_CAP) {
             Ok((pem, _)) => pem,
             Err(e) => {
                 self.bad(key, e);

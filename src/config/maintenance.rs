@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 use super::raw::RawConfig;
 use super::validate::{Seconds, Validator};
 use crate::maintenance::{parse_cron, shortest_period, Window};
-use crate::silence::Pattern;
+use crate::pattern::Pattern;
 
 impl Validator {
     /// The time zone of `time_zone`, else the system's (TZ, then

@@ -23,6 +23,7 @@ mod paths;
 mod push;
 pub(crate) mod raw;
 mod sections;
+mod toml_format;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -39,7 +40,7 @@ pub use notify::{Alertmanager, HttpAuth, Notifier, NotifierKind};
 // The built-in https check reads its ca_file as the loader checked it.
 pub(crate) use contacts::Audience;
 pub(crate) use paths::others_may_write;
-pub(crate) use paths::{read_small_file, CA_CAP};
+pub(crate) use paths::CA_CAP;
 use raw::RawConfig;
 pub use raw::SmtpSecurity;
 use validate::Validator;

@@ -16,8 +16,8 @@ use std::ops::Range;
 use figment::providers::Format;
 use serde::Deserialize;
 
-use super::load::{string_end, Toml};
 use super::raw::{RawCheck, RawConfig};
+use super::toml_format::{string_end, Toml};
 
 /// One check's tables, read on their own.
 #[derive(Deserialize)]

@@ -151,7 +151,7 @@ impl Setup {
 fn trusted(ca_file: Option<&std::path::Path>) -> Result<RootCertStore, String> {
     let certs: Vec<CertificateDer<'static>> = match ca_file {
         Some(file) => {
-            let (pem, _) = crate::config::read_small_file(file, crate::config::CA_CAP)
+            let (pem, _) = crate::files::read_small_file(file, crate::config::CA_CAP)
                 .map_err(|e| format!("--ca-file: {e}"))?;
             let certs = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<Vec<_>, _>>()

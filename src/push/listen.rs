@@ -307,7 +307,7 @@ fn authorize(bearer: Option<&str>, token_file: Option<&PathBuf>) -> Result<(), (
         return Err((401, "Authorization: Bearer TOKEN is required\n".into()));
     };
     // Read at each request: a token replaced on disk is in force at once.
-    let token = match crate::config::read_small_file(file, 64 * 1024) {
+    let token = match crate::files::read_small_file(file, 64 * 1024) {
         Ok((bytes, _)) => String::from_utf8_lossy(&bytes)
             .trim_end_matches(['\r', '\n'])
             .to_string(),

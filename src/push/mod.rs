@@ -9,7 +9,6 @@
 //! verdict out), so the daemon loop has one place that carries it out and
 //! every deadline is unit-tested without waiting for it.
 
-pub(crate) mod client;
 pub(crate) mod listen;
 
 use std::path::PathBuf;

@@ -17,6 +17,8 @@ use crate::sys;
 
 mod capture;
 mod leftovers;
+mod order;
+mod running;
 mod spawn;
 mod spawners;
 mod watch;

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::capture::Stream;
-use super::watch::Running;
+use super::running::Running;
 use super::{RunError, Runner};
 use crate::sys;
 

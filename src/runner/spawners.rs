@@ -16,8 +16,9 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::order::Order;
+use super::running::Running;
 use super::spawn::give_up;
-use super::watch::{Order, Running};
 use super::{Launch, RunError, Runner};
 use crate::sys;
 

@@ -7,137 +7,16 @@
 //! kept in the slot until it does.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::capture::Stream;
+use super::order::{Order, KEY_PIDFD, KEY_STDOUT};
+use super::running::Running;
 use super::spawn::give_up;
 use super::spawners::Spawners;
 use super::{Finished, Launch, RunError, Runner};
 use crate::sys;
-
-/// How long pipes may stay open after the plugin's group was killed; only a
-/// process that escaped the group (`setsid`) can hold them longer.
-const DRAIN_GRACE: Duration = Duration::from_secs(1);
-
-/// A plugin started and not yet reaped.
-pub(super) struct Running {
-    pub(super) handle: duct::Handle,
-    pub(super) pid: i32,
-    /// Until the plugin exits: then it is closed, which also takes it out
-    /// of the epoll set.
-    pub(super) pidfd: Option<OwnedFd>,
-    pub(super) out: Stream,
-    pub(super) err: Stream,
-    pub(super) started: Instant,
-    pub(super) deadline: Instant,
-    pub(super) exited_at: Option<Instant>,
-    pub(super) timed_out: bool,
-    pub(super) held_open: bool,
-}
-
-impl Running {
-    /// The plugin exited: whatever it left in its group goes with it.
-    fn exited(&mut self, now: Instant) {
-        if self.exited_at.is_none() {
-            self.exited_at = Some(now);
-            sys::kill_group(self.pid);
-            self.pidfd = None;
-        }
-    }
-
-    /// When the clock alone has something to say about this run: its
-    /// timeout, or how long its pipes may stay open after it exited.
-    fn next_timer(&self) -> Option<Instant> {
-        match self.exited_at {
-            None if self.timed_out => None,
-            None => Some(self.deadline),
-            Some(_) if self.out.fd.is_none() && self.err.fd.is_none() => None,
-            Some(at) => Some(at + DRAIN_GRACE),
-        }
-    }
-
-    /// Kills the group at the timeout; after the plugin exited, stops
-    /// reading pipes that only a process outside the group (`setsid`) can
-    /// still hold open.
-    fn on_clock(&mut self, now: Instant) {
-        match self.exited_at {
-            None if !self.timed_out && now >= self.deadline => {
-                self.timed_out = true;
-                sys::kill_group(self.pid);
-            }
-            Some(at)
-                if now >= at + DRAIN_GRACE && (self.out.fd.is_some() || self.err.fd.is_some()) =>
-            {
-                self.held_open = true;
-                self.out.fd = None;
-                self.err.fd = None;
-            }
-            _ => {}
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.exited_at.is_some() && self.out.fd.is_none() && self.err.fd.is_none()
-    }
-
-    /// Reaps the plugin, which has exited and whose group was forgotten.
-    fn finish(self) -> Result<Finished, RunError> {
-        // It has exited: a non-blocking wait is enough (and is one system
-        // call where a blocking one is three).
-        let status = match self.handle.try_wait() {
-            Ok(Some(output)) => Ok(output.status),
-            Ok(None) => self.handle.wait().map(|o| o.status),
-            Err(e) => Err(e),
-        }
-        .map_err(RunError::Wait)?;
-        let exited_at = self.exited_at.unwrap_or_else(Instant::now);
-        Ok(Finished {
-            escaped: Vec::new(),
-            output_held_open: self.held_open,
-            exit_code: if self.timed_out { None } else { status.code() },
-            signal: status.signal(),
-            timed_out: self.timed_out,
-            stdout: self.out.into_bytes(),
-            stderr: self.err.into_bytes(),
-            duration: exited_at - self.started,
-        })
-    }
-}
-
-/// A run to start, with the slot and serial its descriptors are added
-/// to the epoll under.
-pub(super) struct Order<T> {
-    slot: usize,
-    serial: u32,
-    payload: T,
-}
-
-impl<T: Launch> Order<T> {
-    /// Starts the run and adds its descriptors to `epoll`.
-    pub(super) fn launch(&self, runner: &Runner, epoll: &sys::Epoll) -> Result<Running, RunError> {
-        let p = &self.payload;
-        let run = runner.start(p.argv(), p.timeout(), p.env())?;
-        let mut fds = [
-            (run.pidfd.as_ref().map(AsRawFd::as_raw_fd), KEY_PIDFD),
-            (run.out.fd.as_ref().map(AsRawFd::as_raw_fd), KEY_STDOUT),
-            (run.err.fd.as_ref().map(AsRawFd::as_raw_fd), KEY_STDERR),
-        ]
-        .into_iter();
-        let added = fds.try_for_each(|(fd, which)| match fd {
-            Some(fd) => epoll.add_edge_triggered(fd, key(self.serial, self.slot, which)),
-            None => Ok(()),
-        });
-        match added {
-            Ok(()) => Ok(run),
-            // Its descriptors close with it, which takes them out of epoll.
-            Err(e) => Err(give_up(runner, run.pid, &run.handle, e)),
-        }
-    }
-}
 
 /// What a slot holds: a run ordered and not back from its spawner yet,
 /// with the events that came before it, or a run being watched.
@@ -177,17 +56,9 @@ impl Early {
 /// How soon the loop looks again for a run whose event came before it.
 const EARLY_RECHECK: Duration = Duration::from_millis(1);
 
-/// Where an epoll key points: a run's slot, the start count that tells
-/// this run from a later one in the same slot, and which descriptor.
-const KEY_PIDFD: u64 = 0;
-const KEY_STDOUT: u64 = 1;
-const KEY_STDERR: u64 = 2;
+/// The keys of the loop's own descriptors (runs' keys: see `order`).
 const KEY_WAKE: u64 = u64::MAX;
 const KEY_SPAWNED: u64 = u64::MAX - 1;
-
-fn key(serial: u32, slot: usize, which: u64) -> u64 {
-    (u64::from(serial) << 32) | ((slot as u64) << 2) | which
-}
 
 /// Every plugin run in progress in one thread: started here (or by
 /// spawner threads, see `with_spawners`), watched with one epoll over

@@ -15,13 +15,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::check::{Instance, RunResult};
 use crate::config::{Config, ConfigError};
 use crate::courier::Post;
-use crate::logging::Throttle;
 use crate::mail::Mail;
 use crate::runner::Runner;
 use crate::signals::Signal;
 use crate::silence::Silences;
 use crate::state::{CheckState, Event, Transition};
 use crate::state_store::StateStore;
+use crate::throttle::Throttle;
 
 mod pool;
 mod push;
@@ -646,7 +646,7 @@ impl Daemon {
         &mut self,
         request: &crate::status::socket::AckRequest,
     ) -> crate::status::socket::AckAnswer {
-        let pattern = crate::silence::Pattern::new(&request.pattern)?;
+        let pattern = crate::pattern::Pattern::new(&request.pattern)?;
         let now = SystemTime::now();
         let mut reply = crate::status::socket::AckReply::default();
         for slot in self.slots.values_mut() {

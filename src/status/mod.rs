@@ -5,6 +5,7 @@
 //! as that JSON).
 
 pub(crate) mod ack;
+pub(crate) mod push;
 pub(crate) mod socket;
 
 use std::fmt::Write as _;

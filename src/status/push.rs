@@ -14,9 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{tail, Report, OUTPUT_CAP};
+use super::socket;
 use crate::config::Config;
-use crate::status::socket;
+use crate::push::{tail, Report, OUTPUT_CAP};
 
 /// `picomon push NAME [--exit CODE] [--output TEXT]`, or with `command`,
 /// `picomon push NAME -- COMMAND ARGS…`.
