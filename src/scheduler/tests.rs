@@ -276,3 +276,15 @@ fn a_check_removed_while_failing_closes_its_thread_to_its_own_contacts() {
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert_eq!(closed[0].0, ["web@example.org"], "{closed:?}");
 }
+
+#[test]
+fn a_push_to_a_push_check_switched_off_says_it_is_switched_off() {
+    let mut s = Scripted::new(
+        "base_tick = 1\n[checks.backup]\ntype = \"push\"\nperiod = 3600\nenabled = false\n",
+    );
+    let got = s.daemon.pushed("backup", crate::push::Report::Start);
+    assert_eq!(
+        got,
+        Err("backup is switched off (enabled = false)".to_string())
+    );
+}
