@@ -175,8 +175,10 @@ impl Firing {
         if note.problem {
             let alert = Alert::firing(settings, note);
             post_all(settings, std::slice::from_ref(&alert))?;
-            if self.open.is_empty() {
-                // Just sent: the next time is a full period away.
+            // Just sent: the next time is a full period away; but the
+            // watchdog alert, firing all along, keeps its own time (put
+            // off, Alertmanager could resolve it between two sends).
+            if self.open.is_empty() && !settings.watchdog {
                 self.next_resend = Instant::now() + settings.resend_every;
             }
             self.open.insert(
@@ -407,5 +409,69 @@ mod tests {
         assert!(none.next_resend(&settings).is_none());
         settings.watchdog = true;
         assert!(none.next_resend(&settings).is_some());
+    }
+
+    /// An Alertmanager on loopback that takes every POST with 200.
+    fn taking_alertmanager() -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                // The whole request (head and body) before the answer.
+                let mut got = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let text = String::from_utf8_lossy(&got).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_first_problem_does_not_put_off_the_watchdogs_next_resend() {
+        let settings = Settings {
+            urls: vec![taking_alertmanager()],
+            labels: BTreeMap::new(),
+            resend_every: Duration::from_secs(600),
+            timeout: Duration::from_secs(5),
+            auth: None,
+            ca_pem: None,
+            watchdog: true,
+        };
+        let mut firing = Firing::load(None, |_, _| true);
+        // The watchdog went out just now: next due a period from now.
+        firing.resend("am", &settings);
+        let due = firing.next_resend(&settings).expect("the watchdog is due");
+        let note = Note {
+            id: "web".into(),
+            problem: true,
+            since: UNIX_EPOCH + Duration::from_secs(100),
+            subject: String::new(),
+            env: Vec::new(),
+        };
+        firing.deliver(&settings, &note).expect("delivered");
+        // The Problem alone went: the watchdog is due when it was, not a
+        // period after the Problem (a gap Alertmanager may resolve it in).
+        assert_eq!(firing.next_resend(&settings), Some(due));
     }
 }

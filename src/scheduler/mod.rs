@@ -308,7 +308,7 @@ impl Daemon {
             dead_mans_switch,
             push_listener,
         };
-        daemon.install_instances();
+        daemon.install_instances(None);
         daemon.save_state();
         Ok(daemon)
     }
@@ -317,8 +317,9 @@ impl Daemon {
     /// its state if its identity survives (or comes back from a switched
     /// off check); the state of a switched-off check is kept aside; a
     /// check gone for good that was failing gets one mail closing its
-    /// thread ("no longer monitored").
-    fn install_instances(&mut self) {
+    /// thread ("no longer monitored"), told to the contacts of `before`
+    /// (the configuration it left, on a reload) that covered it.
+    fn install_instances(&mut self, before: Option<&Config>) {
         // Both in id order: the old slots are walked beside the new
         // instances.
         let mut old = std::mem::take(&mut self.slots)
@@ -380,7 +381,7 @@ impl Daemon {
                 None => log::info!("{id}: check removed by the configuration, its state dropped"),
             }
         }
-        self.tell_closed(closed);
+        self.tell_closed(closed, before);
         let slots = &self.slots;
         self.throttle
             .retain(|key| slots.contains_key(key.rsplit_once(' ').map_or(key, |(id, _)| id)));

@@ -28,6 +28,10 @@ impl Daemon {
     /// A push for `check`: its report noted, a result recorded, saved at
     /// once (the last push must survive a restart).
     pub(super) fn pushed(&mut self, check: &str, report: Report) -> Result<String, String> {
+        // A push check switched off has no rule: said so, not "no such check".
+        if self.config.disabled.iter().any(|d| d == check) {
+            return Err(format!("{check} is switched off (enabled = false)"));
+        }
         if !self.config.push_checks.contains_key(check) {
             return Err(
                 match self.slots.values().any(|s| s.instance.check == check) {

@@ -281,8 +281,9 @@ impl Daemon {
 
     /// Tells that checks left the configuration while failing (`events`,
     /// their states already dropped): each closes its thread, unless a
-    /// silence keeps it quiet.
-    pub(super) fn tell_closed(&mut self, events: Vec<Event>) {
+    /// silence keeps it quiet. It is told to the contacts that covered it
+    /// in `before` (the configuration it left), else to everyone.
+    pub(super) fn tell_closed(&mut self, events: Vec<Event>, before: Option<&Config>) {
         let now = SystemTime::now();
         let mut tells = Vec::new();
         for event in events {
@@ -298,7 +299,10 @@ impl Daemon {
                     log_event(&event);
                 }
                 None => {
-                    let audience = self.config.audience(&event.id);
+                    let audience = match before.and_then(|c| c.audiences.get(&event.id)) {
+                        Some(theirs) => theirs.clone(),
+                        None => self.config.audience(&event.id),
+                    };
                     tells.push(Tell::Mail(Outgoing::One(Box::new(event)), audience));
                 }
             }

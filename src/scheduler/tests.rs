@@ -214,3 +214,77 @@ fn a_push_check_never_reaches_the_plugin_loop_and_a_missed_period_is_a_failed_ru
         .pushed("nightly", crate::push::Report::Start)
         .is_err());
 }
+
+/// The mails queued in `state_dir/outbox` (the SMTP server is never
+/// reached): each one's recipients and body.
+fn spooled(state_dir: &std::path::Path) -> Vec<(Vec<String>, String)> {
+    let mut mails = Vec::new();
+    for entry in std::fs::read_dir(state_dir.join("outbox")).expect("the spool") {
+        let path = entry.expect("a spool entry").path();
+        if path.extension() != Some(std::ffi::OsStr::new("json")) {
+            continue;
+        }
+        let mail: Mail = serde_json::from_slice(&std::fs::read(&path).expect("read a mail"))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        mails.push((mail.to, mail.body));
+    }
+    mails
+}
+
+#[test]
+fn a_check_removed_while_failing_closes_its_thread_to_its_own_contacts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    let config = |checks: &str| {
+        format!(
+            "base_tick = 1\ndefault_retry = 0\nstate_dir = \"{}\"\n\
+             [emails]\nto = [\"ops@example.org\"]\nfrom = \"picomon@example.org\"\n\
+             smtp_host = \"127.0.0.1:9\"\nsmtp_retry_timeout = 3600\n\
+             [contacts.web]\nto = [\"web@example.org\"]\n\
+             [checks.b]\ntype = \"command\"\ncommand = [\"/bin/true\"]\n{checks}",
+            state.display()
+        )
+    };
+    let mut s = Scripted::new(&config(
+        "[checks.a]\ntype = \"command\"\ncommand = [\"/bin/true\"]\ncontacts = [\"web\"]\n",
+    ));
+    assert_eq!(s.tick(), ["a", "b"]);
+    s.ok("b");
+    let failed = RunResult {
+        state: State::Critical,
+        exit_code: Some(2),
+        summary: "down".into(),
+        perfdata: String::new(),
+        details: String::new(),
+        duration: Duration::from_millis(1),
+        started: SystemTime::now(),
+    };
+    s.daemon.finished("a", failed, Leftovers::default());
+    let problem = spooled(&state);
+    assert_eq!(problem.len(), 1, "{problem:?}");
+    assert_eq!(problem[0].0, ["web@example.org"], "{problem:?}");
+    // Check a leaves the configuration while failing: its thread is
+    // closed where its Problem went, not to emails.to.
+    let main = s.daemon.main_file.clone();
+    std::fs::write(&main, config("")).expect("write config");
+    s.daemon.reload(Config::load(&main));
+    let closed: Vec<_> = spooled(&state)
+        .into_iter()
+        .filter(|(_, body)| body.contains("no longer monitored"))
+        .collect();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0].0, ["web@example.org"], "{closed:?}");
+}
+
+#[test]
+fn a_push_to_a_push_check_switched_off_says_it_is_switched_off() {
+    let mut s = Scripted::new(
+        "base_tick = 1\n[checks.backup]\ntype = \"push\"\nperiod = 3600\nenabled = false\n",
+    );
+    let got = s.daemon.pushed("backup", crate::push::Report::Start);
+    assert_eq!(
+        got,
+        Err("backup is switched off (enabled = false)".to_string())
+    );
+}

@@ -495,39 +495,12 @@ impl std::fmt::Display for NotPushed {
 /// Tells the daemon running with `state_dir` `dir` a push check's report;
 /// its answer says what it recorded.
 pub(crate) fn push(dir: &Path, check: &str, report: Report) -> Result<String, NotPushed> {
-    let socket = dir.join(SOCKET_NAME);
-    let deadline = Instant::now() + QUERY_LIMIT;
     let request = serde_json::to_string(&PushRequest {
         check: check.to_string(),
         report,
     })
     .map_err(|e| NotPushed::Refused(format!("cannot encode the push: {e}")))?;
-    let ask = || -> io::Result<Vec<u8>> {
-        let conn = connect_by(&socket, deadline)?;
-        write_by(&conn, format!("{PUSH}{request}\n").as_bytes(), deadline)?;
-        read_by(&conn, deadline)
-    };
-    let reply = ask().map_err(|e| {
-        NotPushed::NoAnswer(match e.kind() {
-            io::ErrorKind::PermissionDenied => NoView::Denied {
-                socket: socket.clone(),
-                why: e,
-            },
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => NoView::TimedOut {
-                socket: socket.clone(),
-                pid: lock_holder(dir).filter(|p| *p != 0),
-                after: QUERY_LIMIT,
-            },
-            _ => match lock_holder(dir) {
-                Some(pid) => NoView::NoAnswer {
-                    dir: dir.to_path_buf(),
-                    pid: Some(pid).filter(|p| *p != 0),
-                    why: e.to_string(),
-                },
-                None => NoView::NotRunning(dir.to_path_buf()),
-            },
-        })
-    })?;
+    let reply = exchange(dir, &format!("{PUSH}{request}")).map_err(NotPushed::NoAnswer)?;
     let value: serde_json::Value = serde_json::from_slice(&reply)
         .map_err(|e| NotPushed::Refused(format!("an answer that is not a push's: {e}")))?;
     match (value.get("recorded"), value.get("error")) {
