@@ -62,6 +62,8 @@ pub(crate) struct Flush<'a> {
     pub(crate) audiences: &'a BTreeMap<String, Audience>,
     /// Who is told about the others: `emails.to` and every notifier.
     pub(crate) everyone: Audience,
+    /// Each contact's own mailboxes (`[contacts.NAME] to`).
+    pub(crate) mailboxes: &'a BTreeMap<String, Vec<String>>,
 }
 
 impl Flush<'_> {
@@ -100,8 +102,17 @@ pub(crate) enum Tell {
         failed_runs: u32,
     },
     /// A switch's own mail, or a digest, and who it is told to: each
-    /// contact gets digests of its own instances only.
+    /// contact gets digests of its own instances only. The audience
+    /// names the contacts (empty: no contact, `emails.to`) and their
+    /// mailboxes; its `notify` is empty: `Notify` tells the notifiers.
     Mail(Outgoing, Audience),
+    /// A switch mailed in this plan, told to each of `notify` (its
+    /// contacts' notifiers, or every notifier) once, however many of its
+    /// contacts' mails list it.
+    Notify {
+        event: Box<Event>,
+        notify: Vec<String>,
+    },
 }
 
 /// What a flush tells.
@@ -180,8 +191,9 @@ pub(crate) fn plan(flush: &Flush) -> Plan {
             }
             continue;
         }
-        // A recovery replies to the mail that told the problem.
-        let mut event = state.threaded(&owed);
+        // A recovery replies to the mail that told the problem (to each
+        // contact, the one it got: see `per_contact`).
+        let mut event = state.threaded(&owed, None);
         event.late = match (&state.held_by, seen.fresh) {
             (Some(parent), _) => Some(Late::Held {
                 parent: parent.clone(),
@@ -216,26 +228,101 @@ pub(crate) fn plan(flush: &Flush) -> Plan {
         .into_iter()
         .partition(|e| matches!(e.late, Some(Late::Held { .. })));
     for events in [told_now, released] {
-        // By audience: instances told to the same contacts share digests.
-        let mut groups: BTreeMap<String, (Audience, Vec<Event>)> = BTreeMap::new();
-        for event in events {
-            let audience = flush.audience(&event.id);
-            groups
-                .entry(audience.key())
-                .or_insert_with(|| (audience.clone(), Vec::new()))
-                .1
-                .push(event);
-        }
-        for (audience, events) in groups.into_values() {
-            let outgoing = crate::digest::plan(events, flush.digest_over, flush.seen.len());
-            plan.tells.extend(
-                outgoing
-                    .into_iter()
-                    .map(|o| Tell::Mail(o, audience.clone())),
-            );
-        }
+        let notes: Vec<Tell> = events
+            .iter()
+            .map(|event| Tell::Notify {
+                event: Box::new(event.clone()),
+                notify: flush.audience(&event.id).notify.clone(),
+            })
+            .filter(|t| matches!(t, Tell::Notify { notify, .. } if !notify.is_empty()))
+            .collect();
+        plan.tells.extend(per_contact(flush, events));
+        plan.tells.extend(notes);
     }
     plan
+}
+
+/// The mails of `events`, per contact: each contact gets one digest (or
+/// one mail each) of its own instances, an instance with two contacts
+/// being in both contacts' mails, each in the thread that contact got;
+/// those no contact covers go to everyone. The same mail due to several
+/// contacts (one instance's own alert, or digests listing the same
+/// switches in the same threads) goes once, to all their mailboxes: a
+/// mailbox two contacts share gets it once.
+fn per_contact(flush: &Flush, events: Vec<Event>) -> Vec<Tell> {
+    // None (no contact) first, then contacts by name.
+    let mut groups: BTreeMap<Option<&str>, Vec<Event>> = BTreeMap::new();
+    for event in events {
+        let audience = flush.audience(&event.id);
+        if audience.contacts.is_empty() {
+            groups.entry(None).or_default().push(event);
+            continue;
+        }
+        let state = flush.seen.get(event.id.as_str()).map(|s| s.state);
+        for contact in &audience.contacts {
+            let threaded = match state {
+                Some(state) => state.threaded(&event, Some(contact)),
+                None => event.clone(),
+            };
+            groups.entry(Some(contact)).or_default().push(threaded);
+        }
+    }
+    // Each distinct mail, with the contacts it goes to, in order.
+    let mut mails: Vec<(String, Outgoing, Vec<Option<&str>>)> = Vec::new();
+    for (contact, events) in groups {
+        for outgoing in crate::digest::plan(events, flush.digest_over, flush.seen.len()) {
+            let key = same_mail(&outgoing);
+            match mails.iter_mut().find(|(k, ..)| *k == key) {
+                Some((_, _, contacts)) => contacts.push(contact),
+                None => mails.push((key, outgoing, vec![contact])),
+            }
+        }
+    }
+    mails
+        .into_iter()
+        .map(|(_, outgoing, contacts)| {
+            let mut audience = Audience {
+                contacts: Vec::new(),
+                to: Vec::new(),
+                notify: Vec::new(),
+            };
+            for contact in contacts {
+                let to = match contact {
+                    Some(name) => {
+                        audience.contacts.push(name.to_string());
+                        flush.mailboxes.get(name).map_or(&[][..], Vec::as_slice)
+                    }
+                    None => &flush.everyone.to[..],
+                };
+                for mailbox in to {
+                    if !audience.to.contains(mailbox) {
+                        audience.to.push(mailbox.clone());
+                    }
+                }
+            }
+            Tell::Mail(outgoing, audience)
+        })
+        .collect()
+}
+
+/// What makes two contacts' mails the same mail: the same switches, in
+/// the same threads.
+fn same_mail(outgoing: &Outgoing) -> String {
+    let one = |e: &Event| {
+        let kind = match e.transition {
+            Transition::Failing => "problem",
+            Transition::Recovered { .. } => "ok",
+            Transition::Unmonitored { .. } => "gone",
+        };
+        format!("{kind} {:?} {:?}", e.id, e.reply_to)
+    };
+    match outgoing {
+        Outgoing::One(e) => format!("one {}", one(e)),
+        Outgoing::Digest(d) => {
+            let events: Vec<String> = d.events.iter().map(one).collect();
+            format!("digest {}", events.join(" "))
+        }
+    }
 }
 
 /// Instances whose outage is under way but not yet a switch (fewer
