@@ -231,7 +231,7 @@ impl Daemon {
         }
         let open: Vec<String> = saved
             .iter()
-            .filter_map(|(id, state)| crate::mail::open_thread(&config.emails.from, id, state))
+            .flat_map(|(id, state)| crate::mail::open_threads(&config.emails.from, id, state))
             .collect();
         let post = Post::resume(
             &config.emails,

@@ -135,7 +135,7 @@ impl Daemon {
                     }
                 }
                 Tell::Reminder {
-                    event,
+                    mut event,
                     after,
                     failed_runs,
                 } => {
@@ -143,6 +143,15 @@ impl Daemon {
                         continue;
                     };
                     let audience = self.config.audience(&event.id);
+                    // One reminder to every contact: in each one's thread.
+                    if !audience.contacts.is_empty() {
+                        event.reply_to = crate::mail::contact_threads(
+                            &self.config.emails.from,
+                            &event.id,
+                            &slot.state,
+                            &audience.contacts,
+                        );
+                    }
                     let mut mail = Mail::reminder(
                         &self.config.emails,
                         &event,
@@ -208,7 +217,10 @@ impl Daemon {
     ) -> Option<Told> {
         let slot = self.slots.get_mut(id)?;
         let state = &mut slot.state;
-        let reply_to = crate::mail::open_thread(&self.config.emails.from, id, state);
+        let audience = self.config.audience(id);
+        // One mail to every contact: in each contact's thread.
+        let reply_to =
+            crate::mail::contact_threads(&self.config.emails.from, id, state, &audience.contacts);
         let mut mail = Mail::flapping(
             &self.config.emails,
             &slot.instance,
@@ -218,7 +230,6 @@ impl Daemon {
             now,
         );
         state.note_flapping(news, mail.message_id.clone(), now);
-        let audience = self.config.audience(id);
         mail.to = audience.to.clone();
         Some(Told {
             mail: addressed(mail, &audience),
