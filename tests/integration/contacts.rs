@@ -272,7 +272,7 @@ command = ["{pager}"]
             misc = check("misc", &flag, ""),
         ),
     );
-    let daemon = site.daemon(&["-D"]);
+    let mut daemon = site.daemon(&["-D"]);
     let paged = || {
         let mut lines: Vec<String> = std::fs::read_to_string(&told)
             .unwrap_or_default()
@@ -349,6 +349,12 @@ command = ["{pager}"]
         ]
     );
 
+    // A kill -9 keeps each contact's thread (the state file has it).
+    daemon.signal(libc::SIGKILL);
+    daemon.wait_exit(LONG);
+    let daemon = site.daemon(&["-D"]);
+    daemon.wait_log("misc: CRITICAL in", 1, LONG);
+
     // The OKs: one digest each, in the thread of the contact's Problem.
     std::fs::remove_file(site.path("down2")).expect("remove down2");
     site.up();
@@ -367,13 +373,13 @@ command = ["{pager}"]
     assert_eq!(web_ok[0].header("in-reply-to"), web.header("message-id"));
     assert_eq!(db_ok[0].header("in-reply-to"), db.header("message-id"));
     assert_ne!(web.header("message-id"), db.header("message-id"));
-    daemon.wait_log("notify.pager: delivered", 10, LONG);
+    daemon.wait_log("notify.pager: delivered", 5, LONG);
     assert_eq!(paged().iter().filter(|l| l.starts_with("OK ")).count(), 5);
 
     // both1 alone: one mail to every mailbox of both contacts, shared@
     // once; its OK, one mail too, in its thread.
     site.write("down2", "FLAG CRITICAL - down");
-    daemon.wait_log("both1: PROBLEM", 2, LONG);
+    daemon.wait_log("both1: PROBLEM", 1, LONG);
     std::fs::remove_file(site.path("down2")).expect("remove down2");
     let mails = smtp.wait_messages(8, LONG);
     assert_eq!(mails.len(), 8, "{mails:?}");
