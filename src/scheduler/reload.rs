@@ -73,9 +73,10 @@ impl Daemon {
                 "[push] listen changed: picomon keeps taking pushes where it did until it is restarted"
             );
         }
-        self.config = Arc::new(config);
+        let before = std::mem::replace(&mut self.config, Arc::new(config));
         self.reconfigure_switch();
-        self.install_instances();
+        self.install_instances(Some(&before));
+        drop(before);
         self.save_state();
         // The previous configuration and the loading thread's garbage.
         crate::sys::trim_allocator();

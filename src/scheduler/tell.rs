@@ -312,12 +312,12 @@ impl Daemon {
     }
 
     /// Tells that checks left the configuration while failing (`events`,
-    /// their states already dropped): each closes its thread, unless a
-    /// silence keeps it quiet.
-    pub(super) fn tell_closed(&mut self, events: Vec<Event>) {
+    /// their states already dropped), each with who was told its Problem:
+    /// each closes its thread, unless a silence keeps it quiet.
+    pub(super) fn tell_closed(&mut self, events: Vec<(Event, crate::config::Audience)>) {
         let now = SystemTime::now();
         let mut tells = Vec::new();
-        for event in events {
+        for (event, audience) in events {
             match self.silences.silencing(&event.id, now) {
                 Some(silence) => {
                     log::info!(
@@ -330,7 +330,6 @@ impl Daemon {
                     log_event(&event);
                 }
                 None => {
-                    let audience = self.config.audience(&event.id);
                     tells.push(Tell::Mail(Outgoing::One(Box::new(event)), audience));
                 }
             }

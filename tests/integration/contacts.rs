@@ -403,3 +403,61 @@ command = ["{pager}"]
     }
     assert_eq!(ok[0].header("in-reply-to"), problem[0].header("message-id"));
 }
+
+#[test]
+fn a_check_removed_while_failing_closes_its_thread_with_its_contacts_not_emails_to() {
+    let site = Site::new("");
+    let flag = site.flag_plugin();
+    let port = SmtpServer::free_port();
+    let smtp = SmtpServer::start(site.dir.path(), port, Security::Plain);
+    let config = |checks: &str| {
+        format!(
+            r#"base_tick = 0.2
+default_retry = 0
+
+[emails]
+to = ["ops@example.org"]
+from = "Picomon <picomon@monitor.example.org>"
+smtp_host = "127.0.0.1:{port}"
+smtp_retry_timeout = 0.5
+
+[contacts.web]
+to = ["web@example.org"]
+
+[checks.keep]
+type = "command"
+command = ["true"]
+{checks}"#
+        )
+    };
+    site.write(
+        "site.toml",
+        &config(&format!(
+            "[checks.web1]\ntype = \"command\"\ncommand = [\"{flag}\"]\ncontacts = [\"web\"]\n"
+        )),
+    );
+    site.down("FLAG CRITICAL - down");
+    let daemon = site.daemon(&["-D"]);
+    let mails = smtp.wait_messages(1, LONG);
+    assert_eq!(
+        subjects_to(&mails, "web@example.org"),
+        ["[picomon] Problem: web1"]
+    );
+    site.write("site.toml", &config(""));
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("web1: NO LONGER MONITORED", 1, LONG);
+    let mails = smtp.wait_messages(2, LONG);
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    let gone = received_by(&mails, "web@example.org");
+    assert_eq!(gone.len(), 2, "the contact, not emails.to: {mails:?}");
+    let problem = gone
+        .iter()
+        .find(|m| m.header("subject") == "[picomon] Problem: web1");
+    let closing = gone
+        .iter()
+        .find(|m| m.header("subject") != "[picomon] Problem: web1");
+    let (Some(problem), Some(closing)) = (problem, closing) else {
+        panic!("{mails:?}")
+    };
+    assert_eq!(closing.header("in-reply-to"), problem.header("message-id"));
+}
