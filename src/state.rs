@@ -36,6 +36,13 @@ pub struct CheckState {
     /// `mailed`, so the state file holds no Message-ID for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mailed_by: Option<String>,
+    /// Per contact (`[contacts.NAME]`), the Message-ID of the Problem
+    /// digest that contact got, when a contact's digest told the outage:
+    /// each contact's OK replies to the mail it got. A contact absent
+    /// here got the instance's own Problem mail (derived id) or the one
+    /// `mailed_by` names. State files written before it load empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub threads: BTreeMap<String, String>,
     /// Recent switches, and whether it is flapping (no switch mails then).
     #[serde(skip_serializing_if = "crate::flapping::Flap::is_quiet")]
     pub flap: crate::flapping::Flap,
@@ -365,28 +372,59 @@ impl CheckState {
     /// replies to the Problem mail that was sent, which is another outage
     /// than the event's when the check recovered and failed again while
     /// silenced.
-    pub fn threaded(&self, event: &Event) -> Event {
+    ///
+    /// `contact` is whom the mail goes to (None: no contact covers the
+    /// instance): its OK replies to the Problem mail that contact got.
+    pub fn threaded(&self, event: &Event, contact: Option<&str>) -> Event {
         let mut event = event.clone();
         if event.transition != Transition::Failing {
             if let Some(since) = self.mailed {
                 event.since = since;
             }
             // A Problem told by a digest: its id is not derived.
-            if self.mailed_by.is_some() {
-                event.reply_to = self.mailed_by.clone();
+            if let Some(by) = self.thread_of(contact) {
+                event.reply_to = Some(by.to_string());
             }
         }
         event
     }
 
-    /// Remembers that the mail of `event` is told (spooled): by the
-    /// instance's own mail when `by` is None, else by the mail with that
-    /// Message-ID (a Problem digest), which its OK will reply to.
-    pub fn note_told(&mut self, event: &Event, by: Option<String>) {
-        (self.mailed, self.mailed_by) = match event.transition {
-            Transition::Failing => (Some(event.since), by),
-            Transition::Recovered { .. } | Transition::Unmonitored { .. } => (None, None),
-        };
+    /// The Message-ID of the mail that told `contact` the outage, when
+    /// it is not derived from the instance (a digest, a flapping mail).
+    pub fn thread_of(&self, contact: Option<&str>) -> Option<&str> {
+        contact
+            .and_then(|c| self.threads.get(c))
+            .or(self.mailed_by.as_ref())
+            .map(String::as_str)
+    }
+
+    /// Remembers that the mail of `event` is told (spooled) to `contacts`
+    /// (empty: no contact covers the instance): by the instance's own
+    /// mail when `by` is None, else by the mail with that Message-ID (a
+    /// Problem digest), which their OK will reply to.
+    pub fn note_told(&mut self, event: &Event, by: Option<String>, contacts: &[String]) {
+        match event.transition {
+            Transition::Failing => {
+                self.mailed = Some(event.since);
+                if contacts.is_empty() {
+                    self.mailed_by = by;
+                } else {
+                    // Each contact's own thread; the mail of another
+                    // contact told in the same plan keeps its own.
+                    self.mailed_by = None;
+                    for contact in contacts {
+                        match &by {
+                            Some(by) => self.threads.insert(contact.clone(), by.clone()),
+                            None => self.threads.remove(contact),
+                        };
+                    }
+                }
+            }
+            Transition::Recovered { .. } | Transition::Unmonitored { .. } => {
+                (self.mailed, self.mailed_by) = (None, None);
+                self.threads.clear();
+            }
+        }
         // Reminders count from the Problem's mail (its run is now, or the
         // last run when it comes late).
         self.last_told = self.mailed.map(|_| event.result.started);
@@ -405,6 +443,8 @@ impl CheckState {
             (crate::flapping::News::Settled, false) => (None, None),
             _ => (Some(self.since.unwrap_or(now)), Some(message_id)),
         };
+        // One flapping mail goes to every contact at once: its thread.
+        self.threads.clear();
         self.last_told = self.mailed.map(|_| now);
     }
 
@@ -632,7 +672,7 @@ mod tests {
         let due = s.overdue(&inst).expect("a Problem is due");
         assert_eq!(due.transition, Transition::Failing);
         assert_eq!(due.since, event.since);
-        s.note_told(&due, None);
+        s.note_told(&due, None, &[]);
         assert!(s.overdue(&inst).is_none(), "mailed: nothing more is due");
         // Mailed failing, recovered, failed again, recovered: the OK is
         // due, in the thread of the outage that was mailed.
@@ -641,7 +681,7 @@ mod tests {
         assert!(s.overdue(&inst).is_none(), "still failing, as mailed");
         let ok = record(&mut s, &inst, result(State::Ok, 40)).expect("recovery");
         assert_eq!(
-            s.threaded(&ok).since,
+            s.threaded(&ok, None).since,
             SystemTime::UNIX_EPOCH + Duration::from_secs(10)
         );
         let due = s.overdue(&inst).expect("the OK is due");
@@ -667,18 +707,42 @@ mod tests {
         let inst = instance(0);
         let mut s = CheckState::default();
         let problem = record(&mut s, &inst, result(State::Critical, 10)).expect("switch");
-        s.note_told(&problem, None);
+        s.note_told(&problem, None, &[]);
         s.mailed_by = Some("<digest@example.org>".into());
         let ok = record(&mut s, &inst, result(State::Ok, 40)).expect("recovery");
-        let ok = s.threaded(&ok);
+        let ok = s.threaded(&ok, None);
         assert_eq!(ok.reply_to.as_deref(), Some("<digest@example.org>"));
-        s.note_told(&ok, None);
+        s.note_told(&ok, None, &[]);
         assert_eq!((s.mailed, s.mailed_by.as_deref()), (None, None));
         // Its own Problem mail: no id kept, the thread is derived.
         let again = record(&mut s, &inst, result(State::Critical, 50)).expect("switch");
-        s.note_told(&again, None);
+        s.note_told(&again, None, &[]);
         assert_eq!(s.mailed_by, None);
         let ok = record(&mut s, &inst, result(State::Ok, 60)).expect("recovery");
-        assert_eq!(s.threaded(&ok).reply_to, None);
+        assert_eq!(s.threaded(&ok, None).reply_to, None);
+    }
+
+    #[test]
+    fn each_contacts_recovery_replies_to_the_mail_that_contact_got() {
+        let inst = instance(0);
+        let mut s = CheckState::default();
+        let problem = record(&mut s, &inst, result(State::Critical, 10)).expect("switch");
+        // web got a digest, db the instance's own mail, in one plan.
+        s.note_told(&problem, Some("<web-digest>".into()), &["web".into()]);
+        s.note_told(&problem, None, &["db".into()]);
+        let ok = record(&mut s, &inst, result(State::Ok, 40)).expect("recovery");
+        let web = s.threaded(&ok, Some("web"));
+        assert_eq!(web.reply_to.as_deref(), Some("<web-digest>"));
+        assert_eq!(s.threaded(&ok, Some("db")).reply_to, None);
+        s.note_told(&web, None, &["web".into()]);
+        assert!(s.threads.is_empty() && s.mailed.is_none());
+        // A state file from before per-contact threads loads without them.
+        let old: CheckState =
+            serde_json::from_str(r#"{"failed_runs":1,"failing":true,"mailed_by":"<d>"}"#)
+                .expect("an older state loads");
+        assert!(old.threads.is_empty());
+        assert_eq!(old.thread_of(Some("web")), Some("<d>"));
+        let saved = serde_json::to_string(&CheckState::default()).expect("saves");
+        assert!(!saved.contains("threads"), "{saved}");
     }
 }

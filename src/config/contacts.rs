@@ -12,20 +12,13 @@ use crate::check::Instance;
 use crate::pattern::Pattern;
 
 /// Who is told about an instance: the contacts (by name; empty for
-/// everyone), their mailboxes, and the names of their notifiers.
+/// everyone), their mailboxes, and the names of their notifiers (each
+/// once). The plan mails each contact apart (`tell::per_contact`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Audience {
     pub(crate) contacts: Vec<String>,
     pub(crate) to: Vec<String>,
     pub(crate) notify: Vec<String>,
-}
-
-impl Audience {
-    /// The key mails are grouped by: instances told to the same contacts
-    /// share digests.
-    pub(crate) fn key(&self) -> String {
-        self.contacts.join(",")
-    }
 }
 
 /// A contact as validated: its mailboxes, notifiers and patterns.

@@ -159,6 +159,44 @@ pub(crate) fn open_thread(
     )
 }
 
+/// The threads a mail about instance `id` in `state`, going to
+/// `contacts` (empty: no contact covers it), replies to: for each
+/// contact, the Problem mail it got, as one In-Reply-To list; None when
+/// no thread is open.
+pub(crate) fn contact_threads(
+    from: &str,
+    id: &str,
+    state: &crate::state::CheckState,
+    contacts: &[String],
+) -> Option<String> {
+    let since = state.mailed?;
+    if contacts.is_empty() {
+        return open_thread(from, id, state);
+    }
+    let mut threads: Vec<String> = contacts
+        .iter()
+        .map(|c| match state.thread_of(Some(c)) {
+            Some(by) => by.to_string(),
+            None => thread_id(from, id, since),
+        })
+        .collect();
+    threads.sort();
+    threads.dedup();
+    Some(threads.join(" "))
+}
+
+/// Every thread `state` holds open for instance `id` (its own or the
+/// one `mailed_by` names, and each contact's): a mail left pending by a
+/// stop that is one of them was told.
+pub(crate) fn open_threads(from: &str, id: &str, state: &crate::state::CheckState) -> Vec<String> {
+    let Some(own) = open_thread(from, id, state) else {
+        return Vec::new();
+    };
+    let mut threads: Vec<String> = state.threads.values().cloned().collect();
+    threads.push(own);
+    threads
+}
+
 /// Plugin output for a body: capped, each line indented, control
 /// characters shown escaped (a mail is read in a terminal too).
 fn indented_output(output: &str) -> String {
@@ -782,6 +820,32 @@ mod tests {
         assert_eq!(thread_id(from, "web check/front<1>/ipv4", since), id);
         let later = since + std::time::Duration::from_nanos(1);
         assert_ne!(thread_id(from, "web check/front<1>/ipv4", later), id);
+    }
+
+    #[test]
+    fn a_mail_to_several_contacts_replies_to_the_problem_mail_each_got() {
+        let from = "Picomon <picomon@example.org>";
+        let since = UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        let mut state = crate::state::CheckState {
+            mailed: Some(since),
+            ..Default::default()
+        };
+        state.threads.insert("web".into(), "<web-digest>".into());
+        let own = thread_id(from, "c", since);
+        let both = ["db".to_string(), "web".to_string()];
+        assert_eq!(
+            contact_threads(from, "c", &state, &both),
+            Some(format!("{own} <web-digest>"))
+        );
+        assert_eq!(contact_threads(from, "c", &state, &[]), Some(own.clone()));
+        // A restart keeps a pending mail of any of those threads.
+        assert_eq!(
+            open_threads(from, "c", &state),
+            ["<web-digest>".to_string(), own]
+        );
+        state.mailed = None;
+        assert_eq!(contact_threads(from, "c", &state, &both), None);
+        assert!(open_threads(from, "c", &state).is_empty());
     }
 
     #[test]

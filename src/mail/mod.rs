@@ -3,5 +3,5 @@
 
 mod message;
 
-pub(crate) use message::open_thread;
+pub(crate) use message::{contact_threads, open_threads};
 pub use message::{new_message_id, one_line, render_subject, thread_id, Mail, NO_SUBSTITUTION};

@@ -231,7 +231,7 @@ impl Daemon {
         }
         let open: Vec<String> = saved
             .iter()
-            .filter_map(|(id, state)| crate::mail::open_thread(&config.emails.from, id, state))
+            .flat_map(|(id, state)| crate::mail::open_threads(&config.emails.from, id, state))
             .collect();
         let post = Post::resume(
             &config.emails,
@@ -317,9 +317,9 @@ impl Daemon {
     /// its state if its identity survives (or comes back from a switched
     /// off check); the state of a switched-off check is kept aside; a
     /// check gone for good that was failing gets one mail closing its
-    /// thread ("no longer monitored"), told to the contacts of `before`
-    /// (the configuration it left, on a reload) that covered it.
-    fn install_instances(&mut self, before: Option<&Config>) {
+    /// thread ("no longer monitored"), to whom the configuration `before`
+    /// (None: the current one) told it to, in each contact's thread.
+    fn install_instances(&mut self, before: Option<&crate::config::Config>) {
         // Both in id order: the old slots are walked beside the new
         // instances.
         let mut old = std::mem::take(&mut self.slots)
@@ -376,12 +376,25 @@ impl Daemon {
         for (id, state) in gone {
             self.save = Save::Now;
             let (check, dest) = id.split_once('/').unwrap_or((&id, &id));
+            // Those its Problem was told to, not the new configuration's.
+            let audience = before.unwrap_or(&self.config).audience(&id);
+            let threads = (!audience.contacts.is_empty())
+                .then(|| {
+                    let from = &self.config.emails.from;
+                    crate::mail::contact_threads(from, &id, &state, &audience.contacts)
+                })
+                .flatten();
             match state.close(&id, check, dest, now) {
-                Some(event) => closed.push(event),
+                Some(mut event) => {
+                    if threads.is_some() {
+                        event.reply_to = threads;
+                    }
+                    closed.push((event, audience));
+                }
                 None => log::info!("{id}: check removed by the configuration, its state dropped"),
             }
         }
-        self.tell_closed(closed, before);
+        self.tell_closed(closed);
         let slots = &self.slots;
         self.throttle
             .retain(|key| slots.contains_key(key.rsplit_once(' ').map_or(key, |(id, _)| id)));

@@ -75,7 +75,6 @@ impl Daemon {
         }
         let before = std::mem::replace(&mut self.config, Arc::new(config));
         self.reconfigure_switch();
-        // A check gone with its contacts is closed where its Problem went.
         self.install_instances(Some(&before));
         drop(before);
         self.save_state();

@@ -23,9 +23,12 @@ struct Told {
 /// What the log says about a mail once it is released.
 enum Log {
     Switch(Box<Event>),
-    Digest(crate::digest::Digest),
     Flap(String, crate::flapping::News, crate::flapping::Limits),
     Reminder(Box<Event>, Duration, u32),
+    /// Told to notifiers only; its mails log it.
+    Notify(Box<Event>),
+    /// A digest, and the contacts it went to (empty: no contact).
+    Digest(crate::digest::Digest, Vec<String>),
 }
 
 impl Log {
@@ -33,8 +36,8 @@ impl Log {
     /// reminder tells the Problem again: an Alertmanager refreshes it).
     fn switches(&self) -> Vec<&Event> {
         match self {
-            Log::Switch(event) | Log::Reminder(event, ..) => vec![event],
-            Log::Digest(digest) => digest.events.iter().collect(),
+            Log::Switch(event) | Log::Reminder(event, ..) | Log::Notify(event) => vec![event],
+            Log::Digest(digest, _) => digest.events.iter().collect(),
             Log::Flap(..) => Vec::new(),
         }
     }
@@ -88,6 +91,7 @@ impl Daemon {
             now,
             audiences: &self.config.audiences,
             everyone: self.config.everyone(),
+            mailboxes: &self.config.contacts,
         });
         self.waiting = !plan.kept.is_empty();
         self.switched = plan.kept.into_iter().collect();
@@ -131,7 +135,7 @@ impl Daemon {
                     }
                 }
                 Tell::Reminder {
-                    event,
+                    mut event,
                     after,
                     failed_runs,
                 } => {
@@ -139,6 +143,15 @@ impl Daemon {
                         continue;
                     };
                     let audience = self.config.audience(&event.id);
+                    // One reminder to every contact: in each one's thread.
+                    if !audience.contacts.is_empty() {
+                        event.reply_to = crate::mail::contact_threads(
+                            &self.config.emails.from,
+                            &event.id,
+                            &slot.state,
+                            &audience.contacts,
+                        );
+                    }
                     let mut mail = Mail::reminder(
                         &self.config.emails,
                         &event,
@@ -161,7 +174,7 @@ impl Daemon {
                     let mut mail = Mail::alert(&self.config.emails, &event);
                     mail.to = audience.to.clone();
                     if let Some(slot) = self.slots.get_mut(&event.id) {
-                        slot.state.note_told(&event, None);
+                        slot.state.note_told(&event, None, &audience.contacts);
                     }
                     told.push(Told {
                         mail: addressed(mail, &audience),
@@ -176,15 +189,20 @@ impl Daemon {
                     let by = (!digest.recovered).then(|| mail.message_id.clone());
                     for event in &digest.events {
                         if let Some(slot) = self.slots.get_mut(&event.id) {
-                            slot.state.note_told(event, by.clone());
+                            slot.state.note_told(event, by.clone(), &audience.contacts);
                         }
                     }
                     told.push(Told {
                         mail: addressed(mail, &audience),
                         notify: audience.notify.clone(),
-                        log: Log::Digest(digest),
+                        log: Log::Digest(digest, audience.contacts),
                     });
                 }
+                Tell::Notify { event, notify } => told.push(Told {
+                    mail: None,
+                    notify,
+                    log: Log::Notify(event),
+                }),
             }
         }
         self.deliver(told);
@@ -199,7 +217,10 @@ impl Daemon {
     ) -> Option<Told> {
         let slot = self.slots.get_mut(id)?;
         let state = &mut slot.state;
-        let reply_to = crate::mail::open_thread(&self.config.emails.from, id, state);
+        let audience = self.config.audience(id);
+        // One mail to every contact: in each contact's thread.
+        let reply_to =
+            crate::mail::contact_threads(&self.config.emails.from, id, state, &audience.contacts);
         let mut mail = Mail::flapping(
             &self.config.emails,
             &slot.instance,
@@ -209,7 +230,6 @@ impl Daemon {
             now,
         );
         state.note_flapping(news, mail.message_id.clone(), now);
-        let audience = self.config.audience(id);
         mail.to = audience.to.clone();
         Some(Told {
             mail: addressed(mail, &audience),
@@ -235,27 +255,39 @@ impl Daemon {
             .collect();
         self.save = Save::Now;
         self.save_state();
+        // A switch in the mails of two contacts is logged once.
+        let mut logged = std::collections::BTreeSet::new();
+        let mut log_once = |event: &Event| {
+            if logged.insert(event.id.clone()) {
+                log_event(event);
+            }
+        };
         for (held, log) in held {
             self.post.release(held);
             match log {
-                Log::Switch(event) => log_event(&event),
+                Log::Switch(event) => log_once(&event),
+                Log::Notify(_) => {}
                 Log::Reminder(event, after, failed_runs) => log::warn!(
                     "{}: REMINDER still failing after {}, {failed_runs} failed runs: {}",
                     event.id,
                     crate::human::human_duration(after),
                     event.result.summary
                 ),
-                Log::Digest(digest) => {
+                Log::Digest(digest, contacts) => {
                     log::info!(
-                        "{} {} told in one digest mail",
+                        "{} {} told in one digest mail{}",
                         digest.events.len(),
                         if digest.recovered {
                             "recoveries"
                         } else {
                             "problems"
+                        },
+                        match contacts.is_empty() {
+                            true => String::new(),
+                            false => format!(" to {}", contacts.join(", ")),
                         }
                     );
-                    digest.events.iter().for_each(log_event);
+                    digest.events.iter().for_each(&mut log_once);
                 }
                 Log::Flap(id, news, limits) => match news {
                     crate::flapping::News::Started => log::warn!(
@@ -280,13 +312,12 @@ impl Daemon {
     }
 
     /// Tells that checks left the configuration while failing (`events`,
-    /// their states already dropped): each closes its thread, unless a
-    /// silence keeps it quiet. It is told to the contacts that covered it
-    /// in `before` (the configuration it left), else to everyone.
-    pub(super) fn tell_closed(&mut self, events: Vec<Event>, before: Option<&Config>) {
+    /// their states already dropped), each with who was told its Problem:
+    /// each closes its thread, unless a silence keeps it quiet.
+    pub(super) fn tell_closed(&mut self, events: Vec<(Event, crate::config::Audience)>) {
         let now = SystemTime::now();
         let mut tells = Vec::new();
-        for event in events {
+        for (event, audience) in events {
             match self.silences.silencing(&event.id, now) {
                 Some(silence) => {
                     log::info!(
@@ -299,10 +330,6 @@ impl Daemon {
                     log_event(&event);
                 }
                 None => {
-                    let audience = match before.and_then(|c| c.audiences.get(&event.id)) {
-                        Some(theirs) => theirs.clone(),
-                        None => self.config.audience(&event.id),
-                    };
                     tells.push(Tell::Mail(Outgoing::One(Box::new(event)), audience));
                 }
             }

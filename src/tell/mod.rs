@@ -62,6 +62,8 @@ pub(crate) struct Flush<'a> {
     pub(crate) audiences: &'a BTreeMap<String, Audience>,
     /// Who is told about the others: `emails.to` and every notifier.
     pub(crate) everyone: Audience,
+    /// Each contact's own mailboxes (`[contacts.NAME] to`).
+    pub(crate) mailboxes: &'a BTreeMap<String, Vec<String>>,
 }
 
 impl Flush<'_> {
@@ -100,8 +102,17 @@ pub(crate) enum Tell {
         failed_runs: u32,
     },
     /// A switch's own mail, or a digest, and who it is told to: each
-    /// contact gets digests of its own instances only.
+    /// contact gets digests of its own instances only. The audience
+    /// names the contacts (empty: no contact, `emails.to`) and their
+    /// mailboxes; its `notify` is empty: `Notify` tells the notifiers.
     Mail(Outgoing, Audience),
+    /// A switch mailed in this plan, told to each of `notify` (its
+    /// contacts' notifiers, or every notifier) once, however many of its
+    /// contacts' mails list it.
+    Notify {
+        event: Box<Event>,
+        notify: Vec<String>,
+    },
 }
 
 /// What a flush tells.
@@ -180,8 +191,9 @@ pub(crate) fn plan(flush: &Flush) -> Plan {
             }
             continue;
         }
-        // A recovery replies to the mail that told the problem.
-        let mut event = state.threaded(&owed);
+        // A recovery replies to the mail that told the problem (to each
+        // contact, the one it got: see `per_contact`).
+        let mut event = state.threaded(&owed, None);
         event.late = match (&state.held_by, seen.fresh) {
             (Some(parent), _) => Some(Late::Held {
                 parent: parent.clone(),
@@ -216,24 +228,19 @@ pub(crate) fn plan(flush: &Flush) -> Plan {
         .into_iter()
         .partition(|e| matches!(e.late, Some(Late::Held { .. })));
     for events in [told_now, released] {
-        // By audience: instances told to the same contacts share digests.
-        let mut groups: BTreeMap<String, (Audience, Vec<Event>)> = BTreeMap::new();
-        for event in events {
-            let audience = flush.audience(&event.id);
-            groups
-                .entry(audience.key())
-                .or_insert_with(|| (audience.clone(), Vec::new()))
-                .1
-                .push(event);
-        }
-        for (audience, events) in groups.into_values() {
-            let outgoing = crate::digest::plan(events, flush.digest_over, flush.seen.len());
-            plan.tells.extend(
-                outgoing
-                    .into_iter()
-                    .map(|o| Tell::Mail(o, audience.clone())),
-            );
-        }
+        // Each switch to each of its notifiers once: not per contact mail.
+        let notes: Vec<Tell> = events
+            .iter()
+            .filter_map(|event| {
+                let notify = &flush.audience(&event.id).notify;
+                (!notify.is_empty()).then(|| Tell::Notify {
+                    event: Box::new(event.clone()),
+                    notify: notify.clone(),
+                })
+            })
+            .collect();
+        plan.tells.extend(per_contact::mails(flush, events));
+        plan.tells.extend(notes);
     }
     plan
 }
@@ -265,6 +272,8 @@ fn recoveries_settling(flush: &Flush) -> usize {
         .filter(|s| s.state.last.as_ref().is_some_and(|l| l.started < first))
         .count()
 }
+
+mod per_contact;
 
 #[cfg(test)]
 mod tests;
