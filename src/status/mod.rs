@@ -198,9 +198,8 @@ impl View {
             let severity = inst.severity.unwrap_or(State::Unknown);
             let _ = writeln!(
                 out,
-                "  {severity:<8} {} on {}: failing since {} ({for_how_long}, {} failed runs){}",
-                inst.name,
-                inst.target,
+                "  {severity:<8} {}: failing since {} ({for_how_long}, {} failed runs){}",
+                named(inst),
                 human_time(since),
                 inst.failed_runs,
                 marks(inst)
@@ -225,13 +224,7 @@ impl View {
                 Some(at) => format!(", last run {}", human_time(time(at))),
                 None => String::new(),
             };
-            let _ = writeln!(
-                out,
-                "  {status:<8} {} on {}{last}{}",
-                inst.name,
-                inst.target,
-                marks(inst)
-            );
+            let _ = writeln!(out, "  {status:<8} {}{last}{}", named(inst), marks(inst));
         }
         out.push_str(&crate::maintenance::render(&self.maintenance, now));
         out
@@ -328,6 +321,15 @@ pub(crate) fn command(main: &Path, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// An instance as the list names it: its check, and the target when that
+/// is not the check's own name again ("up", not "up on up"), as mails do.
+fn named(inst: &InstanceView) -> String {
+    match inst.name == inst.target {
+        true => inst.name.clone(),
+        false => format!("{} on {}", inst.name, inst.target),
+    }
 }
 
 #[cfg(test)]

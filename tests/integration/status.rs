@@ -77,7 +77,7 @@ fn status_shows_a_running_daemon_failing_first_with_its_silence_then_ok_and_exit
     assert_eq!(lines[3], "      second line", "{shown}");
     assert_eq!(lines[4], "Other checks: 1", "{shown}");
     assert!(
-        lines[5].starts_with("  OK       aaa_fine on aaa_fine, last run 20"),
+        lines[5].starts_with("  OK       aaa_fine, last run 20"),
         "{shown}"
     );
 
