@@ -308,9 +308,9 @@ fn authorize(bearer: Option<&str>, token_file: Option<&PathBuf>) -> Result<(), (
     };
     // Read at each request: a token replaced on disk is in force at once.
     let token = match crate::files::read_small_file(file, 64 * 1024) {
-        Ok((bytes, _)) => String::from_utf8_lossy(&bytes)
-            .trim_end_matches(['\r', '\n'])
-            .to_string(),
+        // A bearer token holds no white space (RFC 6750): a space or tab an
+        // editor left around it is not part of it, as check-config reads it.
+        Ok((bytes, _)) => String::from_utf8_lossy(&bytes).trim().to_string(),
         Err(e) => {
             log::warn!("push over HTTP refused: the token_file: {e}");
             return Err((403, "the token cannot be checked\n".into()));
@@ -413,5 +413,17 @@ mod tests {
             Err(403)
         );
         assert_eq!(authorize(Some("s3cret"), Some(&file)), Ok(()));
+    }
+
+    #[test]
+    fn white_space_around_the_token_in_its_file_is_not_part_of_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, " s3cret \t\r\n").expect("write");
+        assert_eq!(authorize(Some("s3cret"), Some(&file)), Ok(()));
+        assert_eq!(
+            authorize(Some(" s3cret"), Some(&file)).map_err(|e| e.0),
+            Err(403)
+        );
     }
 }
