@@ -429,14 +429,6 @@ fn exchange(dir: &Path, line: &str) -> Result<Vec<u8>, NoView> {
         write_by(&conn, format!("{line}\n").as_bytes(), deadline)?;
         read_by(&conn, deadline)
     };
-    let no_answer = |why: String| match lock_holder(dir) {
-        Some(pid) => NoView::NoAnswer {
-            dir: dir.to_path_buf(),
-            pid: Some(pid).filter(|p| *p != 0),
-            why,
-        },
-        None => NoView::NotRunning(dir.to_path_buf()),
-    };
     ask().map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => NoView::Denied {
             socket: socket.clone(),
@@ -447,21 +439,26 @@ fn exchange(dir: &Path, line: &str) -> Result<Vec<u8>, NoView> {
             pid: lock_holder(dir).filter(|p| *p != 0),
             after: QUERY_LIMIT,
         },
-        _ => no_answer(e.to_string()),
+        _ => no_answer(dir, e.to_string()),
     })
 }
 
-/// The view of the daemon running with `state_dir` `dir`.
-pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
-    let reply = exchange(dir, REQUEST)?;
-    let no_answer = |why: String| match lock_holder(dir) {
+/// Why no answer came from the daemon of `dir`: one holds its lock but
+/// did not answer, or none runs.
+fn no_answer(dir: &Path, why: String) -> NoView {
+    match lock_holder(dir) {
         Some(pid) => NoView::NoAnswer {
             dir: dir.to_path_buf(),
             pid: Some(pid).filter(|p| *p != 0),
             why,
         },
         None => NoView::NotRunning(dir.to_path_buf()),
-    };
+    }
+}
+
+/// The view of the daemon running with `state_dir` `dir`.
+pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
+    let reply = exchange(dir, REQUEST)?;
     match serde_json::from_slice::<View>(&reply) {
         Ok(view) => Ok(view),
         Err(e) => {
@@ -469,7 +466,7 @@ pub(crate) fn query(dir: &Path) -> Result<View, NoView> {
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
                 .unwrap_or_else(|| format!("an answer that is not a status view: {e}"));
-            Err(no_answer(why))
+            Err(no_answer(dir, why))
         }
     }
 }
