@@ -47,9 +47,11 @@ pub struct CheckState {
     #[serde(skip_serializing_if = "is_zero")]
     pub reminders: u32,
     /// `picomon ack`: who acknowledged the current outage, and why; no
-    /// reminders while it stands. Dropped when the outage ends.
+    /// reminders while it stands. Dropped when the outage ends. Boxed:
+    /// few instances ever have one, and every slot would carry its 72
+    /// bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ack: Option<Ack>,
+    pub ack: Option<Box<Ack>>,
     /// A push check's pushes (the last one, a run going on); state files
     /// of picomons without push checks have none, and load as before.
     #[serde(skip_serializing_if = "crate::state::is_unpushed")]
@@ -65,9 +67,10 @@ pub struct CheckState {
     pub since_mono: Option<Instant>,
     /// The last outage that ended, for its OK mail when that is sent
     /// later (a silence or a hold ended): so every OK mail of it says the
-    /// same, whenever it goes out.
+    /// same, whenever it goes out. Boxed: kept after the first recovery
+    /// only, and 40 bytes in every slot otherwise.
     #[serde(skip)]
-    pub ended: Option<Ended>,
+    pub ended: Option<Box<Ended>>,
     /// The failing instance this one depends on that holds its mails
     /// back, as of the last flush (`depends`); for the status view.
     #[serde(skip)]
@@ -189,11 +192,11 @@ impl CheckState {
                         Some(start) => mono.saturating_duration_since(start),
                         None => at.duration_since(since).unwrap_or_default(),
                     };
-                    self.ended = Some(Ended {
+                    self.ended = Some(Box::new(Ended {
                         since,
                         after,
                         failed_runs,
-                    });
+                    }));
                     Some((Transition::Recovered { after, failed_runs }, since))
                 }
                 _ => None,
@@ -282,7 +285,7 @@ impl CheckState {
             self.mailed,
             self.flap.flapping,
             self.last_told,
-            self.ack.clone(),
+            self.ack.as_deref().cloned(),
             self.push.clone(),
         )
     }
@@ -290,7 +293,7 @@ impl CheckState {
     /// The acknowledgement of the current outage, if one stands.
     pub fn acked(&self) -> Option<&Ack> {
         self.ack
-            .as_ref()
+            .as_deref()
             .filter(|a| self.failing && Some(a.since) == self.since)
     }
 
@@ -300,7 +303,7 @@ impl CheckState {
         let (true, Some(since)) = (self.failing, self.since) else {
             return false;
         };
-        self.ack = Some(Ack {
+        self.ack = Some(Box::new(Ack {
             by: by.to_string(),
             reason: reason.to_string(),
             at: now
@@ -308,7 +311,7 @@ impl CheckState {
                 .unwrap_or_default()
                 .as_secs(),
             since,
-        });
+        }));
         true
     }
 
@@ -428,7 +431,7 @@ impl CheckState {
         let (transition, since) = match (self.failing, self.mailed) {
             (true, None) => (Transition::Failing, self.since?),
             (false, Some(since)) => {
-                let transition = match self.ended {
+                let transition = match self.ended.as_deref().copied() {
                     // The outage that was mailed is the one that ended.
                     Some(ended) if ended.since == since => Transition::Recovered {
                         after: ended.after,
