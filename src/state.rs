@@ -54,8 +54,10 @@ pub struct CheckState {
     pub ack: Option<Box<Ack>>,
     /// A push check's pushes (the last one, a run going on); state files
     /// of picomons without push checks have none, and load as before.
+    /// None until a push check has something to keep: its 48 bytes in
+    /// every slot of the other checks were a tenth of it.
     #[serde(skip_serializing_if = "crate::state::is_unpushed")]
-    pub push: crate::push::Pushed,
+    pub push: Option<Box<crate::push::Pushed>>,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
@@ -286,7 +288,7 @@ impl CheckState {
             self.flap.flapping,
             self.last_told,
             self.ack.as_deref().cloned(),
-            self.push.clone(),
+            self.push.as_deref().cloned().unwrap_or_default(),
         )
     }
 
@@ -473,8 +475,9 @@ impl CheckState {
 }
 
 /// True for every check that is not pushed to: nothing to save of it.
-pub(crate) fn is_unpushed(push: &crate::push::Pushed) -> bool {
-    *push == crate::push::Pushed::default()
+pub(crate) fn is_unpushed(push: &Option<Box<crate::push::Pushed>>) -> bool {
+    push.as_deref()
+        .map_or(true, |p| *p == crate::push::Pushed::default())
 }
 
 /// The failing instances of `states`, each with the start of its outage:
