@@ -54,13 +54,17 @@ pub struct CheckState {
     #[serde(skip_serializing_if = "is_zero")]
     pub reminders: u32,
     /// `picomon ack`: who acknowledged the current outage, and why; no
-    /// reminders while it stands. Dropped when the outage ends.
+    /// reminders while it stands. Dropped when the outage ends. Boxed:
+    /// few instances ever have one, and every slot would carry its 72
+    /// bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ack: Option<Ack>,
+    pub ack: Option<Box<Ack>>,
     /// A push check's pushes (the last one, a run going on); state files
     /// of picomons without push checks have none, and load as before.
+    /// None until a push check has something to keep: its 48 bytes in
+    /// every slot of the other checks were a tenth of it.
     #[serde(skip_serializing_if = "crate::state::is_unpushed")]
-    pub push: crate::push::Pushed,
+    pub push: Option<Box<crate::push::Pushed>>,
     /// The last run, for the status view; a restart starts without it.
     #[serde(skip)]
     pub last: Option<RunResult>,
@@ -72,9 +76,10 @@ pub struct CheckState {
     pub since_mono: Option<Instant>,
     /// The last outage that ended, for its OK mail when that is sent
     /// later (a silence or a hold ended): so every OK mail of it says the
-    /// same, whenever it goes out.
+    /// same, whenever it goes out. Boxed: kept after the first recovery
+    /// only, and 40 bytes in every slot otherwise.
     #[serde(skip)]
-    pub ended: Option<Ended>,
+    pub ended: Option<Box<Ended>>,
     /// The failing instance this one depends on that holds its mails
     /// back, as of the last flush (`depends`); for the status view.
     #[serde(skip)]
@@ -196,11 +201,11 @@ impl CheckState {
                         Some(start) => mono.saturating_duration_since(start),
                         None => at.duration_since(since).unwrap_or_default(),
                     };
-                    self.ended = Some(Ended {
+                    self.ended = Some(Box::new(Ended {
                         since,
                         after,
                         failed_runs,
-                    });
+                    }));
                     Some((Transition::Recovered { after, failed_runs }, since))
                 }
                 _ => None,
@@ -289,15 +294,15 @@ impl CheckState {
             self.mailed,
             self.flap.flapping,
             self.last_told,
-            self.ack.clone(),
-            self.push.clone(),
+            self.ack.as_deref().cloned(),
+            self.push.as_deref().cloned().unwrap_or_default(),
         )
     }
 
     /// The acknowledgement of the current outage, if one stands.
     pub fn acked(&self) -> Option<&Ack> {
         self.ack
-            .as_ref()
+            .as_deref()
             .filter(|a| self.failing && Some(a.since) == self.since)
     }
 
@@ -307,7 +312,7 @@ impl CheckState {
         let (true, Some(since)) = (self.failing, self.since) else {
             return false;
         };
-        self.ack = Some(Ack {
+        self.ack = Some(Box::new(Ack {
             by: by.to_string(),
             reason: reason.to_string(),
             at: now
@@ -315,7 +320,7 @@ impl CheckState {
                 .unwrap_or_default()
                 .as_secs(),
             since,
-        });
+        }));
         true
     }
 
@@ -468,7 +473,7 @@ impl CheckState {
         let (transition, since) = match (self.failing, self.mailed) {
             (true, None) => (Transition::Failing, self.since?),
             (false, Some(since)) => {
-                let transition = match self.ended {
+                let transition = match self.ended.as_deref().copied() {
                     // The outage that was mailed is the one that ended.
                     Some(ended) if ended.since == since => Transition::Recovered {
                         after: ended.after,
@@ -510,8 +515,9 @@ impl CheckState {
 }
 
 /// True for every check that is not pushed to: nothing to save of it.
-pub(crate) fn is_unpushed(push: &crate::push::Pushed) -> bool {
-    *push == crate::push::Pushed::default()
+pub(crate) fn is_unpushed(push: &Option<Box<crate::push::Pushed>>) -> bool {
+    push.as_deref()
+        .map_or(true, |p| *p == crate::push::Pushed::default())
 }
 
 /// The failing instances of `states`, each with the start of its outage:

@@ -309,14 +309,14 @@ mod tests {
         .expect("write");
         let store = StateStore::open(dir.path()).expect("open");
         let loaded = store.load();
-        assert_eq!(loaded["c/h/ipv4"].push, crate::push::Pushed::default());
+        assert_eq!(loaded["c/h/ipv4"].push, None);
         // An OK push check with nothing but its last push is still saved:
         // a restart must not forget when the last push came.
         let pushed = CheckState {
-            push: crate::push::Pushed {
+            push: Some(Box::new(crate::push::Pushed {
                 last: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(500)),
                 ..crate::push::Pushed::default()
-            },
+            })),
             ..CheckState::default()
         };
         store.save([("backup", &pushed)]).expect("save");

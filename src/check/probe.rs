@@ -301,6 +301,9 @@ impl Probe {
                 }
             }
         }
+        // Kept for as long as the check is configured: no spare capacity
+        // (half the vector, with 10,000 checks 0.5 MiB).
+        argv.shrink_to_fit();
         argv
     }
 }

@@ -310,6 +310,9 @@ impl Daemon {
         };
         daemon.install_instances(None);
         daemon.save_state();
+        // What loading the states and building the slots freed goes back
+        // to the system before the first tick, as after a reload.
+        crate::sys::trim_allocator();
         Ok(daemon)
     }
 

@@ -14,9 +14,13 @@ impl Daemon {
         let now = SystemTime::now();
         for slot in self.slots.values_mut() {
             if self.config.push_checks.contains_key(&slot.instance.check)
-                && slot.state.push.watched.is_none()
+                && slot
+                    .state
+                    .push
+                    .as_ref()
+                    .map_or(true, |p| p.watched.is_none())
             {
-                slot.state.push.watched = Some(now);
+                slot.state.push.get_or_insert_with(Default::default).watched = Some(now);
                 self.save = Save::Now;
             }
         }
@@ -50,7 +54,11 @@ impl Daemon {
         let Some(slot) = self.slots.get_mut(&id) else {
             return Err(format!("{check}: gone from the configuration"));
         };
-        crate::push::note(&mut slot.state.push, &report, now);
+        crate::push::note(
+            slot.state.push.get_or_insert_with(Default::default),
+            &report,
+            now,
+        );
         // The missed-push evaluation starts over from this push.
         slot.due_in = slot.state.interval(&slot.instance);
         self.save = Save::Now;
@@ -88,7 +96,14 @@ impl Daemon {
                 continue;
             }
             slot.due_in = slot.state.interval(&slot.instance);
-            match crate::push::missed(&slot.state.push, rule, now) {
+            match crate::push::missed(
+                slot.state
+                    .push
+                    .as_deref()
+                    .unwrap_or(&crate::push::Pushed::default()),
+                rule,
+                now,
+            ) {
                 Some(result) => missed.push((slot.instance.id.clone(), result)),
                 // An evaluation is the run of a push check: counted, so
                 // that the pace of runs due and done stays even.

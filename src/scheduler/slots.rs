@@ -9,9 +9,13 @@ use super::Slot;
 pub(super) struct Slots(Vec<Slot>);
 
 impl Slots {
-    /// The slots of `slots`, put in id order.
+    /// The slots of `slots`, put in id order. Ids are unique, so an
+    /// unstable sort gives the same order, without the stable sort's
+    /// scratch copy of the whole vector (4.5 MiB with 10,000 checks, the
+    /// daemon's peak); and they come in id order already, which it only
+    /// checks.
     pub(super) fn new(mut slots: Vec<Slot>) -> Slots {
-        slots.sort_by(|a, b| a.instance.id.cmp(&b.instance.id));
+        slots.sort_unstable_by(|a, b| a.instance.id.cmp(&b.instance.id));
         Slots(slots)
     }
 

@@ -174,13 +174,13 @@ fn a_push_check_never_reaches_the_plugin_loop_and_a_missed_period_is_a_failed_ru
         .expect("the backup slot")
         .state
         .push
-        .watched
-        .is_some());
+        .as_ref()
+        .is_some_and(|p| p.watched.is_some()));
     // Watched an hour and a half ago, never pushed: missed at its next
     // evaluation, failing at once (retry 0 for push checks).
     let long_ago = SystemTime::now() - Duration::from_secs(5400);
     if let Some(slot) = s.daemon.slots.get_mut("backup") {
-        slot.state.push.watched = Some(long_ago);
+        slot.state.push.get_or_insert_with(Default::default).watched = Some(long_ago);
     }
     assert_eq!(s.tick(), ["a"]);
     let state = &s.daemon.slots.get("backup").expect("the backup slot").state;
