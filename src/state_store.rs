@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -100,7 +100,7 @@ impl StateStore {
         let path = dir.join(LOCK);
         let mut lock = files::open_regular(&path, Access::Lock, Links::Refuse)
             .map_err(|e| anyhow::anyhow!("{}: cannot open the lock file: {e}", path.display()))?;
-        let locked = crate::sys::try_lock_exclusive(&lock)
+        let locked = lock_within(&lock, LOCK_WAIT)
             .with_context(|| format!("{}: cannot lock it", path.display()))?;
         if !locked {
             // The pid its holder wrote, read through the file opened here.
@@ -271,6 +271,29 @@ fn read_generation(path: &Path) -> Generation {
     }
 }
 
+/// How long a start waits for the lock: a picomon killed (-9) while it
+/// was starting a plugin leaves the lock held by that plugin's process
+/// until it has exec'd (the descriptor closes on exec), which on a busy
+/// machine took long enough for a restart right after the kill to be
+/// refused. Another picomon that really runs still refuses the start,
+/// this much later.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes the lock on `lock`, trying again for up to `wait`; false when
+/// someone still holds it then.
+fn lock_within(lock: &std::fs::File, wait: Duration) -> std::io::Result<bool> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if crate::sys::try_lock_exclusive(lock)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +437,18 @@ mod tests {
                     .starts_with("state.json.bad-")
             });
         assert!(aside);
+    }
+
+    #[test]
+    fn a_lock_let_go_of_while_a_store_waits_is_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = StateStore::open(dir.path()).expect("open");
+        let going = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(first);
+        });
+        StateStore::open(dir.path()).expect("taken once the first let go");
+        going.join().expect("join");
     }
 
     #[test]
