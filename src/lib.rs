@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod courier;
 mod dead_mans_switch;
+mod deadline_io;
 mod depends;
 mod digest;
 pub mod files;

@@ -27,6 +27,7 @@ use crossbeam_channel::Sender;
 use sha2::{Digest, Sha256};
 
 use super::{Report, Rule, OUTPUT_CAP};
+use crate::deadline_io::{left, write_by};
 
 /// How long one connection may take, request and answer.
 const CONNECTION_LIMIT: Duration = Duration::from_secs(5);
@@ -358,13 +359,6 @@ fn reply(status: u16, text: &str) -> Vec<u8> {
     out
 }
 
-fn left(deadline: Instant) -> io::Result<Duration> {
-    match deadline.saturating_duration_since(Instant::now()) {
-        d if d.is_zero() => Err(io::ErrorKind::TimedOut.into()),
-        d => Ok(d),
-    }
-}
-
 fn read_by(mut conn: &TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
     loop {
         conn.set_read_timeout(Some(left(deadline)?))?;
@@ -373,20 +367,6 @@ fn read_by(mut conn: &TcpStream, buf: &mut [u8], deadline: Instant) -> io::Resul
             other => return other,
         }
     }
-}
-
-fn write_by(mut conn: &TcpStream, bytes: &[u8], deadline: Instant) -> io::Result<()> {
-    let mut at = 0;
-    while at < bytes.len() {
-        conn.set_write_timeout(Some(left(deadline)?))?;
-        match conn.write(&bytes[at..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => at += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

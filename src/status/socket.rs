@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
+use crate::deadline_io::{left, write_by};
 use crate::human::fmt_secs;
 use crate::push::Report;
 use crate::status::View;
@@ -265,30 +266,6 @@ fn read_request(mut conn: &UnixStream, deadline: Instant) -> io::Result<String> 
     }
     let line = got.split(|b| *b == b'\n').next().unwrap_or_default();
     Ok(String::from_utf8_lossy(line).trim().to_string())
-}
-
-/// The time left until `deadline`; TimedOut when there is none.
-fn left(deadline: Instant) -> io::Result<Duration> {
-    match deadline.saturating_duration_since(Instant::now()) {
-        d if d.is_zero() => Err(io::ErrorKind::TimedOut.into()),
-        d => Ok(d),
-    }
-}
-
-/// Writes all of `bytes` to `conn` by `deadline`, however slowly the
-/// other end reads.
-fn write_by(mut conn: &UnixStream, bytes: &[u8], deadline: Instant) -> io::Result<()> {
-    let mut at = 0;
-    while at < bytes.len() {
-        conn.set_write_timeout(Some(left(deadline)?))?;
-        match conn.write(&bytes[at..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => at += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Everything `conn` sends until it closes, by `deadline`, at most
