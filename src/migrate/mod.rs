@@ -59,7 +59,12 @@ pub(crate) fn command(config: &Path) -> anyhow::Result<ExitCode> {
 fn evaluate(config: &Path) -> anyhow::Result<Description> {
     let config = fs::canonicalize(config)
         .with_context(|| format!("{}: cannot resolve its path", config.display()))?;
-    let dir = Scratch::new().context("cannot make a private directory for the evaluation")?;
+    let dir = Scratch::new().with_context(|| {
+        format!(
+            "cannot make a private directory for the evaluation in {} (TMPDIR)",
+            std::env::temp_dir().display()
+        )
+    })?;
     let script = dir.path.join("picomon_migrate.py");
     let out = dir.path.join("description.json");
     write_new(&script, STANDIN.as_bytes())
