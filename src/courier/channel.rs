@@ -86,3 +86,27 @@ pub(crate) trait Channel: Send + 'static {
     /// At a stop: leaves the server cleanly.
     fn close(&mut self) {}
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::Entry;
+    use serde::{Deserialize, Serialize};
+    use std::time::SystemTime;
+
+    /// The entry of the courier's tests: a line of text.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub(crate) struct Text(pub(crate) String);
+
+    impl Entry for Text {
+        const QUEUED: &'static str = "queued text";
+        fn subject(&self) -> &str {
+            &self.0
+        }
+        fn queued_at(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+        }
+        fn record(&self) -> String {
+            self.0.clone()
+        }
+    }
+}

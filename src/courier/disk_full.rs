@@ -149,24 +149,8 @@ pub(crate) fn tell_lost<E: Entry>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::{Deserialize, Serialize};
-    use std::time::SystemTime;
 
-    #[derive(Debug, Serialize, Deserialize)]
-    struct Text(String);
-
-    impl Entry for Text {
-        const QUEUED: &'static str = "queued text";
-        fn subject(&self) -> &str {
-            &self.0
-        }
-        fn queued_at(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH
-        }
-        fn record(&self) -> String {
-            self.0.clone()
-        }
-    }
+    use crate::courier::channel::tests::Text;
 
     fn words() -> Words {
         Words {

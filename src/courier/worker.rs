@@ -230,24 +230,8 @@ impl<C: Channel> Worker<C> {
 mod tests {
     use super::*;
     use crate::courier::retry::Outcome;
-    use serde::{Deserialize, Serialize};
-    use std::time::SystemTime;
 
-    #[derive(Debug, Serialize, Deserialize)]
-    struct Text(String);
-
-    impl crate::courier::channel::Entry for Text {
-        const QUEUED: &'static str = "queued text";
-        fn subject(&self) -> &str {
-            &self.0
-        }
-        fn queued_at(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH
-        }
-        fn record(&self) -> String {
-            self.0.clone()
-        }
-    }
+    use crate::courier::channel::tests::Text;
 
     /// A channel that answers each attempt with the next outcome given.
     struct Scripted {
