@@ -4,7 +4,7 @@
 
 use std::io;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 /// The signals picomon acts on.
@@ -20,7 +20,7 @@ pub enum Signal {
 
 /// Starts the signal thread; `deliver` is called for each signal received.
 pub fn spawn(deliver: impl Fn(Signal) + Send + 'static) -> io::Result<()> {
-    let mut signals = Signals::new([SIGUSR1, SIGHUP, SIGTERM, SIGINT])?;
+    let mut signals = Signals::new(crate::sys::CAUGHT_SIGNALS)?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

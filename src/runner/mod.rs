@@ -117,10 +117,10 @@ impl Runner {
     ///
     /// Made on the main thread before any other thread starts, it blocks
     /// SIGCHLD there, so that every thread started afterwards has it
-    /// blocked but the one that starts plugins (`let_sigchld_through`).
+    /// blocked but those that start plugins (`spawn`).
     /// SIGCHLD is ignored, and the kernel drops an ignored signal unless
-    /// the thread it is sent to (the plugin's parent) blocks it; but glibc's
-    /// spawn blocks every signal for a moment, and a plugin that ended just
+    /// the thread it is sent to (the plugin's parent) blocks it; but a spawn
+    /// blocks every signal for a moment, and a plugin that ended just
     /// then had its SIGCHLD handed to some idle thread, waking it for
     /// nothing: about once per run. Now it waits for the plugins' thread,
     /// which drops it as soon as its spawn is over.
@@ -215,6 +215,98 @@ mod tests {
         let run = run.map_err(|e| format!("{e:?}"));
         let out = run.map(|f| String::from_utf8_lossy(&f.stdout).into_owned());
         assert_eq!(out.as_deref(), Ok("SigBlk:\t0000000000000000\n"));
+    }
+
+    fn stdout_of(run: Result<Finished, RunError>) -> Result<String, String> {
+        run.map(|f| String::from_utf8_lossy(&f.stdout).into_owned())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    #[test]
+    fn a_plugin_gets_sigpipe_back_though_picomon_ignores_it() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let runner = Arc::new(Runner::new());
+        let run = runner.run(
+            &argv(&["/bin/grep", "^SigIgn", "/proc/self/status"]),
+            Duration::from_secs(10),
+            &[],
+        );
+        let out = stdout_of(run).expect("grep runs");
+        let ignored = out.trim().trim_start_matches("SigIgn:").trim();
+        let ignored = u64::from_str_radix(ignored, 16).expect("a hex mask");
+        assert_eq!(ignored & (1 << (libc::SIGPIPE - 1)), 0, "{out}");
+    }
+
+    #[test]
+    fn a_plugin_runs_as_leader_of_its_own_group_with_stdin_from_dev_null() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let runner = Arc::new(Runner::new());
+        let run = runner.run(
+            &argv(&[
+                "/bin/sh",
+                "-c",
+                "echo $$ $(cut -d' ' -f5 /proc/$$/stat) $(readlink /proc/$$/fd/0)",
+            ]),
+            Duration::from_secs(10),
+            &[],
+        );
+        let out = stdout_of(run).expect("sh runs");
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(words.len(), 3, "{out}");
+        assert_eq!(words[0], words[1], "pid and process group: {out}");
+        assert_eq!(words[2], "/dev/null", "{out}");
+    }
+
+    #[test]
+    fn a_program_is_looked_for_in_the_plugin_path_and_the_last_value_of_a_variable_wins() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (first, second) = (dir.path().join("a"), dir.path().join("b"));
+        for d in [&first, &second] {
+            std::fs::create_dir(d).expect("mkdir");
+        }
+        // Found first but not executable: skipped, as execvp does.
+        std::fs::write(first.join("hello"), "#!/bin/sh\necho wrong\n").expect("write");
+        let script = second.join("hello");
+        std::fs::write(&script, "#!/bin/sh\necho \"$GREETING\"\n").expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let path = format!("/nonexistent:{}:{}", first.display(), second.display());
+        let env = [
+            (OsString::from("GREETING"), OsString::from("first")),
+            (OsString::from("PATH"), OsString::from(path)),
+            (OsString::from("GREETING"), OsString::from("hello")),
+        ];
+        let runner = Arc::new(Runner::new());
+        let run = runner.run(&argv(&["hello"]), Duration::from_secs(10), &env);
+        assert_eq!(stdout_of(run), Ok("hello\n".to_string()));
+    }
+
+    #[test]
+    fn a_missing_or_unexecutable_program_is_an_error_that_says_which() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").expect("write");
+        let runner = Arc::new(Runner::new());
+        let timeout = Duration::from_secs(10);
+        let missing = runner.run(&argv(&["/nonexistent/check_x"]), timeout, &[]);
+        assert!(
+            matches!(&missing, Err(RunError::Spawn(e)) if e.kind() == io::ErrorKind::NotFound),
+            "{missing:?}"
+        );
+        let plain = runner.run(&[plain.into_os_string()], timeout, &[]);
+        assert!(
+            matches!(&plain, Err(RunError::Spawn(e)) if e.kind() == io::ErrorKind::PermissionDenied),
+            "{plain:?}"
+        );
+        let nul = runner.run(&argv(&["/bin/echo", "a\0b"]), timeout, &[]);
+        assert!(matches!(&nul, Err(RunError::Spawn(_))), "{nul:?}");
+        // Nothing was left unreaped by the failures.
+        assert_eq!(
+            stdout_of(runner.run(&argv(&["/bin/echo", "ok"]), timeout, &[])),
+            Ok("ok\n".to_string())
+        );
     }
 
     #[test]

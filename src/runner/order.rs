@@ -46,7 +46,7 @@ impl<T: Launch> Order<T> {
         match added {
             Ok(()) => Ok(run),
             // Its descriptors close with it, which takes them out of epoll.
-            Err(e) => Err(give_up(runner, run.pid, &run.handle, e)),
+            Err(e) => Err(give_up(runner, run.pid, e)),
         }
     }
 }

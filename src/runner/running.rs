@@ -17,7 +17,6 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// A plugin started and not yet reaped.
 pub(super) struct Running {
-    pub(super) handle: duct::Handle,
     pub(super) pid: i32,
     /// Until the plugin exits: then it is closed, which also takes it out
     /// of the epoll set.
@@ -78,14 +77,9 @@ impl Running {
 
     /// Reaps the plugin, which has exited and whose group was forgotten.
     pub(super) fn finish(self) -> Result<Finished, RunError> {
-        // It has exited: a non-blocking wait is enough (and is one system
-        // call where a blocking one is three).
-        let status = match self.handle.try_wait() {
-            Ok(Some(output)) => Ok(output.status),
-            Ok(None) => self.handle.wait().map(|o| o.status),
-            Err(e) => Err(e),
-        }
-        .map_err(RunError::Wait)?;
+        // It has exited: the wait returns at once.
+        let status = sys::wait_child(self.pid).map_err(RunError::Wait)?;
+        let status = std::process::ExitStatus::from_raw(status);
         let exited_at = self.exited_at.unwrap_or_else(Instant::now);
         Ok(Finished {
             escaped: Vec::new(),

@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::order::Order;
 use super::running::Running;
-use super::spawn::give_up;
+use super::spawn::{give_up, hold_signals_here};
 use super::{Launch, RunError, Runner};
 use crate::sys;
 
@@ -54,8 +54,8 @@ impl<T: Launch> Spawners<T> {
                 done.clone(),
                 Arc::clone(&bell),
             );
-            // Spawning needs little stack: glibc's spawn maps its own for
-            // the child.
+            // Spawning needs little stack: the child runs on one of its own
+            // (`spawn::CHILD_STACK`).
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("spawner {n}"))
@@ -105,18 +105,14 @@ fn spawn_loop<T: Launch>(
     done: &Sender<Spawned<T>>,
     bell: &sys::Waker,
 ) {
+    hold_signals_here();
     for order in queue.iter() {
         let run = order.launch(runner, epoll);
         unstarted.fetch_sub(1, Ordering::Relaxed);
         let started = run.is_ok();
         if let Err(lost) = done.send((order, run)) {
             if let (_, Ok(run)) = lost.into_inner() {
-                let _ = give_up(
-                    runner,
-                    run.pid,
-                    &run.handle,
-                    std::io::Error::other("no longer watched"),
-                );
+                let _ = give_up(runner, run.pid, std::io::Error::other("no longer watched"));
             }
             continue;
         }

@@ -339,12 +339,7 @@ impl<T> Drop for Watch<T> {
         if let Some(mut spawners) = self.spawners.take() {
             for (_, run) in spawners.close() {
                 if let Ok(run) = run {
-                    give_up(
-                        &self.runner,
-                        run.pid,
-                        &run.handle,
-                        io::Error::other("no longer watched"),
-                    );
+                    give_up(&self.runner, run.pid, io::Error::other("no longer watched"));
                 }
             }
         }
@@ -352,12 +347,7 @@ impl<T> Drop for Watch<T> {
             let Entry::Running { run, .. } = entry else {
                 continue;
             };
-            give_up(
-                &self.runner,
-                run.pid,
-                &run.handle,
-                io::Error::other("no longer watched"),
-            );
+            give_up(&self.runner, run.pid, io::Error::other("no longer watched"));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The few system calls std lacks, each wrapped once so that the rest of
 //! picomon holds no `unsafe`: descriptors (flags, locks, polling, epoll,
-//! eventfd), process groups and pidfds, the child subreaper, the allocator,
+//! eventfd), starting plugins (`spawn`), process groups and pidfds, the child subreaper, the allocator,
 //! host names.
 
 use std::ffi::{CStr, CString};
@@ -8,6 +8,10 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
+
+mod spawn;
+
+pub use spawn::{hold_signals, release_signals, spawn, wait_child, Child, Exec, CAUGHT_SIGNALS};
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     match rc {
