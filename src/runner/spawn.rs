@@ -25,8 +25,10 @@ thread_local! {
     static SIGNALS_HELD: Cell<bool> = const { Cell::new(false) };
     /// Whether this thread unblocked SIGCHLD already.
     static SIGCHLD_THROUGH: Cell<bool> = const { Cell::new(false) };
-    /// This thread's stack for the children it starts, made once.
-    static CHILD_STACK_HERE: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; CHILD_STACK].into_boxed_slice());
+    /// This thread's stack for the children it starts, made once: room
+    /// only, never written by us (zeroing it would make all of it
+    /// resident, where a child touches a page or two).
+    static CHILD_STACK_HERE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(CHILD_STACK));
 }
 
 /// For a thread that does nothing but start plugins (a spawner): blocks
@@ -45,7 +47,10 @@ pub(super) fn hold_signals_here() {
 /// Starts `exec` from this thread, its signals held for the moment if
 /// they are not held for good.
 fn spawn_here(exec: &sys::Exec, fds: [i32; 3]) -> io::Result<sys::Child> {
-    let spawn = || CHILD_STACK_HERE.with(|stack| sys::spawn(exec, fds, &mut stack.borrow_mut()));
+    let spawn = || {
+        CHILD_STACK_HERE
+            .with(|stack| sys::spawn(exec, fds, stack.borrow_mut().spare_capacity_mut()))
+    };
     if SIGNALS_HELD.with(Cell::get) {
         return spawn();
     }

@@ -1,7 +1,7 @@
 //! The few system calls std lacks, each wrapped once so that the rest of
 //! picomon holds no `unsafe`: descriptors (flags, locks, polling, epoll,
-//! eventfd), starting plugins (`spawn`), process groups and pidfds, the child subreaper, the allocator,
-//! host names.
+//! eventfd), starting plugins (`spawn`), process groups and pidfds, the
+//! child subreaper, the allocator, host names.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;

@@ -17,6 +17,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -223,10 +224,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 
 /// Starts `exec` with `fds` as its standard input, output and error, in a
 /// process group of its own, with no signal blocked, on `stack` (kept by
-/// the calling thread: the child runs on it until its exec). The calling
+/// the calling thread: the child runs on it until its exec; uninitialised,
+/// so that only the pages the child uses are ever touched). The calling
 /// thread must have every signal blocked but SIGCHLD, which the child
 /// inherits until it has put the handlers back to the default.
-pub fn spawn(exec: &Exec, fds: [RawFd; 3], stack: &mut [u8]) -> io::Result<Child> {
+pub fn spawn(exec: &Exec, fds: [RawFd; 3], stack: &mut [MaybeUninit<u8>]) -> io::Result<Child> {
     let plan = ChildPlan {
         exec,
         fds,
